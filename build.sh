@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# ./build.sh            build with ucc-gen, render content/, package dist/TA_escape_to_host-<version>.tar.gz, run AppInspect
+# ./build.sh env        only create or refresh the virtual environments (.venv, .venv-appinspect, .venv-psa)
+# ./build.sh replay ... run the add-on's analytics over raw log files (see README)
+# ./build.sh bench      benchmark the custom commands
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+APP=TA_escape_to_host
+
+log() { echo "build.sh: $*" >&2; }
+
+# venv NAME REQUIREMENTS: create it once, reinstall only when the pinned requirements change.
+venv() {
+  local dir=$1 req=$2 stamp=$1/.requirements.sha256
+  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  log "installing $req into $dir"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --disable-pip-version-check -q -r "$req" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  echo "$want" > "$stamp"
+}
+
+environments() {
+  venv .venv requirements/dev.txt
+  venv .venv-appinspect requirements/appinspect.txt
+  venv .venv-psa requirements/psa.txt
+}
+
+# Hash of every file the build reads: ./test.sh rebuilds only when it changed.
+fingerprint() {
+  git ls-files -co --exclude-standard -- package content tools globalConfig.json additional_packaging.py requirements \
+    | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1
+}
+
+version() { .venv/bin/python -c 'import json; print(json.load(open("globalConfig.json"))["meta"]["version"])'; }
+
+build() {
+  environments
+  local v; v=$(version)
+  log "building $APP $v"
+  rm -rf output
+  # ucc-gen runs pip with the python3 on PATH: put the venv first so it is the venv's.
+  PATH="$ROOT/.venv/bin:$PATH" .venv/bin/ucc-gen build --source package --ta-version "$v" --pip-version 26.2 \
+      --python-binary-name "$ROOT/.venv/bin/python" > output.build.log 2>&1 || { cat output.build.log >&2; exit 1; }
+  mv output.build.log output/build.log
+  if ! git diff --quiet -- globalConfig.json 2>/dev/null; then
+    log "ucc-gen rewrote globalConfig.json: commit it in the form the build writes"; git --no-pager diff -- globalConfig.json >&2; exit 1
+  fi
+  mkdir -p dist
+  rm -f "dist/$APP-$v.tar.gz"
+  .venv/bin/ucc-gen package --path "output/$APP" -o dist > output/package.log 2>&1 || { cat output/package.log >&2; exit 1; }
+  [ -f "dist/$APP-$v.tar.gz" ] || { log "ucc-gen package did not write dist/$APP-$v.tar.gz"; exit 1; }
+  log "packaged dist/$APP-$v.tar.gz"
+  appinspect "dist/$APP-$v.tar.gz"
+  fingerprint > output/.source.sha256
+}
+
+appinspect() {
+  local rc=0
+  .venv-appinspect/bin/splunk-appinspect inspect "$1" --mode precert --skip-trusted-libraries-update --ci \
+      --data-format json --output-file dist/appinspect.json > dist/appinspect.out 2>&1 || rc=$?
+  .venv/bin/python tools/appinspect_summary.py dist/appinspect.json >&2
+  case $rc in
+    0|103) log "AppInspect report: dist/appinspect.json (exit $rc: no failure, no future failure)";;
+    *) log "AppInspect failed (exit $rc); report: dist/appinspect.json, log: dist/appinspect.out"; exit 1;;
+  esac
+}
+
+case "${1:-}" in
+  "") build;;
+  env) environments;;
+  fingerprint) fingerprint;;
+  replay|bench) log "'$1' is not implemented yet"; exit 2;;
+  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
+esac

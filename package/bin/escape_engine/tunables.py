@@ -1,0 +1,161 @@
+"""Validation and SPL rendering of the setup-page tunables (the DET0219 "mutable elements").
+
+A value is validated against its kind's character allowlist and rules, normalised, then rendered into a macro
+definition that is a single SPL literal: a quoted string for lists (the allowlists exclude quotes and
+backslashes, so nothing needs escaping) or a bare integer. Raw user text never reaches SPL.
+"""
+import posixpath
+import re
+from typing import Dict, List, Mapping, Sequence
+
+MAX_VALUE_LENGTH = 4096
+
+# Syscalls the Linux analytic inspects; the allowlist may only name these.
+ESCAPE_SYSCALLS = (
+    "unshare", "setns", "mount", "umount2", "keyctl", "add_key", "request_key", "pivot_root", "chroot",
+    "open_by_handle_at", "init_module", "finit_module",
+)
+
+_UNIX_PATH_ITEM = re.compile(r"/[A-Za-z0-9._/@+:=-]*")
+_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*")
+_MODULE_ITEM = re.compile(r"[A-Za-z0-9_.-]+")
+_DIGITS = re.compile(r"[0-9]+")
+
+# Per-kind characters a value may contain at all; checked first so the message names the offending character.
+ALLOWED_CHARACTERS: Dict[str, str] = {
+    "unix_path_list": "letters, digits and . _ / @ + : = - separated by commas",
+    "windows_dir_list": "letters, digits, spaces and . _ \\ / : ( ) % $ ~ + - separated by commas",
+    "syscall_list": "syscall names separated by commas",
+    "module_list": "letters, digits and _ . - separated by commas",
+    "integer": "digits",
+    "duration_seconds": "digits",
+}
+_CHARSETS: "Dict[str, re.Pattern[str]]" = {
+    "unix_path_list": re.compile(r"[A-Za-z0-9._/@+:=, -]*"),
+    "windows_dir_list": re.compile(r"[A-Za-z0-9 ._\\/:()%$~+,-]*"),
+    "syscall_list": re.compile(r"[a-z0-9_, ]*"),
+    "module_list": re.compile(r"[A-Za-z0-9_., -]*"),
+    "integer": re.compile(r"[0-9]*"),
+    "duration_seconds": re.compile(r"[0-9]*"),
+}
+
+
+class TunableSpec:
+    """One tunable from content/tunables.yml."""
+
+    def __init__(self, entry: Mapping[str, object]) -> None:
+        self.macro = str(entry["macro"])
+        self.field = str(entry["field"])
+        self.label = str(entry["label"])
+        self.kind = str(entry["kind"])
+        if self.kind not in _CHARSETS:
+            raise ValueError("tunable {}: unknown kind {!r}".format(self.macro, self.kind))
+        self.default = str(entry.get("default", ""))
+        self.minimum = int(str(entry["min"])) if "min" in entry else None
+        self.maximum = int(str(entry["max"])) if "max" in entry else None
+
+
+def load_specs(schema: Mapping[str, object]) -> Dict[str, TunableSpec]:
+    """Index the tunables of a parsed content/tunables.yml by macro name."""
+    entries = schema.get("tunables")
+    if not isinstance(entries, list):
+        raise ValueError("tunable schema has no 'tunables' list")
+    specs = [TunableSpec(e) for e in entries]
+    return {s.macro: s for s in specs}
+
+
+def _split_list(value: str) -> List[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _normalise_unix_path(item: str) -> str:
+    if not _UNIX_PATH_ITEM.fullmatch(item):
+        raise ValueError("{!r} is not an absolute Unix path (it must start with /)".format(item))
+    normalised = posixpath.normpath(item)
+    # normpath keeps a leading '//' (POSIX allows it to mean something else); a mount path never does.
+    return "/" + normalised.lstrip("/")
+
+
+def _normalise_windows_dir(item: str) -> str:
+    if not _WINDOWS_DIR_ITEM.fullmatch(item):
+        raise ValueError(
+            "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix (\\\\server\\share)".format(item))
+    # Rendered with forward slashes so the SPL literal never holds a backslash escape.
+    unc = item.startswith("\\\\")
+    parts = [p for p in re.split(r"[\\/]+", item) if p]
+    joined = "/".join(parts)
+    return "//" + joined if unc else joined
+
+
+def normalise(spec: TunableSpec, value: str) -> str:
+    """Return the canonical form of `value`, or raise ValueError saying what is allowed."""
+    if len(value) > MAX_VALUE_LENGTH:
+        raise ValueError("{}: the value is {} characters long; at most {} are allowed".format(
+            spec.label, len(value), MAX_VALUE_LENGTH))
+    if not _CHARSETS[spec.kind].fullmatch(value):
+        bad = next(c for c in value if not _CHARSETS[spec.kind].fullmatch(c))
+        raise ValueError("{}: the character {!r} is not allowed; use {}".format(
+            spec.label, bad, ALLOWED_CHARACTERS[spec.kind]))
+    try:
+        return _normalise_checked(spec, value)
+    except ValueError as err:
+        raise ValueError("{}: {}".format(spec.label, err)) from None
+
+
+def _normalise_checked(spec: TunableSpec, value: str) -> str:
+    if spec.kind in ("integer", "duration_seconds"):
+        if not _DIGITS.fullmatch(value):
+            raise ValueError("a whole number is required")
+        number = int(value)
+        if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
+            raise ValueError("{} is out of range; use {} to {}".format(number, spec.minimum, spec.maximum))
+        return str(number)
+    items = _split_list(value)
+    if spec.kind == "unix_path_list":
+        items = [_normalise_unix_path(i) for i in items]
+    elif spec.kind == "windows_dir_list":
+        items = [_normalise_windows_dir(i) for i in items]
+    elif spec.kind == "syscall_list":
+        for item in items:
+            if item not in ESCAPE_SYSCALLS:
+                raise ValueError("{!r} is not one of the inspected syscalls: {}".format(item, ", ".join(ESCAPE_SYSCALLS)))
+    elif spec.kind == "module_list":
+        for item in items:
+            if not _MODULE_ITEM.fullmatch(item):
+                raise ValueError("{!r} is not a module name of [A-Za-z0-9_.-]".format(item))
+    return ",".join(dict.fromkeys(items))  # de-duplicated, order kept
+
+
+def render(spec: TunableSpec, value: str) -> str:
+    """Validate `value` and return the macro definition: a bare integer or one double-quoted SPL string."""
+    canonical = normalise(spec, value)
+    if spec.kind in ("integer", "duration_seconds"):
+        return canonical
+    return '"' + canonical + '"'
+
+
+def parse_definition(spec: TunableSpec, definition: str) -> str:
+    """Read a macro definition back into the value the setup page shows (inverse of `render`)."""
+    text = definition.strip()
+    if spec.kind not in ("integer", "duration_seconds"):
+        if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+            raise ValueError("{}: the macro definition {!r} is not one quoted string".format(spec.label, definition))
+        text = text[1:-1]
+    return normalise(spec, text)
+
+
+def render_all(specs: Sequence[TunableSpec], values: Mapping[str, str]) -> Dict[str, str]:
+    """Render every tunable at once; raises on the first invalid value so nothing is half-applied."""
+    return {s.macro: render(s, values.get(s.macro, s.default)) for s in specs}
+
+
+def ucc_pattern(kind: str) -> str:
+    """The regex the setup page's UCC validator uses for a list kind (server-side first line of defence)."""
+    patterns = {
+        "unix_path_list": r"^\s*(/[A-Za-z0-9._/@+:=-]*\s*(,\s*/[A-Za-z0-9._/@+:=-]*\s*)*)?$",
+        "windows_dir_list": r"^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*"
+                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
+        "syscall_list": r"^\s*((" + "|".join(ESCAPE_SYSCALLS) + r")\s*(,\s*(" + "|".join(ESCAPE_SYSCALLS) + r")\s*)*)?$",
+        "module_list": r"^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$",
+    }
+    return patterns[kind]

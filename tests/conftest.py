@@ -1,0 +1,34 @@
+"""Shared paths and fixtures. Tests reach ../shared through a path relative to the repository, never an absolute one."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = "TA_escape_to_host"
+BUILT_APP = ROOT / "output" / APP_NAME
+SHARED = ROOT.parent / "shared"
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "package" / "bin"))
+
+
+def app_version() -> str:
+    return str(json.loads((ROOT / "globalConfig.json").read_text())["meta"]["version"])
+
+
+@pytest.fixture(scope="session")
+def built_app() -> Path:
+    """The ucc-gen build output. ./test.sh builds first; a missing build is an error, not a skip."""
+    if not (BUILT_APP / "default" / "app.conf").is_file():
+        pytest.fail("output/{} is missing: run ./build.sh (./test.sh does it for you)".format(APP_NAME))
+    return BUILT_APP
+
+
+@pytest.fixture(scope="session")
+def package_tarball() -> Path:
+    tarball = ROOT / "dist" / "{}-{}.tar.gz".format(APP_NAME, app_version())
+    if not tarball.is_file():
+        pytest.fail("{} is missing: run ./build.sh".format(tarball.relative_to(ROOT)))
+    return tarball

@@ -1,0 +1,1 @@
+"""Project tooling that never ships: content rendering, conf reading, lint."""
