@@ -47,11 +47,14 @@ _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x
 class Item:
     """One event of a container's activity that a chain may rest on."""
 
-    __slots__ = ("time", "kind", "cds", "text", "success", "name", "detail", "order", "source", "sourcetype")
+    __slots__ = ("time", "kind", "cds", "text", "success", "name", "detail", "order", "source", "sourcetype",
+                 "attribution")
 
     def __init__(self, time: float, kind: str, cds: List[str], text: str, success: bool, name: str,
-                 detail: str = "", order: int = 0, source: str = "", sourcetype: str = "") -> None:
+                 detail: str = "", order: int = 0, source: str = "", sourcetype: str = "",
+                 attribution: str = "") -> None:
         self.time = time
+        self.attribution = attribution
         self.kind = kind
         self.cds = cds
         self.text = text
@@ -123,7 +126,6 @@ class Correlator:
         self.hosts: Dict[str, HostLineage] = {}
         for host, data in (state or {}).items():
             self.hosts[host] = HostLineage.from_json(dict(data), self.runtime)
-        self._persisted = {h: set(t.procs) for h, t in self.hosts.items()}
         self._events: Dict[Tuple[str, str, str], _Event] = {}
         self._oldest: Optional[float] = None
         self._exec_cds: Dict[Tuple[str, str, float], List[str]] = {}
@@ -302,8 +304,7 @@ class Correlator:
         when = event.time
         key, evidence, runtime, parent = table.attribute(pid, ppid, when, comm, exe, dev, argv, title, subj,
                                                          explicit, self.skew)
-        if parent is not None and parent.pid in self._persisted.get(table.host, ()) and key and \
-                parent.start < when - self.skew and "persisted state" not in evidence:
+        if parent is not None and parent.persisted and key and "persisted state" not in evidence:
             evidence += " [persisted state]"
         if not key and not runtime and parent is None and not table.known(ppid) and table.is_host_dev(dev):
             helper = self._helper_trap(table, ppid, when)
@@ -324,7 +325,7 @@ class Correlator:
         first = title[:2] == RUNC_INIT_TITLE
         container_id = container_id_from_argv(parent.argv) if parent is not None else ""
         table.container_seen(key, when, evidence, container_id)
-        item_args: Dict[str, Any] = dict(source=event.source, sourcetype=event.sourcetype)
+        item_args: Dict[str, Any] = dict(source=event.source, sourcetype=event.sourcetype, attribution=evidence)
         if first and (table.host, key) not in self._started:
             self._started.add((table.host, key))
             self._child_start(event, table, key, argv)
@@ -398,7 +399,7 @@ class Correlator:
     def _syscall(self, event: _Event, table: HostLineage, name: str, pid: str, ppid: str, comm: str, exe: str,
                  success: bool, fields: Mapping[str, str], paths: List[auditd.AuditRecord]) -> None:
         when = event.time
-        key, _, runtime, proc = self._attribute_running(table, pid, ppid, when, comm, exe)
+        key, attribution, runtime, proc = self._attribute_running(table, pid, ppid, when, comm, exe)
         if runtime:
             self.summary["runtime_suppressed"] += 1
             return
@@ -416,7 +417,8 @@ class Correlator:
         text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", pid, comm,
                                             detail, "" if success else " exit=%s" % fields.get("exit", ""))
         self._add_item(table.host, key, Item(when, "syscall", cds, text.strip(), success, name, detail,
-                                             source=event.source, sourcetype=event.sourcetype))
+                                             source=event.source, sourcetype=event.sourcetype,
+                                             attribution=attribution))
         if name == "mount" and success and pid.isdigit() and self._cgroup_mount(proc, detail):
             self._traps.setdefault(table.host, []).append((when, int(pid), key, cds))
 
@@ -529,7 +531,8 @@ class Correlator:
                      else "attempts"] += 1
         table = self._table(host)
         container = table.containers.get(key, {})
-        attribution = str(container.get("evidence", "")) or "unknown"
+        attribution = next((i.attribution for i in triggers if i.attribution), "") or \
+            str(container.get("evidence", "")) or "unknown"
         evidence: List[str] = []
         for item in items:
             if item.kind in ("host_exec", "helper_exec", "child_start") and item.time < first_trigger.time - self.skew:

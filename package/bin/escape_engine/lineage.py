@@ -33,7 +33,7 @@ class Proc:
     """One process image (an execve) and its attribution."""
 
     __slots__ = ("pid", "ppid", "start", "comm", "exe", "dev", "argv", "uid", "container", "evidence", "runtime",
-                 "helper", "last")
+                 "helper", "last", "persisted")
 
     def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
                  argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
@@ -51,6 +51,7 @@ class Proc:
         self.runtime = runtime
         self.helper = helper
         self.last = start
+        self.persisted = False  # loaded from the state of an earlier search
 
     def to_json(self) -> Dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "start": self.start, "comm": self.comm, "exe": self.exe,
@@ -64,19 +65,25 @@ class Proc:
                    [str(a) for a in data.get("argv", [])], str(data.get("uid", "")), str(data.get("container", "")),
                    str(data.get("evidence", "")), bool(data.get("runtime", False)), bool(data.get("helper", False)))
         proc.last = float(data.get("last", proc.start))
+        proc.persisted = True
         return proc
 
 
 def container_id_from_argv(argv: List[str]) -> str:
     """Container id from a shim (`-id <id>`), conmon (`-c <id>` / `--cid`) or runc/crun (`exec|start|... <id>`) argv."""
-    for flag in ("-id", "--id", "-c", "--cid"):
-        if flag in argv:
-            position = argv.index(flag)
-            if position + 1 < len(argv):
-                return argv[position + 1]
-    for verb in ("exec", "create", "start", "run"):
-        if verb in argv and argv[-1] != verb and not argv[-1].startswith("-"):
-            return argv[-1]
+    program = basename(argv[0]) if argv else ""
+    if program in SHIMS:
+        flags = ("-c", "--cid") if program == "conmon" else ("-id", "--id")
+        for flag in flags:
+            if flag in argv:
+                position = argv.index(flag)
+                if position + 1 < len(argv):
+                    return argv[position + 1]
+        return ""
+    if program in RUNTIME_CLIS:
+        for verb in ("exec", "create", "start", "run"):
+            if verb in argv and argv[-1] != verb and not argv[-1].startswith("-"):
+                return argv[-1]
     return ""
 
 
