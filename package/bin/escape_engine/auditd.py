@@ -35,18 +35,31 @@ _HEX_DIGITS = frozenset("0123456789ABCDEF")
 
 
 class AuditRecord:
-    """One audit record line."""
+    """One audit record line; its fields are split on first use (most records of a busy host are never read)."""
 
-    __slots__ = ("rtype", "stamp", "serial", "node", "fields", "interpreted")
+    __slots__ = ("rtype", "stamp", "serial", "node", "_raw", "_tail", "_fields", "_interpreted")
 
-    def __init__(self, rtype: str, stamp: str, serial: str, node: str, fields: Dict[str, str],
-                 interpreted: Dict[str, str]) -> None:
+    def __init__(self, rtype: str, stamp: str, serial: str, node: str, raw: str, tail: str) -> None:
         self.rtype = rtype
         self.stamp = stamp
         self.serial = serial
         self.node = node
-        self.fields = fields
-        self.interpreted = interpreted
+        self._raw = raw
+        self._tail = tail
+        self._fields: Optional[Dict[str, str]] = None
+        self._interpreted: Optional[Dict[str, str]] = None
+
+    @property
+    def fields(self) -> Dict[str, str]:
+        if self._fields is None:
+            self._fields = split_fields(self._raw)
+        return self._fields
+
+    @property
+    def interpreted(self) -> Dict[str, str]:
+        if self._interpreted is None:
+            self._interpreted = split_fields(self._tail) if self._tail else {}
+        return self._interpreted
 
     @property
     def epoch(self) -> Optional[float]:
@@ -126,9 +139,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
         body = body[2:]
     raw, _, tail = body.partition(GS)
-    fields = split_fields(raw)
-    interpreted = split_fields(tail) if tail else {}
-    return AuditRecord(rtype, stamp, serial, node, fields, interpreted)
+    return AuditRecord(rtype, stamp, serial, node, raw, tail)
 
 
 class AuditEvent:
