@@ -38,6 +38,8 @@ RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "
                         "--userns=host", "--ipc=host")
 AGENT_FILES = ("release_agent", "core_pattern")
 HELPER_WINDOW = 10.0
+# Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
+READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
 REPORTS = ("escapes", "attempts", "all")
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
@@ -189,7 +191,8 @@ class Correlator:
             event.source = _text(record.get("source"))
             event.sourcetype = _text(record.get("sourcetype"))
             self._events[key] = event
-        event.records.append(parsed)
+        if parsed.rtype in READ_TYPES:
+            event.records.append(parsed)
         if cd and cd not in event.cds:
             event.cds.append(cd)
 
