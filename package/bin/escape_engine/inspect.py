@@ -122,11 +122,10 @@ class Inspector:
             row["escape_evidence_cd"] = cds if len(cds) > 1 else cds[0]
         row.update(extra)
         actor = extra.get("escape_actor", "")
-        summary = "{}{} {}: {}.".format(
+        summary = "{}{} {}: {}.{}".format(
             "Allowlisted ({}) ".format(origin) if origin is not None else "",
-            extra.get("escape_action", "write of"), label, "; ".join(details))
-        if actor:
-            summary = summary[:-1] + " Actor: {}.".format(actor)
+            extra.get("escape_action", "write of"), label, "; ".join(details),
+            " Actor: {}.".format(actor) if actor else "")
         row["escape_summary"] = summary[0].upper() + summary[1:]
         return row
 
@@ -172,8 +171,10 @@ class Inspector:
                 reason = ("marked audit.k8s.io/truncated" if event.truncated
                           else "logged without a request body (audit level {})".format(event.level or "Metadata"))
                 extra.pop("escape_action")
+                label = "{}/{}/{}".format(kube.KINDS[event.resource], event.namespace or "-", event.name or "-")
                 yield self._health_row(record, what, "The {} of {} by {} was {}: its spec cannot be inspected.".format(
-                    event.verb, target, event.username or "?", reason), dict(extra, escape_platform="kubernetes"))
+                    event.verb, target, event.username or "?", reason),
+                    dict(extra, escape_platform="kubernetes", escape_workload=label))
             return
         if self.mode != "spec":
             return
@@ -237,7 +238,8 @@ class Inspector:
             yield self._health_row(call.record, "create_body_missing", (
                 "dockerd logged the create of container {} without its form data (body over 4 KiB, or not at debug "
                 "level): its settings cannot be inspected.").format(call.name or "(unnamed)"),
-                {"escape_platform": "docker", "escape_container": call.name})
+                {"escape_platform": "docker", "escape_container": call.name,
+                 "escape_workload": "docker:{}/{}".format(_first(call.record.get("host")) or "-", call.name or "(unnamed)")})
 
     def _expire(self, key: Tuple[str, str], now: float, everything: bool = False) -> Iterator[Row]:
         forms = self._forms.get(key, [])

@@ -6,7 +6,7 @@ normalised to their full repository reference before they are compared with the 
 """
 import fnmatch
 import posixpath
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 
@@ -248,6 +248,18 @@ class AllowRule:
             if (workload.namespace, workload.service_account or "default") != (self.namespace, self.service_account):
                 return False
         return bool(container.image) and image_matches(container.image, self.image)
+
+
+def allow_rules(rows: Iterable[Mapping[str, str]], origin: str) -> List[AllowRule]:
+    """Rules from the rows of a shipped lookup (columns platform, image, namespace, service_account)."""
+    rules = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            rules.append(AllowRule(row.get("platform") or "", row.get("image") or "", row.get("namespace") or "",
+                                   row.get("service_account") or "", origin=origin))
+        except ValueError as err:
+            raise ValueError("{} line {}: {}".format(origin, number, err)) from None
+    return rules
 
 
 def parse_allow_option(value: str) -> List[AllowRule]:
