@@ -146,7 +146,7 @@ def test_docker_inspect_scripted_input_with_a_stand_in_cli(built_app: Path, tmp_
 def test_scripted_input_ships_disabled(built_app: Path) -> None:
     from tools import conffile
     inputs = conffile.parse_text((built_app / "default" / "inputs.conf").read_text())
-    stanza = inputs["script://./bin/escape_docker_inspect.sh 60"]
+    stanza = inputs["script://$SPLUNK_HOME/etc/apps/TA_escape_to_host/bin/escape_docker_inspect.sh 60"]
     assert stanza["disabled"] == "1" and stanza["sourcetype"] == "docker:inspect"
     assert (built_app / "bin" / "escape_docker_inspect.sh").stat().st_mode & stat.S_IXUSR
     assert "python" not in (built_app / "bin" / "escape_docker_inspect.sh").read_text().lower()
