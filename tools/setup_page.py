@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
 sys.path.insert(0, str(ROOT))
 
-from tools.setup_manifest import data_scope_entries, detections  # noqa: E402
+from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402
 
 INDEX_LIST_PATTERN = r"^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$"
 SOURCETYPE_LIST_PATTERN = r"^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$"
@@ -26,9 +26,9 @@ SCOPE_STATUS_HELP = (
     "while it names no index or found no events in the last 24 hours. Edits to this box are ignored.")
 
 
-def data_sources_tab() -> Dict[str, Any]:
+def data_sources_tab(content: Path = CONTENT) -> Dict[str, Any]:
     entity: List[Dict[str, Any]] = []
-    for entry in data_scope_entries():
+    for entry in data_scope_entries(content):
         source = entry["name"][len("escape_"):]
         if "scope" in entry:
             label = entry["scope"]["label"]
@@ -80,9 +80,9 @@ def data_sources_tab() -> Dict[str, Any]:
     return {"name": "data_sources", "title": "Data sources", "entity": entity}
 
 
-def analytics_tab() -> Dict[str, Any]:
+def analytics_tab(content: Path = CONTENT) -> Dict[str, Any]:
     entity: List[Dict[str, Any]] = []
-    for detection in detections():
+    for detection in detections(content):
         entity.append({
             "type": "checkbox", "label": detection["title"], "field": detection["slug"],
             "help": "Scheduled search \"Escape to Host - {} - Rule\" ({} analytic, {} detection). Alert actions are set "
@@ -95,11 +95,11 @@ def analytics_tab() -> Dict[str, Any]:
     return {"name": "analytics", "title": "Analytics", "entity": entity}
 
 
-def expected(config: Dict[str, Any]) -> Dict[str, Any]:
+def expected(config: Dict[str, Any], content: Path = CONTENT) -> Dict[str, Any]:
     """globalConfig with the two generated tabs in place (after Tunables, before Logging)."""
     tabs = [t for t in config["pages"]["configuration"]["tabs"] if t.get("name") not in ("data_sources", "analytics")]
     at = next(i for i, t in enumerate(tabs) if t.get("name") == "tunables") + 1
-    tabs[at:at] = [data_sources_tab(), analytics_tab()]
+    tabs[at:at] = [data_sources_tab(content), analytics_tab(content)]
     result = json.loads(json.dumps(config))
     result["pages"]["configuration"]["tabs"] = tabs
     return result
