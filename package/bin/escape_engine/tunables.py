@@ -251,8 +251,8 @@ def normalise_indexes(label: str, value: str) -> List[str]:
                           "index names of lowercase letters, digits, _ and - separated by commas")
     for item in items:
         if not _INDEX_NAME.fullmatch(item):
-            raise ValueError("{}: {!r} is not an index name; it must start with a lowercase letter or a digit".format(
-                label, item))
+            raise ValueError("{}: {!r} is not an index name; use lowercase letters, digits, _ and -, starting with a "
+                             "lowercase letter or a digit".format(label, item))
         if item == "kvstore":
             raise ValueError("{}: 'kvstore' is reserved and cannot be an index name".format(label))
     return items
@@ -264,8 +264,8 @@ def normalise_sourcetypes(label: str, value: str) -> List[str]:
                           "sourcetype names of letters, digits and _ . : / - * separated by commas")
     for item in items:
         if not _SOURCETYPE_ITEM.fullmatch(item):
-            raise ValueError("{}: {!r} is not a sourcetype name; it must start with a letter, a digit or _".format(
-                label, item))
+            raise ValueError("{}: {!r} is not a sourcetype name; use letters, digits and _ . : / - * (no spaces), "
+                             "starting with a letter, a digit or _".format(label, item))
     if not items:
         raise ValueError("{}: at least one sourcetype is required".format(label))
     return items
