@@ -311,3 +311,41 @@ def test_sysmon_chroot_into_host_root_is_an_escape_chain() -> None:
     assert len(rows) == 1 and rows[0]["escape_category"] == "escape"
     assert "lineage:containerd-shim" in rows[0]["escape_attribution"]
     assert set(rows[0]["escape_evidence_cd"]) == {"1:0", "1:1", "1:2"}
+
+
+def test_sysmon_stamping_the_first_process_early_still_forms_one_chain_with_auditd() -> None:
+    # Sysmon stamps a container's first process ~0.4 s before auditd's execve of it (telemetry.md §4).
+    sysmon = _sysmon(1, "2026-11-29 03:45:40.000", 60, 50, "/usr/bin/nsenter", "/usr/bin/containerd-shim-runc-v2",
+                     "nsenter -t 1 -m -p -- /bin/sh")
+    audit = _exec(2, 1795923940.4, 60, 50, "nsenter", "/usr/bin/nsenter", "00:27",
+                  ["nsenter", "-t", "1", "-m", "-p", "--", "/bin/sh"], "72756E6300696E6974") + \
+        _audit_event(3, 1795923940.41, "308", 60, 50, "nsenter", "/usr/bin/nsenter") + \
+        _exec(4, 1795923940.42, 61, 60, "sh", "/usr/bin/dash", "fe:00", ["/bin/sh"])
+    shim = _exec(1, 1795923939.0, 50, 1, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00",
+                 ["/usr/bin/containerd-shim-runc-v2", "-id", "abc123"])
+    records = _records(shim + audit, host="node1") + [
+        {"_raw": sysmon, "host": "node1", "_cd": "1:0", "_time": "1795923940.0", "sourcetype": "sysmon:linux"}]
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    rows = list(run(records, report="all"))
+    assert [r["escape_finding"] for r in rows] == ["nsenter_host_exec"]
+    assert "1:0" in rows[0]["escape_evidence_cd"] and rows[0]["escape_container"] == "abc123"
+
+
+def test_a_release_agent_write_seen_by_sysmon_arms_the_usermode_helper_trap() -> None:
+    shim = _exec(1, 100.0, 50, 1, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00",
+                 ["/usr/bin/containerd-shim-runc-v2", "-id", "abc123"])
+    shell = _exec(2, 101.0, 60, 50, "sh", "/bin/sh", "00:27", ["sh", "-c", "x"], "72756E6300696E6974")
+    helper_child = _exec(3, 103.0, 71, 70, "id", "/usr/bin/id", "fe:00", ["id"]) + ['type=CWD %(m)s cwd="/"']
+    helper_child = helper_child[:1] + [line % {"m": "msg=audit(103.000:3):"} if "%(m)s" in line else line
+                                       for line in helper_child[1:]]
+    write = ('Nov 29 00:00:01 h1 sysmon: <Event><System><EventID>11</EventID><Computer>h1</Computer></System>'
+             '<EventData><Data Name="UtcTime">1970-01-01 00:01:42.000</Data><Data Name="ProcessId">60</Data>'
+             '<Data Name="Image">/bin/sh</Data><Data Name="TargetFilename">/tmp/cgrp/release_agent</Data></EventData>'
+             '</Event>')
+    records = _records(shim + shell + helper_child) + [
+        {"_raw": write, "host": "h1", "_cd": "1:9", "_time": "102", "sourcetype": "sysmon:linux"}]
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    rows = list(run(records, report="all"))
+    assert [r["escape_finding"] for r in rows] == ["release_agent_host_exec"]
+    assert rows[0]["escape_host_binaries"] == ["/usr/bin/id"]
+    assert "1:9" in rows[0]["escape_evidence_cd"]
