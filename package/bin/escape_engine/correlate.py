@@ -466,7 +466,7 @@ class Correlator:
             pf = path.fields
             target = auditd.decode_string(pf.get("name", ""))
             mode = pf.get("mode", "")
-            if mode.startswith("060"):
+            if mode.startswith("060") or mode.startswith("block"):
                 parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
             elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
                 parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))
