@@ -318,7 +318,18 @@ def default_field_function(app_dir: Path) -> FieldFunction:
         warn("tools/searchtime.py is not here yet: base searches see only _raw, sourcetype, source and host")
         return lambda event: {}
     knowledge = SearchTimeKnowledge.from_app(app_dir)
-    return knowledge.fields  # type: ignore[no-any-return]
+
+    def fields(event: Mapping[str, str]) -> Mapping[str, Value]:
+        result: Dict[str, Value] = dict(knowledge.fields(event))
+        eventtypes = knowledge.eventtypes(result)
+        if eventtypes:
+            result["eventtype"] = eventtypes
+            tags = knowledge.tags(result)
+            if tags:
+                result["tag"] = tags
+        return result
+
+    return fields
 
 
 _BREAKERS = r"\s\[\]<>(){}|!;,'\"*&?+=/:@.\-$#%\\_"
@@ -330,6 +341,15 @@ def _wildcard(value: str, bounded: bool) -> "re.Pattern[str]":
         body = r"(?:^|(?<=[{0}])){1}(?=$|[{0}])".format(_BREAKERS, body)
         return re.compile(body, re.IGNORECASE | re.DOTALL)
     return re.compile(body + r"\Z", re.IGNORECASE | re.DOTALL)
+
+
+DEFAULT_FIELDS = frozenset({"_raw", "_time", "_cd", "index", "sourcetype", "source", "host"})
+
+
+def _fields_used(node: spllint.Node) -> "set[str]":
+    if isinstance(node, spllint.BoolOp):
+        return set().union(*(_fields_used(child) for child in node.children))
+    return {node.field or "_raw"}
 
 
 def matches(node: spllint.Node, event: Mapping[str, Value]) -> bool:
@@ -457,13 +477,22 @@ class Replay:
 
     def __post_init__(self) -> None:
         self.macros = macro_table(self.content_dir, self.overrides)
-        function = self.field_function or default_field_function(self.app_dir)
-        self.fields: List[Event] = []
-        for event in self.events:
-            extracted: Event = dict(function({k: v for k, v in event.items() if isinstance(v, str)}))
-            extracted.update(event)  # the default fields win, as in Splunk
-            self.fields.append(extracted)
+        self.function = self.field_function or default_field_function(self.app_dir)
+        self.cache: Dict[int, Event] = {}
         self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
+
+    def fields_of(self, position: int) -> Event:
+        """The event with its search-time fields, computed once and only for events a search needs them for."""
+        if position not in self.cache:
+            event = self.events[position]
+            try:
+                extracted: Event = dict(self.function({k: v for k, v in event.items() if isinstance(v, str)}))
+            except Exception as err:  # a knowledge setting the evaluator refuses: a user error, not a crash
+                raise ReplayError("search-time fields of {} event {}: {}".format(
+                    event["sourcetype"], event["_cd"], err)) from None
+            extracted.update(event)  # the default fields win, as in Splunk
+            self.cache[position] = extracted
+        return self.cache[position]
 
     def run(self, detection: content.Detection) -> List[Dict[str, object]]:
         try:
@@ -471,7 +500,9 @@ class Replay:
             tree = spllint.parse_search_expression(base)
         except spllint.LintError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
-        selected = [e for e in self.fields if matches(tree, e)]
+        needs_fields = bool(_fields_used(tree) - DEFAULT_FIELDS)
+        selected = [self.fields_of(i) for i, e in enumerate(self.events)
+                    if matches(tree, self.fields_of(i) if needs_fields else e)]
         # Splunk hands events newest first; among equal times, the later-read event first.
         selected.sort(key=lambda e: (float(str(e["_time"])), int(str(e["_cd"]).split(":")[1])), reverse=True)
         env = {"ESCAPE_STATE_DIR": str(self.state_dir)} if self.state_dir else {}

@@ -13,7 +13,7 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.conftest import ROOT, SHARED
-from tests.integration.harness.replay_fixture import detection, make_app, make_content
+from tests.integration.harness.replay_fixture import PROPS, detection, make_app, make_content
 from tools import content, replay
 
 AUDIT = SHARED / "data" / "lab-run1" / "audit-session1.log.gz"
@@ -23,6 +23,16 @@ EVENTS = SHARED / "data" / "lab-run1" / "docker-events.jsonl"
 KUBE = SHARED / "data" / "public" / "kube_apiserver"
 WINDOWS = SHARED / "data" / "public" / "wineventlog"
 ALERT_KEYS = ["analytic", "detection", "time", "host", "severity", "summary", "evidence"]
+
+
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A slice of the lab's raw audit log (gzipped, 0x1D kept): its first 2500 records plus every nsenter record."""
+    lines = gzip.decompress(AUDIT.read_bytes()).split(b"\n")
+    keep = [line for n, line in enumerate(lines) if line.strip() and (n < 2500 or b"nsenter" in line)]
+    path = tmp_path_factory.mktemp("audit") / "audit-slice.log.gz"
+    path.write_bytes(gzip.compress(b"\n".join(keep) + b"\n"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +56,14 @@ def alerts_of(result: "subprocess.CompletedProcess[str]") -> List[Dict[str, Any]
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def audit_lines() -> List[bytes]:
-    return [line for line in gzip.decompress(AUDIT.read_bytes()).split(b"\n") if line.strip()]
+def audit_lines(path: Path) -> List[bytes]:
+    return [line for line in gzip.decompress(path.read_bytes()).split(b"\n") if line.strip()]
 
 
-def test_alert_rows_have_exactly_the_contract_fields_and_complete_raw_evidence(tmp_path: Path, app: Path) -> None:
-    result = run(tmp_path, app, ["linux:audit={}".format(AUDIT)])
+def test_alert_rows_have_exactly_the_contract_fields_and_complete_raw_evidence(tmp_path: Path, app: Path, audit: Path) -> None:
+    result = run(tmp_path, app, ["linux:audit={}".format(audit)])
     alerts = alerts_of(result)
-    nsenter = [line.decode() for line in audit_lines() if b"nsenter" in line.lower()]
+    nsenter = [line.decode() for line in audit_lines(audit) if b"nsenter" in line.lower()]
     assert len(alerts) == len(nsenter) > 10
     for alert in alerts:
         assert list(alert) == ALERT_KEYS
@@ -68,10 +78,10 @@ def test_alert_rows_have_exactly_the_contract_fields_and_complete_raw_evidence(t
     assert "alert(s)" in result.stderr and result.stdout.count("\n") == len(alerts)
 
 
-def test_events_reach_the_command_newest_first_in_chunks_of_one_process(tmp_path: Path, app: Path) -> None:
-    execve = detection(search='`escape_auditd` "type=EXECVE"\n| escapereplayprobe\n| `escape_linux_fixture_nsenter_filter`')
-    alerts = alerts_of(run(tmp_path, app, ["linux:audit={}".format(AUDIT)], execve))
-    assert len(alerts) == len([line for line in audit_lines() if line.startswith(b"type=EXECVE")]) > 2000
+def test_events_reach_the_command_newest_first_in_chunks_of_one_process(tmp_path: Path, app: Path, audit: Path) -> None:
+    everything = detection(search="`escape_auditd`\n| escapereplayprobe\n| `escape_linux_fixture_nsenter_filter`")
+    alerts = alerts_of(run(tmp_path, app, ["linux:audit={}".format(audit)], everything))
+    assert len(alerts) == len(audit_lines(audit)) > 2000
     times = [a["time"] for a in alerts]
     assert times == sorted(times, reverse=True)
     summaries = [a["summary"] for a in alerts]
@@ -80,26 +90,26 @@ def test_events_reach_the_command_newest_first_in_chunks_of_one_process(tmp_path
     assert summaries[-1].endswith("position={} chunk={}".format(len(alerts), (len(alerts) + 999) // 1000))
 
 
-def test_state_dir_reaches_the_commands(tmp_path: Path, app: Path) -> None:
+def test_state_dir_reaches_the_commands(tmp_path: Path, app: Path, audit: Path) -> None:
     state = tmp_path / "state"
-    alerts = alerts_of(run(tmp_path, app, ["linux:audit={}".format(AUDIT)], extra=["--state", str(state)]))
+    alerts = alerts_of(run(tmp_path, app, ["linux:audit={}".format(audit)], extra=["--state", str(state)]))
     assert alerts and all(a["summary"].startswith("state={} ".format(state)) for a in alerts)
-    fresh = alerts_of(run(tmp_path / "again", app, ["linux:audit={}".format(AUDIT)]))
+    fresh = alerts_of(run(tmp_path / "again", app, ["linux:audit={}".format(audit)]))
     assert "escape-replay-state-" in fresh[0]["summary"]
 
 
-def test_set_renders_tunables_with_the_setup_page_code_and_overrides_filters(tmp_path: Path, app: Path) -> None:
+def test_set_renders_tunables_with_the_setup_page_code_and_overrides_filters(tmp_path: Path, app: Path, audit: Path) -> None:
     tuned = detection(search="`escape_auditd` nsenter\n| escapereplayprobe severity=`escape_time_window`\n"
                              "| `escape_linux_fixture_nsenter_filter`")
-    base = alerts_of(run(tmp_path / "a", app, ["linux:audit={}".format(AUDIT)], tuned, settings=["escape_time_window=0600"]))
+    base = alerts_of(run(tmp_path / "a", app, ["linux:audit={}".format(audit)], tuned, settings=["escape_time_window=0600"]))
     assert base and {a["severity"] for a in base} == {"600"}  # rendered ("0600" -> 600) and expanded in the arguments
-    filtered = alerts_of(run(tmp_path / "b", app, ["linux:audit={}".format(AUDIT)], tuned, settings=[
+    filtered = alerts_of(run(tmp_path / "b", app, ["linux:audit={}".format(audit)], tuned, settings=[
         'escape_linux_fixture_nsenter_filter=search NOT escape_severity=300']))
     assert filtered == []
-    scoped = alerts_of(run(tmp_path / "c", app, ["linux:audit,host=node7={}".format(AUDIT)], settings=[
+    scoped = alerts_of(run(tmp_path / "c", app, ["linux:audit,host=node7={}".format(audit)], settings=[
         'escape_auditd=sourcetype="linux:audit" host=NODE*']))
     assert scoped and {a["host"] for a in scoped} == {"node7"}  # case-insensitive wildcard on host
-    nothing = alerts_of(run(tmp_path / "d", app, ["linux:audit={}".format(AUDIT)], settings=[
+    nothing = alerts_of(run(tmp_path / "d", app, ["linux:audit={}".format(audit)], settings=[
         'escape_auditd=sourcetype="auditd"']))
     assert nothing == []
 
@@ -130,13 +140,15 @@ def test_a_base_search_the_replay_does_not_implement_is_refused(tmp_path: Path, 
     assert result.returncode == 2 and "count>5" in result.stderr
 
 
-def test_a_failing_command_is_an_error_with_its_message(tmp_path: Path, app: Path) -> None:
+def test_a_failing_command_is_an_error_with_its_message(tmp_path: Path, app: Path, audit: Path) -> None:
     bad = detection(search="`escape_auditd` nsenter\n| escapepassthrough limit=zero\n| `escape_linux_fixture_nsenter_filter`")
-    result = run(tmp_path, app, ["linux:audit={}".format(AUDIT)], bad)
+    result = run(tmp_path, app, ["linux:audit={}".format(audit)], bad)
     assert result.returncode == 2 and "limit" in result.stderr
 
 
-def test_owned_sourcetypes_break_and_stamp_through_props(tmp_path: Path, app: Path) -> None:
+@pytest.mark.parametrize("props", ["add-on", "fixture"])
+def test_owned_sourcetypes_break_and_stamp_through_props(tmp_path: Path, built_app: Path, props: str) -> None:
+    app = make_app(built_app, tmp_path / "app", props=None if props == "add-on" else PROPS)
     creates = detection(search='`escape_docker` "containers/create"\n| escapereplayprobe\n'
                                "| `escape_linux_fixture_nsenter_filter`")
     alerts = alerts_of(run(tmp_path, app, ["docker:daemon={}".format(DOCKERD), "docker:events={}".format(EVENTS)], creates))
@@ -145,6 +157,20 @@ def test_owned_sourcetypes_break_and_stamp_through_props(tmp_path: Path, app: Pa
     first = min(alerts, key=lambda a: a["time"])
     stamp = first["evidence"][0].split('"')[1]  # time="2026-11-29T03:42:...Z"
     assert first["time"] == stamp[:23] + "Z"
+
+
+def test_base_searches_see_search_time_fields_eventtypes_and_tags(tmp_path: Path, app: Path) -> None:
+    by_field = detection(search="`escape_docker` escape_docker_api_call=/containers/create\n| escapereplayprobe\n"
+                                "| `escape_linux_fixture_nsenter_filter`")
+    by_eventtype = detection(slug="linux_fixture_eventtype", title="Fixture Eventtype",
+                             search="`escape_docker` eventtype=escape_docker_daemon_create_body tag=escape_to_host\n"
+                                    "| escapereplayprobe\n| `escape_linux_fixture_eventtype_filter`")
+    alerts = alerts_of(run(tmp_path, app, ["docker:daemon={}".format(DOCKERD)], by_field, by_eventtype))
+    text = gzip.decompress(DOCKERD.read_bytes()).decode()
+    calls = [a for a in alerts if a["detection"].endswith("Fixture Nsenter Seen - Rule")]
+    bodies = [a for a in alerts if a["detection"].endswith("Fixture Eventtype - Rule")]
+    assert len(calls) == text.count('msg="Calling POST /v1.41/containers/create') > 10
+    assert len(bodies) == text.count('msg="form data: ') > 10
 
 
 def test_an_owned_sourcetype_without_props_or_with_an_unknown_key_is_refused(
@@ -212,12 +238,13 @@ def test_detection_fires_on_its_samples_and_stays_silent_on_its_benign_ones(item
     check_samples(item, content.CONTENT, built_app)
 
 
-def test_the_sample_check_fails_when_a_benign_sample_fires(tmp_path: Path, app: Path) -> None:
-    folder = make_content(tmp_path / "content", detection())
-    item = content.detections(folder)[0]
-    check_samples(item, folder, app)  # the fixture passes as written
-    noisy = detection(samples={"fires": [{"sourcetype": "linux:audit", "path": str(AUDIT)}],
-                               "silent": [{"sourcetype": "linux:audit", "path": str(AUDIT)}]})
+def test_the_sample_check_fails_when_a_benign_sample_fires(tmp_path: Path, app: Path, audit: Path) -> None:
+    quiet = detection(samples={"fires": [{"sourcetype": "linux:audit", "path": str(audit)}],
+                               "silent": [{"sourcetype": "linux:audit", "path": str(RHEL7)}]})
+    folder = make_content(tmp_path / "content", quiet)
+    check_samples(content.detections(folder)[0], folder, app)  # fires on the slice, silent on the RHEL 7 log
+    noisy = detection(samples={"fires": [{"sourcetype": "linux:audit", "path": str(audit)}],
+                               "silent": [{"sourcetype": "linux:audit", "path": str(audit)}]})
     folder = make_content(tmp_path / "noisy", noisy)
     with pytest.raises(AssertionError, match="fired on samples.silent"):
         check_samples(content.detections(folder)[0], folder, app)

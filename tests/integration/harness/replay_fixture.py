@@ -75,12 +75,15 @@ def make_content(folder: Path, *detections: Dict[str, Any]) -> Path:
     return folder
 
 
-def make_app(built_app: Path, folder: Path, props: Optional[str] = PROPS) -> Path:
-    """A copy of the built app's bin/ and default/ plus the test-only commands; lib/ is linked."""
+def make_app(built_app: Path, folder: Path, props: Optional[str] = None) -> Path:
+    """A copy of the built app's bin/, default/ and lookups/ plus the test-only commands; lib/ is linked.
+    `props` replaces default/props.conf (None keeps the add-on's own)."""
     app = folder / "TA_escape_to_host"
     shutil.copytree(built_app / "bin", app / "bin")
     shutil.copytree(built_app / "default", app / "default")
     (app / "lib").symlink_to(built_app / "lib")
+    if (built_app / "lookups").is_dir():
+        shutil.copytree(built_app / "lookups", app / "lookups")
     with (app / "default" / "commands.conf").open("a") as conf:
         for name in TEST_COMMANDS:
             shutil.copy(COMMANDS / (name + ".py"), app / "bin" / (name + ".py"))
