@@ -588,6 +588,23 @@ def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
     return counts
 
 
+def plan(content_dir: Path) -> str:
+    """A Markdown table: per detection, what the replay runs and what only a real Splunk confirms."""
+    table = spllint.macro_table([spllint.Macro(str(m["name"]), str(m["definition"]), tuple(m.get("args") or ()))
+                                 for m in content.macros(content_dir)])
+    lines = ["| detection | replayed pipes | confirmed only on a real Splunk |", "|---|---|---|"]
+    for detection in content.detections(content_dir):
+        _, replayed, after = spllint.replay_plan(detection.search, detection.replay_pipes, table)
+        splunk_only = ["dispatch window and scheduling", "alert suppression on " + ", ".join(detection.suppress_fields)]
+        for pipe in after:
+            expanded = spllint.expand_macros(pipe, table).strip()
+            if not re.fullmatch(r"search\s+.*", expanded, re.DOTALL) or pipe != "`{}`".format(detection.filter_macro):
+                splunk_only.insert(0, "`` {} ``".format(pipe))
+        lines.append("| {} | {} | {} |".format(detection.stanza, "<br>".join(
+            "`` {} ``".format(p) for p in replayed), "; ".join(splunk_only)))
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
@@ -595,10 +612,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--state", type=Path, help="folder for the commands' state (ESCAPE_STATE_DIR); default: fresh")
     parser.add_argument("--detection", action="append", default=[], metavar="SLUG", help="only these detections")
     parser.add_argument("--samples", action="store_true", help="replay every detection's own samples.fires")
+    parser.add_argument("--plan", action="store_true", help="print, per detection, what the replay covers")
     parser.add_argument("--content", type=Path, default=content.CONTENT, help=argparse.SUPPRESS)
     parser.add_argument("--app", type=Path, default=APP_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        if args.plan:
+            print(plan(args.content))
+            return 0
         if args.samples:
             counts = replay_samples(args.content, args.app)
             warn("alerts on the bundled samples: " + ", ".join("{} {}".format(a, n) for a, n in counts.items()))

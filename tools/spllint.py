@@ -480,7 +480,7 @@ def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
     except LintError as err:
         return problems + [str(err)]
     first = split_pipes(strip_comments(view.search).strip())[0]
-    if not any(first.startswith("`{}`".format(name)) for name in view.data_scope):
+    if not set(macro_references(first)) & set(view.data_scope):
         problems.append("the search must start from a data-scope macro ({})".format(", ".join(view.data_scope)))
     if has_index(expand_macros(view.search, knowledge.macros, knowledge.external_macros)):
         problems.append("the search names index= (admins set indexes in the data-scope macros)")

@@ -267,3 +267,10 @@ def test_build_sh_replay_prints_only_alerts_on_stdout(tmp_path: Path) -> None:
     bad = subprocess.run(["./build.sh", "replay", "--input", "linux:audit=/no/such"], capture_output=True, text=True,
                          cwd=ROOT, timeout=600)
     assert bad.returncode == 2 and "cannot read /no/such" in bad.stderr and bad.stdout == ""
+
+
+def test_plan_lists_replayed_pipes_and_what_only_splunk_confirms(tmp_path: Path) -> None:
+    tail = detection(search="`escape_auditd` nsenter\n| escapereplayprobe\n| fields host\n"
+                            "| `escape_linux_fixture_nsenter_filter`")
+    text = replay.plan(make_content(tmp_path / "content", tail))
+    assert "| Escape to Host - Fixture Nsenter Seen - Rule | `` escapereplayprobe `` | `` fields host ``; dispatch" in text
