@@ -31,8 +31,8 @@ BORROWED = ("linux:audit", "auditd", "sysmon:linux", "XmlWinEventLog", "WinEvent
             "source::WinEventLog:Security", "vmw-syslog", "vmware:esxlog:vmkernel", "vmware:esxlog:vmkwarning",
             "vmware:esxlog:hostd", "vmware:esxlog:shell")
 # CIM fields the owned sourcetypes may set (Change data model)
-CIM_FIELDS = {"action", "change_type", "object", "object_id", "object_category", "object_path", "result", "status",
-              "dest", "src", "user", "vendor_product"}
+CIM_FIELDS = {"action", "change_type", "command", "object", "object_id", "object_category", "object_path", "result",
+              "status", "dest", "dvc", "src", "user", "vendor_product"}
 
 
 @functools.lru_cache(maxsize=None)
