@@ -145,7 +145,9 @@ class Inspector:
         try:
             event = kube.parse(text)
         except kube.NotAuditEvent:
-            self._count("not_inspectable")
+            # docker events carry no spec (no Privileged, Binds or modes): lifecycle only, nothing to inspect.
+            if not docker.is_event(text):
+                self._count("not_inspectable")
             return
         except ValueError as err:
             self._count("event_unparseable")
