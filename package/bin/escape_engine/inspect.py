@@ -165,6 +165,8 @@ class Inspector:
         if event.audit_id:
             extra["escape_audit_id"] = event.audit_id
         workload = kube.workload(event)
+        if workload is None and not event.truncated and (event.request is not None or event.response is not None):
+            return      # a body that sets no pod spec (a label or replica patch): nothing to inspect, nothing missing
         if workload is None:
             what = "spec_truncated" if event.truncated else "spec_missing"
             self._count(what)
