@@ -15,11 +15,11 @@ import sys
 
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
-from escape_engine.windows import Stats, run
+from escape_engine.windows import Lineage, Stats, run
 
 
-# Per-event and stateless (every marker is in the event itself), so Splunk may run it on indexers from the
-# replicated bundle: import only splunklib and the engine here, never solnlib or splunktaucclib.
+# Decides per event (its markers) plus the Sysmon lineage of the events it is handed, so Splunk may run it on indexers
+# from the replicated bundle (each peer resolves lineage within its own events): import only splunklib and the engine.
 @Configuration(distributed=True)
 class WindowsCommand(StreamingCommand):
     restricted = Option(doc="**Syntax:** **restricted=***<dirs>*", require=True)
@@ -34,10 +34,13 @@ class WindowsCommand(StreamingCommand):
             self.write_error(str(error))
             sys.exit(1)
 
+    lineage = None
+
     def stream(self, records):
+        self.lineage = self.lineage or Lineage()
         stats = Stats()
         yield from run(records, restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess,
-                       stats=stats)
+                       stats=stats, lineage=self.lineage)
         if stats.malformed:
             self.write_warning("escapewindows: {} malformed events skipped, e.g. {}", stats.malformed, stats.reasons[0])
 

@@ -22,7 +22,8 @@ Value = Union[str, List[str]]
 Record = Mapping[str, Value]
 
 FINDINGS = ("module_load", "forced_vib_install", "acceptance_level_change", "bulk_vm_kill", "vmx_crash")
-FINDING_ALIASES: Dict[str, Tuple[str, ...]] = {"all": FINDINGS, "vib": ("forced_vib_install", "acceptance_level_change")}
+FINDING_ALIASES: Dict[str, Tuple[str, ...]] = {
+    "all": FINDINGS, "vib": ("forced_vib_install", "acceptance_level_change")}
 MODES = ("detect", "baseline")
 _MODULE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 

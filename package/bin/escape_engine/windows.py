@@ -9,10 +9,12 @@ in a container's context and reports three findings:
 
 Container context (no Windows event carries a container id): the process or its parent is CExecSvc.exe (the
 container execution service that starts entrypoints and `docker exec`), the account is User Manager\\
-ContainerAdministrator or ContainerUser, or an image lies on a container volume. Kubernetes HostProcess containers
-(parent containerd-shim-runhcs-v1.exe, image under C:\\hpc\\ or %CONTAINER_SANDBOX_MOUNT_POINT%) run as host
-processes on purpose: with ``hostprocess=record`` (default) their hits stay as low-severity records with
-``escape_exception=hostprocess``; with ``hostprocess=alert`` they alert like any container.
+ContainerAdministrator or ContainerUser, an image lies on a container volume, or (Sysmon) the process descends from
+such a process through ProcessGuid / ParentProcessGuid among the events of the same search. Kubernetes
+HostProcess containers (parent containerd-shim-runhcs-v1.exe, image under C:\\hpc\\ or
+%CONTAINER_SANDBOX_MOUNT_POINT%) run as host processes on purpose: with ``hostprocess=record`` (default) their
+hits stay as low-severity records with ``escape_exception=hostprocess``; with ``hostprocess=alert`` they alert like
+any container.
 """
 import base64
 import binascii
@@ -67,6 +69,8 @@ class WinEvent(NamedTuple):
     user: str  # DOMAIN\name of the account the process runs as
     parent_user: str
     target_filename: str
+    process_guid: str = ""
+    parent_process_guid: str = ""
 
 
 class Stats:
@@ -151,7 +155,8 @@ def _parse_xml(raw: str) -> Tuple[Optional[WinEvent], str]:
             return None, "Sysmon 11 event without a TargetFilename field"
         return WinEvent("sysmon_" + eid, computer, data.get("Image", ""), data.get("ParentImage", ""),
                         data.get("CommandLine", ""), data.get("ParentCommandLine", ""), data.get("User", ""),
-                        data.get("ParentUser", ""), data.get("TargetFilename", "")), ""
+                        data.get("ParentUser", ""), data.get("TargetFilename", ""),
+                        data.get("ProcessGuid", "").lower(), data.get("ParentProcessGuid", "").lower()), ""
     if eid == "4688" and "security-auditing" in provider_name:
         if "NewProcessName" not in data:
             return None, "4688 XML event without NewProcessName"
@@ -216,6 +221,43 @@ def container_context(event: WinEvent) -> Tuple[str, List[str]]:
                  re.IGNORECASE):
         hostprocess.append("CONTAINER_SANDBOX_MOUNT_POINT in the command line")
     return ("hostprocess", hostprocess) if hostprocess else ("", [])
+
+
+class Lineage:
+    """Sysmon ProcessGuids of processes known to be in a container's context, per computer, across the chunks of one
+    search (bounded: the oldest entries go first). A Sysmon 1 whose ParentProcessGuid is known inherits the context,
+    which carries CExecSvc.exe lineage past the first generation; a Sysmon 11 inherits it through its ProcessGuid."""
+
+    def __init__(self, limit: int = 200000) -> None:
+        self.limit = limit
+        self.known: Dict[Tuple[str, str], str] = {}
+
+    def add(self, computer: str, guid: str, context: str) -> bool:
+        if not guid or guid.strip("{}0-") == "" or (computer.lower(), guid) in self.known:
+            return False
+        self.known[(computer.lower(), guid)] = context
+        if len(self.known) > self.limit:
+            del self.known[next(iter(self.known))]
+        return True
+
+    def get(self, computer: str, guid: str) -> str:
+        return self.known.get((computer.lower(), guid), "") if guid else ""
+
+
+def _context_with_lineage(event: WinEvent, lineage: Lineage) -> Tuple[str, List[str]]:
+    context, reasons = container_context(event)
+    if context == "container":
+        return context, reasons
+    inherited, why = "", ""
+    if event.kind == "sysmon_1":
+        inherited = lineage.get(event.computer, event.parent_process_guid)
+        why = "descendant of a container process (ParentProcessGuid {})".format(event.parent_process_guid)
+    elif event.kind == "sysmon_11":
+        inherited = lineage.get(event.computer, event.process_guid)
+        why = "written by a container process (ProcessGuid {})".format(event.process_guid)
+    if inherited == "container" or inherited and not context:
+        return inherited, [why]
+    return context, reasons
 
 
 def _decode_encoded_commands(command_line: str) -> List[str]:
@@ -287,8 +329,11 @@ def _text(record: Record, name: str) -> str:
 
 
 def run(records: Iterable[Record], *, restricted: str, findings: str = "all", hostprocess: str = "record",
-        stats: Optional[Stats] = None) -> Iterator[Dict[str, Value]]:
-    """Yield one alert row per finding. `restricted` is escape_restricted_host_dirs ("C:/Windows,C:/ProgramData")."""
+        stats: Optional[Stats] = None, lineage: Optional[Lineage] = None) -> Iterator[Dict[str, Value]]:
+    """Yield one alert row per finding. `restricted` is escape_restricted_host_dirs ("C:/Windows,C:/ProgramData").
+
+    One call handles one chunk: it reads the whole chunk first, so Sysmon lineage resolves whatever the order of the
+    events inside it; pass the same `lineage` to every call of one search to carry it across chunks."""
     directories = winpath.parse_dir_list(restricted)
     if not directories:
         raise ValueError("restricted: name at least one directory, e.g. restricted=\"C:/Windows,C:/ProgramData\"")
@@ -296,17 +341,29 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
     if hostprocess not in HOSTPROCESS_MODES:
         raise ValueError("hostprocess: use record (HostProcess hits stay low-severity records) or alert")
     counters = stats if stats is not None else Stats()
+    known = lineage if lineage is not None else Lineage()
+    parsed: List[Tuple[Record, WinEvent]] = []
     for record in records:
         counters.read += 1
-        raw = _text(record, "_raw")
-        event, problem = parse(raw)
+        event, problem = parse(_text(record, "_raw"))
         if event is None:
             if problem:
                 counters.bad(problem)
             else:
                 counters.skipped += 1
             continue
-        context, reasons = container_context(event)
+        parsed.append((record, event))
+    starts = [e for _, e in parsed if e.kind == "sysmon_1" and e.process_guid]
+    for _ in range(32):  # propagate down the process tree until nothing changes (depth-bounded)
+        changed = False
+        for event in starts:
+            context, _reasons = _context_with_lineage(event, known)
+            if context and known.add(event.computer, event.process_guid, context):
+                changed = True
+        if not changed:
+            break
+    for record, event in parsed:
+        context, reasons = _context_with_lineage(event, known)
         if not context:
             continue
         for row in _findings(event, directories, wanted):
