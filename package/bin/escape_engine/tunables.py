@@ -6,7 +6,7 @@ backslashes, so nothing needs escaping) or a bare integer. Raw user text never r
 """
 import posixpath
 import re
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 MAX_VALUE_LENGTH = 4096
 
@@ -159,3 +159,167 @@ def ucc_pattern(kind: str) -> str:
         "module_list": r"^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$",
     }
     return patterns[kind]
+
+
+# --- Data scope (content/macros/data_scope.yml): one macro per source, rebuilt with the admin's indexes -------------
+
+# Splunk's index-name rule (indexes.conf): lowercase letters, digits, _ and -, not starting with _ or -, not "kvstore".
+_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_INDEX_CHARSET = re.compile(r"[a-z0-9_, -]*")
+# Sourcetype names as the add-ons write them (kube:apiserver-audit, vmware:esxlog:*); '*' is Splunk's wildcard.
+_SOURCETYPE_ITEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:*/-]*")
+_SOURCETYPE_CHARSET = re.compile(r"[A-Za-z0-9_.:*/, -]*")
+# A field name as search results carry it (host, cluster_name, objectRef.namespace).
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+MAX_FIELD_NAME_LENGTH = 128
+_SCOPE_TERM = re.compile(r'(index|sourcetype|source)="([^"\\]*)"')
+
+
+class ScopeSpec:
+    """One data-scope macro with a `scope` block: sourcetypes (editable), sources (fixed) and how they combine."""
+
+    def __init__(self, entry: Mapping[str, object]) -> None:
+        self.macro = str(entry["name"])
+        self.definition = str(entry["definition"])
+        scope = entry["scope"]
+        if not isinstance(scope, Mapping):
+            raise ValueError("data scope {}: 'scope' must be a mapping".format(self.macro))
+        self.label = str(scope["label"])
+        self.sourcetypes = [str(s) for s in _as_list(scope.get("sourcetypes"), self.macro)]
+        self.sources = [str(s) for s in _as_list(scope.get("sources"), self.macro)]
+        self.combine = str(scope.get("combine", "or"))
+        if self.combine not in ("or", "and"):
+            raise ValueError("data scope {}: combine must be 'or' or 'and'".format(self.macro))
+        if self.combine == "and" and not self.sources:
+            raise ValueError("data scope {}: combine 'and' needs at least one source".format(self.macro))
+        self.source = self.macro[len("escape_"):]
+        self.indexes_field = self.source + "_indexes"
+        self.sourcetypes_field = self.source + "_sourcetypes"
+
+
+class FieldNameSpec:
+    """A data-scope macro that holds one bare field name (escape_kube_cluster)."""
+
+    def __init__(self, entry: Mapping[str, object]) -> None:
+        self.macro = str(entry["name"])
+        self.definition = str(entry["definition"])
+        block = entry["field_name"]
+        if not isinstance(block, Mapping):
+            raise ValueError("data scope {}: 'field_name' must be a mapping".format(self.macro))
+        self.label = str(block["label"])
+        self.field = self.macro[len("escape_"):] + "_field"
+
+
+def _as_list(value: object, macro: str) -> List[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("data scope {}: expected a list, got {!r}".format(macro, value))
+    return list(value)
+
+
+def load_scope_specs(schema: Mapping[str, object]) -> Tuple[Dict[str, ScopeSpec], Dict[str, FieldNameSpec]]:
+    """Index the data-scope macros of a parsed content/macros/data_scope.yml by macro name."""
+    entries = schema.get("macros")
+    if not isinstance(entries, list):
+        raise ValueError("data scope schema has no 'macros' list")
+    scopes: Dict[str, ScopeSpec] = {}
+    fields: Dict[str, FieldNameSpec] = {}
+    for entry in entries:
+        if "scope" in entry:
+            spec = ScopeSpec(entry)
+            scopes[spec.macro] = spec
+        elif "field_name" in entry:
+            fspec = FieldNameSpec(entry)
+            fields[fspec.macro] = fspec
+    return scopes, fields
+
+
+def _checked_list(label: str, value: str, charset: "re.Pattern[str]", allowed: str) -> List[str]:
+    if len(value) > MAX_VALUE_LENGTH:
+        raise ValueError("{}: the value is {} characters long; at most {} are allowed".format(
+            label, len(value), MAX_VALUE_LENGTH))
+    if not charset.fullmatch(value):
+        bad = next(c for c in value if not charset.fullmatch(c))
+        raise ValueError("{}: the character {!r} is not allowed; use {}".format(label, bad, allowed))
+    return list(dict.fromkeys(_split_list(value)))
+
+
+def normalise_indexes(label: str, value: str) -> List[str]:
+    """Comma-separated index names per Splunk's rules; empty means no index (the macro then names none)."""
+    items = _checked_list(label, value, _INDEX_CHARSET,
+                          "index names of lowercase letters, digits, _ and - separated by commas")
+    for item in items:
+        if not _INDEX_NAME.fullmatch(item):
+            raise ValueError("{}: {!r} is not an index name; use lowercase letters, digits, _ and -, starting with a "
+                             "lowercase letter or a digit".format(label, item))
+        if item == "kvstore":
+            raise ValueError("{}: 'kvstore' is reserved and cannot be an index name".format(label))
+    return items
+
+
+def normalise_sourcetypes(label: str, value: str) -> List[str]:
+    """Comma-separated sourcetype names (letters, digits, _ . : / - and the * wildcard); at least one."""
+    items = _checked_list(label, value, _SOURCETYPE_CHARSET,
+                          "sourcetype names of letters, digits and _ . : / - * separated by commas")
+    for item in items:
+        if not _SOURCETYPE_ITEM.fullmatch(item):
+            raise ValueError("{}: {!r} is not a sourcetype name; use letters, digits and _ . : / - * (no spaces), "
+                             "starting with a letter, a digit or _".format(label, item))
+    if not items:
+        raise ValueError("{}: at least one sourcetype is required".format(label))
+    return items
+
+
+def _or_group(field: str, values: Sequence[str]) -> str:
+    terms = ['{}="{}"'.format(field, v) for v in values]
+    return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+
+
+def render_scope(spec: ScopeSpec, indexes: Sequence[str], sourcetypes: Sequence[str]) -> str:
+    """The data-scope definition for validated indexes and sourcetypes (the shipped one for none and the defaults)."""
+    if spec.combine == "or":
+        terms = ['sourcetype="{}"'.format(s) for s in sourcetypes] + ['source="{}"'.format(s) for s in spec.sources]
+        constraint = terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+    else:
+        constraint = "({} {})".format(_or_group("sourcetype", sourcetypes), _or_group("source", spec.sources))
+    if not indexes:
+        return constraint
+    # Parenthesised as a whole: SPL's OR binds tighter than the implicit AND, so a search that continues the macro
+    # with "... OR x" must not split the index from its sourcetypes.
+    return "({} {})".format(_or_group("index", indexes), constraint)
+
+
+def render_scope_values(spec: ScopeSpec, indexes: str, sourcetypes: str) -> str:
+    """Validate the page's two text values for one source and render its macro definition."""
+    return render_scope(spec, normalise_indexes(spec.label + " indexes", indexes),
+                        normalise_sourcetypes(spec.label + " sourcetypes", sourcetypes))
+
+
+def parse_scope(spec: ScopeSpec, definition: str) -> Tuple[List[str], List[str]]:
+    """Read a data-scope definition back into (indexes, sourcetypes); raise ValueError if it is not in rendered form."""
+    found: Dict[str, List[str]] = {"index": [], "sourcetype": [], "source": []}
+    for key, value in _SCOPE_TERM.findall(definition):
+        found[key].append(value)
+    text = " ".join(definition.split())
+    try:
+        rendered: Optional[str] = render_scope(spec, found["index"], found["sourcetype"]) if found["sourcetype"] else None
+    except ValueError:
+        rendered = None
+    if rendered != text or found["source"] != spec.sources:
+        raise ValueError("{}: the macro {} was edited outside this page ({}); change it in Settings > Advanced search "
+                         "> Search macros, or restore a definition of the form {}".format(
+                             spec.label, spec.macro, definition.strip(), spec.definition))
+    return found["index"], found["sourcetype"]
+
+
+def render_field_name(spec: FieldNameSpec, value: str) -> str:
+    """Validate one bare field name (the macro definition is the name itself)."""
+    text = value.strip()
+    if len(text) > MAX_FIELD_NAME_LENGTH:
+        raise ValueError("{}: the value is {} characters long; at most {} are allowed".format(
+            spec.label, len(text), MAX_FIELD_NAME_LENGTH))
+    if not _FIELD_NAME.fullmatch(text):
+        raise ValueError("{}: {!r} is not a field name; use one name of letters, digits, _ and . that starts with a "
+                         "letter or _".format(spec.label, text))
+    return text
