@@ -55,7 +55,9 @@ def save(command, learned):
     documents = [{"_key": m, "module": m, "first_seen": t} for m, t in sorted(merged.items())]
     path = _state_file()
     if path is None:
-        _collection(command).batch_save(*documents)
+        data = _collection(command)
+        for start in range(0, len(documents), 500):  # the KV store takes at most 1,000 documents per batch
+            data.batch_save(*documents[start:start + 500])
         return
     current.update(merged)
     everything = [{"module": m, "first_seen": t} for m, t in sorted(current.items())]

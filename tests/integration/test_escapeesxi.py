@@ -129,3 +129,26 @@ def test_no_state_dir_outside_splunk_is_not_silently_ignored(script: Path) -> No
     # search fails loudly instead of running with an empty baseline.
     assert result.returncode != 0
     assert any("first-seen baseline" in text for text in result.errors()), result.messages + [[result.stderr]]
+
+
+@pytest.mark.needs_splunk
+@pytest.mark.skipif(not os.environ.get("SPLUNK_HOST"),
+                    reason="needs a real Splunk with the add-on installed: the KV store path of the first-seen baseline "
+                           "(collection escape_esxi_module_baseline) cannot be verified offline")
+def test_kv_store_baseline_round_trip_in_splunk() -> None:
+    import splunklib.client as client  # from the built lib/ when run against a real Splunk
+    import splunklib.results as results
+    service = client.connect(host=os.environ["SPLUNK_HOST"], port=int(os.environ.get("SPLUNK_PORT", "8089")),
+                             username=os.environ.get("SPLUNK_USERNAME", "admin"),
+                             password=os.environ.get("SPLUNK_PASSWORD", ""), app="TA_escape_to_host", owner="nobody")
+    line = "2026-11-21T01:30:01.259Z cpu14:2097707)Loading module escape_kv_probe ..."
+
+    def search(spl: str) -> List[Dict[str, str]]:
+        stream = service.jobs.oneshot(spl, output_mode="json")
+        return [r for r in results.JSONResultsReader(stream) if isinstance(r, dict)]
+
+    probe = '| makeresults | eval _raw="{}", host="esx-kv-probe"'.format(line)
+    assert search(probe + " | escapeesxi findings=module_load")
+    search(probe + " | escapeesxi mode=baseline")
+    assert search('| inputlookup escape_esxi_module_baseline | search module="escape_kv_probe"')
+    assert search(probe + " | escapeesxi findings=module_load") == []
