@@ -183,3 +183,14 @@ def test_every_sample_of_these_analytics_has_a_synthetic_provenance_row() -> Non
         row = next((l for l in provenance.splitlines() if l.startswith("| " + name + " |")), "")
         assert row, name
         assert "synthetic" in row, name
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
+    for raw in (text, "2026-11-21T02:10:11Z cpu4:1)Loading module " + text, "shell[1]: [root]: " + text):
+        esxi.parse(raw)
+        list(esxi.Detector(threshold=1).process([{"_raw": raw, "host": "h"}]))

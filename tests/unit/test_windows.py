@@ -225,3 +225,16 @@ def test_a_child_handed_over_before_its_container_ancestor_in_an_earlier_chunk_i
     first = list(windows.run(newest_first[:3], restricted=RESTRICTED, lineage=lineage))
     assert first == []
     assert list(windows.run(newest_first[3:], restricted=RESTRICTED, lineage=lineage)) == []
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
+    for raw in (text, "<Event><System><Provider Name='Microsoft-Windows-Sysmon'/><EventID>11</EventID></System>" + text,
+                "EventCode=4688\n" + text):
+        event, problem = windows.parse(raw)
+        assert event is None or event.kind in ("security_4688", "sysmon_1", "sysmon_11")
+        list(windows.run([{"_raw": raw}], restricted=RESTRICTED))

@@ -87,3 +87,20 @@ def test_a_restricted_dir_without_a_drive_is_refused() -> None:
 def test_unknown_variable_is_reported() -> None:
     assert winpath.expand_environment("%TEMP%\\x") == ("%TEMP%\\x", True)
     assert winpath.expand_environment("%WinDir%\\x") == ("C:\\Windows\\x", False)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PATH_ALPHABET = st.sampled_from(list("Cc:\\/.?~%$ {}()-_1WindowsProgramDat\"'") + ["\\Device\\HarddiskVolume2",
+                                                                                       "%SystemRoot%", "PROGRA~1", ".."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PATH_ALPHABET, max_size=12).map("".join))
+def test_normalise_never_raises_and_is_stable(path: str) -> None:
+    first = winpath.normalise(path)
+    assert all(part and part not in (".", "..") and "/" not in part and "\\" not in part for part in first.parts)
+    if first.volume_kind == "drive":
+        again = winpath.normalise(first.text())
+        assert again.parts == first.parts and again.volume == first.volume
+    winpath.under(first, DIRS)  # never raises either
