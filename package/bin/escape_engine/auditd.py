@@ -1,0 +1,207 @@
+"""Parser for Linux audit records: raw (`linux:audit`, ENRICHED or RAW format) and interpreted (`ausearch -i`, `auditd`).
+
+One record per line: `[node=<host> ]type=<TYPE> msg=audit(<epoch>.<ms>:<serial>): <fields>`. ENRICHED records carry a
+0x1D byte followed by interpreted fields; only the raw part is read (the interpreted tail is used for `SYSCALL=` when
+the raw part has no number). `ausearch -i` prints names instead of numbers and a local time stamp; records of one event
+share the text inside `msg=audit(...)`, which is the join key together with the serial.
+
+Strings (`comm`, `exe`, `name`, `cwd`, `aN`, `proctitle`, `key`) are quoted, or bare upper-case hex when they hold a
+space, a quote, a control or a non-ASCII byte. No regular expression runs per record: fields are split with
+str.partition / str.split.
+"""
+from typing import Dict, List, Mapping, Optional, Tuple
+
+GS = "\x1d"
+
+ARCH_NAMES = {"c000003e": "x86_64", "c00000b7": "aarch64", "40000003": "i386", "x86_64": "x86_64",
+              "aarch64": "aarch64", "i386": "i386", "i686": "i386"}
+
+# Syscall numbers of the calls the Linux analytic reads, per architecture (telemetry.md §3.2).
+SYSCALL_NUMBERS: Dict[str, Dict[int, str]] = {
+    "x86_64": {272: "unshare", 308: "setns", 165: "mount", 166: "umount2", 155: "pivot_root", 161: "chroot",
+               250: "keyctl", 248: "add_key", 249: "request_key", 175: "init_module", 313: "finit_module",
+               304: "open_by_handle_at", 101: "ptrace", 59: "execve", 322: "execveat", 257: "openat", 2: "open"},
+    "aarch64": {97: "unshare", 268: "setns", 40: "mount", 39: "umount2", 41: "pivot_root", 51: "chroot",
+                219: "keyctl", 217: "add_key", 218: "request_key", 105: "init_module", 273: "finit_module",
+                265: "open_by_handle_at", 117: "ptrace", 221: "execve", 281: "execveat", 56: "openat"},
+    "i386": {310: "unshare", 346: "setns", 21: "mount", 52: "umount2", 217: "pivot_root", 61: "chroot",
+             288: "keyctl", 286: "add_key", 287: "request_key", 128: "init_module", 350: "finit_module",
+             342: "open_by_handle_at", 26: "ptrace", 11: "execve", 358: "execveat", 295: "openat", 5: "open"},
+}
+
+# Fields whose value is an encoded string (quoted, or bare hex).
+_STRING_FIELDS = frozenset(("comm", "exe", "name", "cwd", "proctitle", "key", "ocomm", "path", "cmd", "data"))
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+
+
+class AuditRecord:
+    """One audit record line."""
+
+    __slots__ = ("rtype", "stamp", "serial", "node", "fields", "interpreted")
+
+    def __init__(self, rtype: str, stamp: str, serial: str, node: str, fields: Dict[str, str],
+                 interpreted: Dict[str, str]) -> None:
+        self.rtype = rtype
+        self.stamp = stamp
+        self.serial = serial
+        self.node = node
+        self.fields = fields
+        self.interpreted = interpreted
+
+    @property
+    def epoch(self) -> Optional[float]:
+        """Seconds since the epoch, or None for `ausearch -i` stamps (local time text)."""
+        try:
+            return float(self.stamp)
+        except ValueError:
+            return None
+
+
+def decode_string(value: str) -> str:
+    """Decode an audit string value: strip quotes, or decode bare upper-case hex; `(null)` and `?` stay as they are."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    if value and len(value) % 2 == 0 and all(c in _HEX_DIGITS for c in value):
+        try:
+            return bytes.fromhex(value).decode("utf-8", "replace")
+        except ValueError:
+            return value
+    return value
+
+
+def split_fields(text: str) -> Dict[str, str]:
+    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string)."""
+    fields: Dict[str, str] = {}
+    i = 0
+    n = len(text)
+    while i < n:
+        while i < n and text[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        if eq < 0:
+            break
+        key = text[i:eq]
+        if " " in key:  # a bare word (ausearch prints e.g. 'config changed,'): skip it
+            i = text.find(" ", i)
+            if i < 0:
+                break
+            continue
+        j = eq + 1
+        if j < n and text[j] in "\"'":
+            close = text.find(text[j], j + 1)
+            end = n if close < 0 else close + 1
+        else:
+            end = text.find(" ", j)
+            if end < 0:
+                end = n
+        value = text[j:end]
+        if key not in fields:
+            fields[key] = value
+        i = end
+    return fields
+
+
+def parse_line(line: str) -> Optional[AuditRecord]:
+    """Parse one record line, raw or interpreted; None when the line is not an audit record."""
+    line = line.rstrip("\r")
+    node = ""
+    if line.startswith("node="):
+        node_field, _, line = line.partition(" ")
+        node = node_field[5:]
+    if not line.startswith("type="):
+        return None
+    type_field, _, rest = line.partition(" ")
+    rtype = type_field[5:]
+    if not rest.startswith("msg=audit("):
+        return None
+    header, sep, body = rest[10:].partition(")")
+    if not sep:
+        return None
+    stamp, _, serial = header.rpartition(":")
+    if not serial.isdigit():
+        return None
+    body = body.lstrip(":").lstrip(" ")
+    if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
+        body = body[2:]
+    raw, _, tail = body.partition(GS)
+    fields = split_fields(raw)
+    interpreted = split_fields(tail) if tail else {}
+    return AuditRecord(rtype, stamp, serial, node, fields, interpreted)
+
+
+class AuditEvent:
+    """The records of one audit event, joined on (node, stamp, serial)."""
+
+    __slots__ = ("key", "records", "cds", "time", "host")
+
+    def __init__(self, key: Tuple[str, str, str], host: str) -> None:
+        self.key = key
+        self.records: List[AuditRecord] = []
+        self.cds: List[str] = []
+        self.time: Optional[float] = None
+        self.host = host
+
+    def first(self, rtype: str) -> Optional[AuditRecord]:
+        for record in self.records:
+            if record.rtype == rtype:
+                return record
+        return None
+
+    def all(self, rtype: str) -> List[AuditRecord]:
+        return [r for r in self.records if r.rtype == rtype]
+
+
+def arch_name(fields: Mapping[str, str]) -> str:
+    return ARCH_NAMES.get(fields.get("arch", "").lower(), fields.get("arch", ""))
+
+
+def syscall_name(record: AuditRecord) -> str:
+    """Name of the syscall of a SYSCALL record: numeric per architecture, or the interpreted name."""
+    value = record.fields.get("syscall", "")
+    if value.isdigit():
+        table = SYSCALL_NUMBERS.get(arch_name(record.fields))
+        if table is None:
+            return record.interpreted.get("SYSCALL", "syscall_" + value)
+        return table.get(int(value), record.interpreted.get("SYSCALL", "syscall_" + value))
+    return value or record.interpreted.get("SYSCALL", "")
+
+
+def execve_argv(record: AuditRecord) -> List[str]:
+    """argv of an EXECVE record, with `aN_len` / `aN[i]` pieces joined and hex decoded."""
+    fields = record.fields
+    try:
+        argc = int(fields.get("argc", "0"))
+    except ValueError:
+        argc = 0
+    argv: List[str] = []
+    for index in range(argc):
+        name = "a%d" % index
+        if name in fields:
+            argv.append(decode_string(fields[name]))
+            continue
+        if name + "_len" in fields:
+            pieces: List[str] = []
+            part = 0
+            while "%s[%d]" % (name, part) in fields:
+                pieces.append(fields["%s[%d]" % (name, part)])
+                part += 1
+            argv.append(decode_string("".join(pieces)))
+            continue
+        break
+    return argv
+
+
+def proctitle(record: AuditRecord) -> List[str]:
+    """Command line of a PROCTITLE record, split on NUL."""
+    value = record.fields.get("proctitle", "")
+    if len(value) >= 2 and value[0] == '"':
+        return [value[1:-1]]
+    if value and all(c in _HEX_DIGITS for c in value) and len(value) % 2 == 0:
+        return [p.decode("utf-8", "replace") for p in bytes.fromhex(value).split(b"\x00") if p]
+    return [value] if value else []
+
+
+def is_hex_number(value: str) -> bool:
+    return bool(value) and all(c in "0123456789abcdefABCDEF" for c in value)

@@ -1,0 +1,598 @@
+"""Namespace-aware correlation of Linux audit (and Sysmon for Linux) events into container-escape chains.
+
+Records arrive newest first, chunk by chunk (`Correlator.feed`); the records of one audit event are joined on
+(host, time stamp, serial), and the events are then replayed in time order (`Correlator.finish`) through a per-host
+process table (`lineage.HostLineage`) that was loaded from the persisted state. Per container it collects:
+
+- triggers: the suspicious syscalls (unshare, setns, mount, umount2, keyctl, add_key, request_key, pivot_root, chroot,
+  open_by_handle_at, init_module, finit_module; minus the allowlist) of non-runtime container processes, the execve of
+  escape tools, a container-side runtime client (`docker run --privileged ...` through a mounted socket) and writes to
+  `release_agent` / `core_pattern` (file watches);
+- results: host binaries (the host root device) executed by the container's lineage, children of the kernel usermode
+  helper (a parent pid never seen, born after the container's mount or agent write, within HELPER_WINDOW seconds) and a
+  new container started after a container-side runtime client.
+
+Items of one container closer than `window` seconds form one chain: a trigger plus a result is an escape (critical);
+successful suspicious syscalls alone are a suspicious-syscall finding (medium or high); failed calls and tool execs alone
+(seccomp-blocked attempts leave only the execve) are an attempt (low).
+"""
+import hashlib
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
+
+from escape_engine import auditd, sysmon_linux
+from escape_engine.lineage import (DEFAULT_RUNTIME, RUNC_INIT_TITLE, HostLineage, Proc, basename,
+                                   container_id_from_argv)
+
+Value = Union[str, List[str]]
+Record = Mapping[str, Value]
+
+SUSPICIOUS_SYSCALLS = ("unshare", "setns", "mount", "umount2", "keyctl", "add_key", "request_key", "pivot_root",
+                       "chroot", "open_by_handle_at", "init_module", "finit_module")
+ESCAPE_TOOLS = frozenset(("nsenter", "unshare", "keyctl", "mount", "umount", "chroot", "debugfs", "pivot_root",
+                          "insmod", "modprobe", "capsh", "switch_root", "docker", "podman", "nerdctl", "ctr",
+                          "crictl", "kubectl"))
+RUNTIME_CLIENTS = frozenset(("docker", "podman", "nerdctl", "ctr", "crictl", "kubectl"))
+CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
+RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "docker.sock", "containerd.sock",
+                        "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
+                        "--userns=host", "--ipc=host")
+AGENT_FILES = ("release_agent", "core_pattern")
+HELPER_WINDOW = 10.0
+REPORTS = ("escapes", "attempts", "all")
+SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+_NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
+             (0x4000000, "uts"), (0x2000000, "cgroup"), (0x80, "time"))
+
+
+class Item:
+    """One event of a container's activity that a chain may rest on."""
+
+    __slots__ = ("time", "kind", "cds", "text", "success", "name", "detail", "order", "source", "sourcetype",
+                 "attribution")
+
+    def __init__(self, time: float, kind: str, cds: List[str], text: str, success: bool, name: str,
+                 detail: str = "", order: int = 0, source: str = "", sourcetype: str = "",
+                 attribution: str = "") -> None:
+        self.time = time
+        self.attribution = attribution
+        self.kind = kind
+        self.cds = cds
+        self.text = text
+        self.success = success
+        self.name = name
+        self.detail = detail
+        self.order = order
+        self.source = source
+        self.sourcetype = sourcetype
+
+
+class _Event:
+    __slots__ = ("host", "time", "serial", "records", "cds", "sysmon", "source", "sourcetype")
+
+    def __init__(self, host: str, time: float, serial: int) -> None:
+        self.host = host
+        self.time = time
+        self.serial = serial
+        self.records: List[auditd.AuditRecord] = []
+        self.cds: List[str] = []
+        self.sysmon: Optional[Dict[str, str]] = None
+        self.source = ""
+        self.sourcetype = ""
+
+
+def _text(value: Optional[Value]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return value
+
+
+def _ns_names(value: str) -> str:
+    try:
+        flags = int(value, 16)
+    except ValueError:
+        return value
+    names = [name for bit, name in _NS_FLAGS if flags & bit]
+    return "|".join(names) if names else value
+
+
+def parse_list(text: str) -> List[str]:
+    return [item.strip() for item in text.replace(";", ",").split(",") if item.strip()]
+
+
+class Correlator:
+    """Stateful correlation over chunks of events; see the module docstring."""
+
+    def __init__(self, *, window: float = 300.0, skew: float = 2.0, allowlist: Iterable[str] = (),
+                 runtime: Optional[Iterable[str]] = None, ttl: float = 7 * 86400.0, report: str = "escapes",
+                 state: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
+        if window <= 0:
+            raise ValueError("window must be a positive number of seconds, got {}".format(window))
+        if skew < 0:
+            raise ValueError("skew must be zero or more seconds, got {}".format(skew))
+        if report not in REPORTS:
+            raise ValueError("report must be one of {}, got {!r}".format(", ".join(REPORTS), report))
+        unknown = [s for s in allowlist if s not in SUSPICIOUS_SYSCALLS and s != "umount2"]
+        if unknown:
+            raise ValueError("allowlist names unknown syscalls: {}; use any of {}".format(
+                ", ".join(unknown), ", ".join(SUSPICIOUS_SYSCALLS)))
+        self.window = window
+        self.skew = skew
+        self.allowlist = frozenset(allowlist)
+        self.runtime = tuple(runtime) if runtime else DEFAULT_RUNTIME
+        self.ttl = ttl
+        self.report = report
+        self.hosts: Dict[str, HostLineage] = {}
+        for host, data in (state or {}).items():
+            self.hosts[host] = HostLineage.from_json(dict(data), self.runtime)
+        self._events: Dict[Tuple[str, str, str], _Event] = {}
+        self._oldest: Optional[float] = None
+        self._exec_cds: Dict[Tuple[str, str, float], List[str]] = {}
+        self._items: Dict[Tuple[str, str], List[Item]] = {}
+        self._traps: Dict[str, List[Tuple[float, int, str, List[str]]]] = {}
+        self._clients: Dict[str, List[Tuple[float, str, str, List[str]]]] = {}
+        self._order = 0
+        self._started: Set[Tuple[str, str]] = set()
+        self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
+                                        "out_of_order": 0, "runtime_suppressed": 0, "allowlisted": 0,
+                                        "escapes": 0, "suspicious": 0, "attempts": 0}
+
+    # ---- input -------------------------------------------------------------------------------------------------
+    def feed(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.summary["records"] += 1
+            raw = _text(record.get("_raw"))
+            host = _text(record.get("host"))
+            cd = _text(record.get("_cd"))
+            try:
+                splunk_time = float(_text(record.get("_time")) or "nan")
+            except ValueError:
+                splunk_time = float("nan")
+            if not raw.strip():
+                self.summary["malformed"] += 1
+                continue
+            if "<Event" in raw and "<EventID>" in raw:
+                self._add_sysmon(raw, host, cd, splunk_time, record)
+                continue
+            parsed_any = False
+            for line in raw.split("\n"):
+                if not line.strip():
+                    continue
+                parsed = auditd.parse_line(line)
+                if parsed is None:
+                    self.summary["malformed"] += 1
+                    continue
+                parsed_any = True
+                self._add_audit(parsed, host, cd, splunk_time, record)
+            if not parsed_any:
+                continue
+
+    def _arrival(self, when: float) -> None:
+        if self._oldest is not None and when > self._oldest + self.skew:
+            self.summary["out_of_order"] += 1
+        if self._oldest is None or when < self._oldest:
+            self._oldest = when
+
+    def _add_audit(self, parsed: auditd.AuditRecord, host: str, cd: str, splunk_time: float, record: Record) -> None:
+        epoch = parsed.epoch
+        when = epoch if epoch is not None else splunk_time
+        if when != when:  # NaN: neither the record nor Splunk gave a time
+            self.summary["malformed"] += 1
+            return
+        event_host = parsed.node or host
+        key = (event_host, parsed.stamp, parsed.serial)
+        event = self._events.get(key)
+        if event is None:
+            self._arrival(when)
+            event = _Event(event_host, when, int(parsed.serial))
+            event.source = _text(record.get("source"))
+            event.sourcetype = _text(record.get("sourcetype"))
+            self._events[key] = event
+        event.records.append(parsed)
+        if cd and cd not in event.cds:
+            event.cds.append(cd)
+
+    def _add_sysmon(self, raw: str, host: str, cd: str, splunk_time: float, record: Record) -> None:
+        data = sysmon_linux.parse_event(raw)
+        if data is None or data["EventID"] not in ("1", "11"):
+            if data is None:
+                self.summary["malformed"] += 1
+            return
+        when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or splunk_time
+        if when != when:
+            self.summary["malformed"] += 1
+            return
+        self._arrival(when)
+        event = _Event(data.get("Computer") or host, when, -1)
+        event.sysmon = data
+        event.cds = [cd] if cd else []
+        event.source = _text(record.get("source"))
+        event.sourcetype = _text(record.get("sourcetype"))
+        self._events[(event.host, "sysmon:%s" % cd, str(len(self._events)))] = event
+
+    # ---- replay in time order ----------------------------------------------------------------------------------
+    def _table(self, host: str) -> HostLineage:
+        table = self.hosts.get(host)
+        if table is None:
+            table = self.hosts[host] = HostLineage(host, self.runtime)
+        return table
+
+    def _process(self) -> None:
+        events = sorted(self._events.values(), key=lambda e: (e.host, e.time, e.serial))
+        self._events = {}
+        for event in events:
+            self.summary["sysmon_events" if event.sysmon is not None else "audit_events"] += 1
+            if event.sysmon is not None:
+                self._sysmon_event(event)
+            else:
+                self._audit_event(event)
+
+    def _audit_event(self, event: _Event) -> None:
+        syscall = next((r for r in event.records if r.rtype == "SYSCALL"), None)
+        if syscall is None:
+            return
+        fields = syscall.fields
+        name = auditd.syscall_name(syscall)
+        pid = fields.get("pid", "")
+        ppid = fields.get("ppid", "")
+        comm = auditd.decode_string(fields.get("comm", ""))
+        exe = auditd.decode_string(fields.get("exe", ""))
+        success = fields.get("success", "") in ("yes", "1")
+        paths = [r for r in event.records if r.rtype == "PATH"]
+        table = self._table(event.host)
+        if name in ("execve", "execveat"):
+            if not success:
+                return
+            execve = next((r for r in event.records if r.rtype == "EXECVE"), None)
+            argv = auditd.execve_argv(execve) if execve is not None else []
+            title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
+            title = auditd.proctitle(title_record) if title_record is not None else []
+            item0 = next((p for p in paths if p.fields.get("item") == "0"), None)
+            dev = item0.fields.get("dev", "") if item0 is not None else ""
+            explicit = ""
+            for record in event.records:
+                if record.rtype == "CONTAINER_ID":
+                    explicit = record.fields.get("contid", "")
+            self._exec(event, table, pid, ppid, comm, exe, dev, argv, title, fields.get("uid", ""),
+                       fields.get("subj", ""), explicit)
+            return
+        if name in SUSPICIOUS_SYSCALLS:
+            self._syscall(event, table, name, pid, ppid, comm, exe, success, fields, paths)
+            return
+        for path in paths:
+            target = auditd.decode_string(path.fields.get("name", ""))
+            if target.endswith(AGENT_FILES):
+                self._agent_write(event, table, pid, ppid, comm, exe, target)
+                return
+
+    def _sysmon_event(self, event: _Event) -> None:
+        data = event.sysmon or {}
+        table = self._table(event.host)
+        if data.get("EventID") == "1":
+            image = data.get("Image", "")
+            argv = data.get("CommandLine", "").split()
+            title: List[str] = []
+            if basename(data.get("ParentImage", "")).startswith("containerd-shim"):
+                title = list(RUNC_INIT_TITLE)
+                parent = data.get("ParentProcessId", "")
+                if table.lookup(parent, event.time, self.skew) is None:
+                    table.add(Proc(parent, "", event.time - self.skew, basename(data["ParentImage"]),
+                                   data["ParentImage"], "", [], runtime=True))
+            self._exec(event, table, data.get("ProcessId", ""), data.get("ParentProcessId", ""), basename(image),
+                       image, "", argv, title, data.get("User", ""), "", "")
+            if image.startswith("/host/"):
+                proc = table.lookup(data.get("ProcessId", ""), event.time, self.skew)
+                key = proc.container if proc is not None and proc.container else "image-path:/host"
+                self._add_item(event.host, key, Item(event.time, "host_exec", list(event.cds),
+                                                     "%s ran %s from the host root mounted under /host" % (
+                                                         data.get("ProcessId", ""), image), True, image,
+                                                     source=event.source, sourcetype=event.sourcetype))
+        elif data.get("EventID") == "11":
+            target = data.get("TargetFilename", "")
+            if target.endswith(AGENT_FILES):
+                self._agent_write(event, table, data.get("ProcessId", ""), "", basename(data.get("Image", "")),
+                                  data.get("Image", ""), target)
+
+    def _add_item(self, host: str, key: str, item: Item) -> None:
+        self._order += 1
+        item.order = self._order
+        self._items.setdefault((host, key), []).append(item)
+
+    def _exec(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str, dev: str,
+              argv: List[str], title: List[str], uid: str, subj: str, explicit: str) -> None:
+        when = event.time
+        key, evidence, runtime, parent = table.attribute(pid, ppid, when, comm, exe, dev, argv, title, subj,
+                                                         explicit, self.skew)
+        if parent is not None and parent.persisted and key and "persisted state" not in evidence:
+            evidence += " [persisted state]"
+        if not key and not runtime and parent is None and not table.known(ppid) and table.is_host_dev(dev):
+            helper = self._helper_trap(table, ppid, when)
+            if helper is not None:
+                trap_time, trap_pid, trap_key, trap_cds = helper
+                table.add(Proc(ppid, "", trap_time, "(usermode helper)", "", "", [], container=trap_key,
+                               evidence="usermode_helper:unseen parent pid %s born after container pid %s's mount"
+                                        % (ppid, trap_pid), helper=True))
+                key = trap_key
+                evidence = "usermode_helper:unseen parent pid %s born after container pid %s's mount" % (
+                    ppid, trap_pid)
+        proc = Proc(pid, ppid, when, comm, exe, dev, argv, uid, key, evidence, runtime)
+        table.add(proc)
+        self._exec_cds[(table.host, pid, when)] = list(event.cds)
+        if not key:
+            table.note_host_dev(dev, when)
+            return
+        first = title[:2] == RUNC_INIT_TITLE
+        container_id = container_id_from_argv(parent.argv) if parent is not None else ""
+        table.container_seen(key, when, evidence, container_id)
+        item_args: Dict[str, Any] = dict(source=event.source, sourcetype=event.sourcetype, attribution=evidence)
+        if first and (table.host, key) not in self._started:
+            self._started.add((table.host, key))
+            self._child_start(event, table, key, argv)
+        command = " ".join(argv)[:200] or exe
+        if table.is_host_dev(dev):
+            spawner = table.lookup(ppid, when, self.skew)
+            kind = "helper_exec" if spawner is not None and spawner.helper else "host_exec"
+            self._add_item(table.host, key, Item(when, kind, list(event.cds),
+                                                 "pid %s executed the host binary %s (dev %s): %s"
+                                                 % (pid, exe, dev, command), True, exe, **item_args))
+        tool = basename(comm) if basename(comm) in ESCAPE_TOOLS else basename(exe)
+        if tool in ESCAPE_TOOLS:
+            if tool in RUNTIME_CLIENTS and any(v in argv for v in CLIENT_VERBS):
+                risky = [a for a in argv if a.startswith(RISKY_CLIENT_MARKERS) or any(
+                    m in a for m in ("/:/", "docker.sock", "containerd.sock"))]
+                self._add_item(table.host, key, Item(when, "socket_client", list(event.cds),
+                                                     "pid %s ran the runtime client %s" % (pid, command),
+                                                     True, tool, " ".join(risky), **item_args))
+                self._clients.setdefault(table.host, []).append((when, key, " ".join(risky), argv))
+            else:
+                self._add_item(table.host, key, Item(when, "tool", list(event.cds),
+                                                     "pid %s executed %s" % (pid, command), True, tool,
+                                                     **item_args))
+
+    def _helper_trap(self, table: HostLineage, ppid: str, when: float) -> Optional[Tuple[float, int, str, List[str]]]:
+        if not ppid.isdigit():
+            return None
+        for trap in reversed(self._traps.get(table.host, [])):
+            trap_time, trap_pid, _, _ = trap
+            if 0.0 <= when - trap_time <= HELPER_WINDOW and int(ppid) > trap_pid:
+                return trap
+        return None
+
+    def _child_start(self, event: _Event, table: HostLineage, key: str, argv: List[str]) -> None:
+        """Link a container's first process to a container-side client whose command line ends with its argv."""
+        if not argv:
+            return
+        for when, client_key, risky, client_argv in reversed(self._clients.get(table.host, [])):
+            if client_key == key or not 0.0 <= event.time - when <= self.window:
+                continue
+            if len(client_argv) <= len(argv) or client_argv[-len(argv):] != argv:
+                continue
+            self._add_item(table.host, client_key, Item(
+                event.time, "child_start", list(event.cds),
+                "a new container (%s) started running %s, as the container-side client asked (%s)" % (
+                    key[:24], " ".join(argv)[:120], risky or "-"), True, key,
+                source=event.source, sourcetype=event.sourcetype))
+            self._clients[table.host] = [c for c in self._clients[table.host] if c[0] != when]
+            return
+
+    def _attribute_running(self, table: HostLineage, pid: str, ppid: str, when: float, comm: str,
+                           exe: str) -> Tuple[str, str, bool, Optional[Proc]]:
+        proc = table.lookup(pid, when, self.skew)
+        parent = table.lookup(ppid, when, self.skew)
+        if proc is not None and proc.comm == comm:
+            table.touch(pid, when)
+            return proc.container, proc.evidence, proc.runtime, proc
+        if table.is_runtime(comm, exe, "", parent if parent is not None else proc):
+            return "", "", True, proc
+        if proc is not None and proc.container:
+            return proc.container, proc.evidence, proc.runtime, proc
+        if parent is not None and not parent.runtime and parent.container:
+            return parent.container, "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid, parent.evidence), \
+                False, proc
+        if parent is not None and basename(parent.exe).startswith("containerd-shim"):
+            cid = container_id_from_argv(parent.argv)
+            return cid or "shim:%s" % parent.pid, "lineage:%s(pid %s)" % (basename(parent.exe), parent.pid), \
+                False, proc
+        return "", "", False, proc
+
+    def _syscall(self, event: _Event, table: HostLineage, name: str, pid: str, ppid: str, comm: str, exe: str,
+                 success: bool, fields: Mapping[str, str], paths: List[auditd.AuditRecord]) -> None:
+        when = event.time
+        key, attribution, runtime, proc = self._attribute_running(table, pid, ppid, when, comm, exe)
+        if runtime:
+            self.summary["runtime_suppressed"] += 1
+            return
+        if not key:
+            return
+        if name in self.allowlist:
+            self.summary["allowlisted"] += 1
+            return
+        detail = self._detail(name, fields, paths, table)
+        cds = list(event.cds)
+        if proc is not None:
+            for cd in self._exec_cds.get((table.host, proc.pid, proc.start), []):
+                if cd not in cds:
+                    cds.append(cd)
+        text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", pid, comm,
+                                            detail, "" if success else " exit=%s" % fields.get("exit", ""))
+        self._add_item(table.host, key, Item(when, "syscall", cds, text.strip(), success, name, detail,
+                                             source=event.source, sourcetype=event.sourcetype,
+                                             attribution=attribution))
+        if name == "mount" and success and pid.isdigit() and self._cgroup_mount(proc, detail):
+            self._traps.setdefault(table.host, []).append((when, int(pid), key, cds))
+
+    def _agent_write(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str,
+                     target: str) -> None:
+        key, _, runtime, _ = self._attribute_running(table, pid, ppid, event.time, comm, exe)
+        if runtime or not key:
+            return
+        self._add_item(table.host, key, Item(event.time, "agent_write", list(event.cds),
+                                             "pid %s (%s) wrote %s" % (pid, comm, target), True, "write", target,
+                                             source=event.source, sourcetype=event.sourcetype))
+        if pid.isdigit():
+            self._traps.setdefault(table.host, []).append((event.time, int(pid), key, list(event.cds)))
+
+    @staticmethod
+    def _cgroup_mount(proc: Optional[Proc], detail: str) -> bool:
+        """A cgroup (v1) mount arms the release_agent trap: the mounting command names cgroup, or the target does."""
+        return "cgroup" in detail or (proc is not None and any("cgroup" in a for a in proc.argv))
+
+    @staticmethod
+    def _detail(name: str, fields: Mapping[str, str], paths: List[auditd.AuditRecord], table: HostLineage) -> str:
+        a0 = fields.get("a0", "")
+        a1 = fields.get("a1", "")
+        if name == "unshare":
+            return "flags=%s" % _ns_names(a0)
+        if name == "setns":
+            return "nstype=%s" % (_ns_names(a1) if a1 != "0" else "any")
+        if name in ("keyctl",):
+            return "op=%s key=%s" % (a0, a1)
+        parts = []
+        for path in paths:
+            pf = path.fields
+            target = auditd.decode_string(pf.get("name", ""))
+            mode = pf.get("mode", "")
+            if mode.startswith("060"):
+                parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
+            elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
+                parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))
+            elif target and target != "(null)" and pf.get("item") == "0":
+                parts.append("path=%s" % target)
+        return " ".join(parts)
+
+    # ---- output ------------------------------------------------------------------------------------------------
+    def finish(self) -> List[Dict[str, Value]]:
+        """Replay the buffered events in time order and return one alert row per chain."""
+        self._process()
+        rows: List[Dict[str, Value]] = []
+        for (host, key), items in sorted(self._items.items()):
+            items.sort(key=lambda i: (i.time, i.order))
+            cluster: List[Item] = []
+            for item in items:
+                if cluster and item.time - cluster[-1].time > self.window:
+                    row = self._classify(host, key, cluster)
+                    if row is not None:
+                        rows.append(row)
+                    cluster = []
+                cluster.append(item)
+            if cluster:
+                row = self._classify(host, key, cluster)
+                if row is not None:
+                    rows.append(row)
+        rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)
+        return rows
+
+    def _classify(self, host: str, key: str, items: List[Item]) -> Optional[Dict[str, Value]]:
+        triggers = [i for i in items if i.kind in ("syscall", "tool", "socket_client", "agent_write")]
+        if not triggers:
+            return None
+        first_trigger = triggers[0]
+        results = [i for i in items if i.kind in ("host_exec", "helper_exec", "child_start")
+                   and i.time >= first_trigger.time - self.skew]
+        ok_calls = [i for i in triggers if i.kind == "syscall" and i.success]
+        names = sorted({i.name for i in triggers if i.kind == "syscall"})
+        if results:
+            kinds = {i.kind for i in results}
+            if "helper_exec" in kinds:
+                finding, severity = "release_agent_host_exec", "critical"
+            elif "child_start" in kinds:
+                finding, severity = "runtime_socket_escape", "critical"
+            elif "setns" in {i.name for i in ok_calls}:
+                finding, severity = "nsenter_host_exec", "critical"
+            elif "chroot" in {i.name for i in ok_calls}:
+                finding, severity = "chroot_host_exec", "critical"
+            else:
+                finding, severity = "container_host_exec", "high"
+            category = "escape"
+        elif ok_calls:
+            details = " ".join(i.detail for i in ok_calls)
+            ok_names = {i.name for i in ok_calls}
+            if "block_device=" in details and "mount" in ok_names:
+                finding, severity = "host_device_mount", "high"
+            elif "open_by_handle_at" in ok_names:
+                finding, severity = "host_file_handle", "high"
+            elif ok_names & {"init_module", "finit_module"}:
+                finding, severity = "kernel_module_load", "high"
+            elif ok_names & {"keyctl", "add_key", "request_key"}:
+                finding, severity = "host_keyring_access", "medium"
+            else:
+                finding, severity = "namespace_syscall", "medium"
+            category = "suspicious"
+        else:
+            socket = [i for i in triggers if i.kind == "socket_client" and i.detail]
+            finding, severity = ("runtime_socket_attempt", "medium") if socket else ("escape_attempt", "low")
+            category = "attempt"
+        if self.report == "escapes" and category == "attempt":
+            return None
+        if self.report == "attempts" and category != "attempt":
+            return None
+        self.summary["escapes" if category == "escape" else "suspicious" if category == "suspicious"
+                     else "attempts"] += 1
+        table = self._table(host)
+        container = table.containers.get(key, {})
+        attribution = next((i.attribution for i in triggers if i.attribution), "") or \
+            str(container.get("evidence", "")) or "unknown"
+        evidence: List[str] = []
+        for item in items:
+            if item.kind in ("host_exec", "helper_exec", "child_start") and item.time < first_trigger.time - self.skew:
+                continue
+            for cd in item.cds:
+                if cd not in evidence:
+                    evidence.append(cd)
+        anchor = results[0] if results else first_trigger
+        chain_seed = "%s|%s|%.3f|%s" % (host, key, first_trigger.time, first_trigger.text)
+        chain_id = hashlib.sha1(chain_seed.encode("utf-8")).hexdigest()[:20]
+        tools = sorted({i.name for i in triggers if i.kind in ("tool", "socket_client")})
+        host_bins = sorted({i.name for i in results if i.kind in ("host_exec", "helper_exec")})
+        summary = self._summary(category, finding, host, key, attribution, names, tools, host_bins, results,
+                                first_trigger)
+        row: Dict[str, Value] = {
+            "_time": "%.3f" % anchor.time,
+            "host": host,
+            "source": anchor.source,
+            "sourcetype": anchor.sourcetype,
+            "escape_severity": severity,
+            "escape_finding": finding,
+            "escape_category": category,
+            "escape_summary": summary,
+            "escape_chain_id": chain_id,
+            "escape_evidence_cd": evidence,
+            "escape_container": key,
+            "escape_container_id": str(container.get("id", "")),
+            "escape_attribution": attribution,
+            "escape_syscalls": names,
+            "escape_tools": tools,
+            "escape_host_binaries": host_bins,
+            "escape_first_time": "%.3f" % items[0].time,
+            "escape_steps": [i.text for i in items if i.kind != "host_exec" or i.time >= first_trigger.time - self.skew][:50],
+        }
+        if first_trigger.cds:
+            row["_cd"] = first_trigger.cds[0]
+        return row
+
+    @staticmethod
+    def _summary(category: str, finding: str, host: str, key: str, attribution: str, names: List[str],
+                 tools: List[str], host_bins: List[str], results: List[Item], first: Item) -> str:
+        where = "container %s on %s (attributed by %s)" % (key[:24], host, attribution)
+        if category == "escape":
+            return "Escape chain %s in %s: %s, then %s." % (
+                finding, where, ", ".join(names + tools) or first.text, "; ".join(i.text for i in results[:3]))
+        if category == "suspicious":
+            return "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
+        return "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
+            where, ", ".join(tools) or ", ".join(names))
+
+    def state(self) -> Dict[str, Dict[str, Any]]:
+        """The per-host lineage to persist for the next search (after finish)."""
+        return {host: table.to_json(self.ttl) for host, table in self.hosts.items()}
+
+
+def run(records: Iterable[Record], *, window: float = 300.0, skew: float = 2.0, allowlist: str = "",
+        runtime: str = "", report: str = "escapes", ttl: float = 7 * 86400.0,
+        state: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Iterator[Dict[str, Value]]:
+    """One-shot entry point over all records (tests, replay): feed everything, then emit the alert rows."""
+    correlator = Correlator(window=window, skew=skew, allowlist=parse_list(allowlist),
+                            runtime=parse_list(runtime), ttl=ttl, report=report, state=state)
+    correlator.feed(records)
+    yield from correlator.finish()

@@ -1,0 +1,350 @@
+"""Spec inspection (AN0612): Kubernetes audit writes, dockerd create bodies and docker inspect -> one row per event.
+
+Records in, rows out. Each output row is the input record plus `escape_` fields (finding types, severity, summary,
+evidence, workload). A record with no isolation-breaking setting yields nothing. State kept across chunks is
+only the pairing of a dockerd "form data" line with its "Calling POST" line (bounded by a few seconds of log).
+"""
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import docker, kube
+from .specrules import AllowRule, Finding, Workload, allowlisted, findings, max_severity, parse_allowed_paths
+
+Value = Union[str, List[str]]
+Record = Mapping[str, Value]
+Row = Dict[str, Value]
+
+SUPPRESSED_MODES = ("exclude", "include", "only")
+MODES = ("spec", "health")
+FINDING_TYPES = ("privileged", "host_process", "capability", "privilege_escalation", "seccomp_unconfined",
+                 "apparmor_unconfined", "proc_unmasked", "host_pid", "host_ipc", "host_network", "host_path", "device")
+HEALTH_FINDINGS = ("spec_missing", "spec_truncated", "event_unparseable", "create_body_missing")
+PAIR_WINDOW = 2.0       # seconds between a Calling line and its form data line
+PENDING_SPAN = 10.0     # seconds of log after which an unpaired line is given up
+MAX_PENDING = 512
+
+
+def _first(value: Optional[Value]) -> str:
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return value or ""
+
+
+def _time(record: Record, text: str) -> float:
+    raw = _first(record.get("_time"))
+    try:
+        return float(raw)
+    except ValueError:
+        parsed = docker.line_time(text)
+        return parsed if parsed is not None else 0.0
+
+
+class _Pending:
+    def __init__(self, time: float, record: Record, kind: str, name: str = "",
+                 body: Optional[Dict[str, Any]] = None) -> None:
+        self.time = time
+        self.record = record
+        self.kind = kind
+        self.name = name
+        self.body = body
+
+
+class Inspector:
+    """One search's inspection state. `feed()` once per chunk, `flush()` after the last one."""
+
+    def __init__(self, *, allowed_host_paths: str, allowlist: Sequence[AllowRule] = (), suppressed: str = "exclude",
+                 finding: str = "", mode: str = "spec", field: str = "_raw") -> None:
+        if suppressed not in SUPPRESSED_MODES:
+            raise ValueError("suppressed={} is not one of {}".format(suppressed, ", ".join(SUPPRESSED_MODES)))
+        if mode not in MODES:
+            raise ValueError("mode={} is not one of {}".format(mode, ", ".join(MODES)))
+        wanted = [f.strip() for f in finding.split(",") if f.strip()]
+        unknown = [f for f in wanted if f not in FINDING_TYPES]
+        if unknown:
+            raise ValueError("finding={} is unknown; use one or more of {}".format(
+                ",".join(unknown), ", ".join(FINDING_TYPES)))
+        self.allowed = parse_allowed_paths(allowed_host_paths)
+        self.allowlist = list(allowlist)
+        self.suppressed = suppressed
+        self.wanted = wanted
+        self.mode = mode
+        self.field = field
+        self.counts: Dict[str, int] = {}
+        self._forms: Dict[Tuple[str, str], List[_Pending]] = {}
+        self._calls: Dict[Tuple[str, str], List[_Pending]] = {}
+
+    # -- bookkeeping -------------------------------------------------------------------------------------------
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def report(self) -> List[str]:
+        """Sentences for the search's inspector about events that could not be judged."""
+        notes = {
+            "event_unparseable": "{} event(s) were not valid JSON (cut by a pipeline or TRUNCATE?) and were skipped",
+            "spec_missing": "{} pod or workload write(s) carried no request body (audit level Metadata): spec unknown",
+            "spec_truncated": "{} pod or workload write(s) were marked audit.k8s.io/truncated: spec unknown",
+            "create_body_missing": "{} docker create call(s) had no form data line (body over 4 KiB or no --debug)",
+            "not_inspectable": "{} event(s) were neither a Kubernetes audit event nor docker data and were skipped",
+        }
+        return [text.format(self.counts[key]) for key, text in notes.items() if self.counts.get(key)]
+
+    # -- rows ----------------------------------------------------------------------------------------------------
+    def _row(self, record: Record, workload: Workload, found: List[Finding], evidence: List[str],
+             extra: Dict[str, str]) -> Optional[Row]:
+        if self.wanted:
+            found = [f for f in found if f.finding in self.wanted]
+        if not found:
+            return None
+        origin = allowlisted(workload, self.allowlist)
+        if (origin is not None and self.suppressed == "exclude") or (origin is None and self.suppressed == "only"):
+            return None
+        row: Row = dict(record)
+        severity = "informational" if origin is not None else max_severity(f.severity for f in found)
+        label = _workload_label(workload, _first(record.get("host")))
+        kinds = list(dict.fromkeys(f.finding for f in found))
+        details = ["{} ({})".format(f.detail, f.severity) for f in found]
+        images = list(dict.fromkeys(c.image for c in workload.containers if c.image))
+        row["escape_finding"] = kinds if len(kinds) > 1 else kinds[0]
+        row["escape_severity"] = severity
+        row["escape_detail"] = details if len(details) > 1 else details[0]
+        row["escape_workload"] = label
+        row["escape_platform"] = workload.platform
+        row["escape_suppressed"] = "1" if origin is not None else "0"
+        if origin is not None:
+            row["escape_allowlist"] = origin
+        if images:
+            row["escape_image"] = images if len(images) > 1 else images[0]
+        if workload.namespace:
+            row["escape_namespace"] = workload.namespace
+        if workload.platform == "kubernetes":
+            row["escape_service_account"] = workload.service_account
+        cds = [cd for cd in dict.fromkeys(evidence) if cd]
+        if cds:
+            row["escape_evidence_cd"] = cds if len(cds) > 1 else cds[0]
+        row.update(extra)
+        actor = extra.get("escape_actor", "")
+        summary = "{}{} {}: {}.{}".format(
+            "Allowlisted ({}) ".format(origin) if origin is not None else "",
+            extra.get("escape_action", "write of"), label, "; ".join(details),
+            " Actor: {}.".format(actor) if actor else "")
+        row["escape_summary"] = summary[0].upper() + summary[1:]
+        return row
+
+    def _health_row(self, record: Record, finding: str, detail: str, extra: Dict[str, str]) -> Row:
+        row: Row = dict(record)
+        row["escape_finding"] = finding
+        row["escape_severity"] = "low"
+        row["escape_summary"] = detail
+        cd = _first(record.get("_cd"))
+        if cd:
+            row["escape_evidence_cd"] = cd
+        row.update(extra)
+        return row
+
+    # -- Kubernetes ----------------------------------------------------------------------------------------------
+    def _kube(self, record: Record, text: str) -> Iterator[Row]:
+        try:
+            event = kube.parse(text)
+        except kube.NotAuditEvent:
+            self._count("not_inspectable")
+            return
+        except ValueError as err:
+            self._count("event_unparseable")
+            if self.mode == "health":
+                yield self._health_row(record, "event_unparseable", "Unreadable Kubernetes audit event: {}".format(err),
+                                       {"escape_platform": "kubernetes"})
+            return
+        if not (kube.is_spec_write(event) and kube.succeeded(event)):
+            return
+        extra = {"escape_actor": event.username, "escape_action": "{} of".format(event.verb),
+                 "escape_verb": event.verb, "escape_resource": event.resource + (
+                     "/" + event.subresource if event.subresource else "")}
+        if event.cluster:
+            extra["escape_cluster"] = event.cluster
+        if event.audit_id:
+            extra["escape_audit_id"] = event.audit_id
+        workload = kube.workload(event)
+        if workload is None:
+            what = "spec_truncated" if event.truncated else "spec_missing"
+            self._count(what)
+            if self.mode == "health":
+                target = "{} {}/{}".format(event.resource, event.namespace, event.name or "?")
+                reason = ("marked audit.k8s.io/truncated" if event.truncated
+                          else "logged without a request body (audit level {})".format(event.level or "Metadata"))
+                extra.pop("escape_action")
+                label = "{}/{}/{}".format(kube.KINDS[event.resource], event.namespace or "-", event.name or "-")
+                yield self._health_row(record, what, "The {} of {} by {} was {}: its spec cannot be inspected.".format(
+                    event.verb, target, event.username or "?", reason),
+                    dict(extra, escape_platform="kubernetes", escape_workload=label))
+            return
+        if self.mode != "spec":
+            return
+        launch = event.resource == "pods" and event.verb == "create" and not event.subresource
+        extra["escape_launch"] = "1" if launch else "0"
+        if launch:
+            extra["escape_launch_id"] = event.audit_id or "{}/{}/{}".format(
+                _first(record.get("host")), workload.namespace, event.name or _first(record.get("_cd")))
+        row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+        if row is not None:
+            yield row
+
+    # -- docker --------------------------------------------------------------------------------------------------
+    def _inspect_json(self, record: Record, text: str) -> Iterator[Row]:
+        try:
+            items = docker.inspect_workloads(text)
+        except ValueError:
+            self._count("event_unparseable")
+            return
+        if self.mode != "spec":
+            return
+        host = _first(record.get("host"))
+        for workload, item in items:
+            state = item.get("State") if isinstance(item.get("State"), dict) else {}
+            extra = {"escape_action": "docker inspect of", "escape_launch": "1",
+                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or _first(record.get("_cd"))),
+                     "escape_container": workload.name}
+            status = state.get("Status") if isinstance(state, dict) else None
+            if isinstance(status, str):
+                extra["escape_state"] = status
+            row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+            if row is not None:
+                yield row
+
+    def _docker_pair(self, form: _Pending, call: Optional[_Pending]) -> Iterator[Row]:
+        assert form.body is not None
+        name = call.name if call is not None else ""
+        if form.kind == "exec":
+            workload = docker.exec_workload(form.body, name)
+            action = "docker exec into"
+        else:
+            workload = docker.create_workload(form.body, name)
+            action = "docker create of"
+        if self.mode != "spec":
+            return
+        host = _first(form.record.get("host"))
+        extra = {"escape_action": action, "escape_container": name,
+                 "escape_launch": "1" if form.kind == "create" else "0"}
+        if form.kind == "create":
+            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or _first(form.record.get("_cd")))
+        evidence = [_first(form.record.get("_cd"))] + ([_first(call.record.get("_cd"))] if call is not None else [])
+        row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra)
+        if row is not None:
+            yield row
+
+    def _unpaired_call(self, call: _Pending) -> Iterator[Row]:
+        if call.kind != "create":
+            return
+        self._count("create_body_missing")
+        if self.mode == "health":
+            yield self._health_row(call.record, "create_body_missing", (
+                "dockerd logged the create of container {} without its form data (body over 4 KiB, or not at debug "
+                "level): its settings cannot be inspected.").format(call.name or "(unnamed)"),
+                {"escape_platform": "docker", "escape_container": call.name,
+                 "escape_workload": "docker:{}/{}".format(_first(call.record.get("host")) or "-", call.name or "(unnamed)")})
+
+    def _expire(self, key: Tuple[str, str], now: float, everything: bool = False) -> Iterator[Row]:
+        forms = self._forms.get(key, [])
+        calls = self._calls.get(key, [])
+        keep_forms = [] if everything else [f for f in forms if abs(f.time - now) <= PENDING_SPAN][-MAX_PENDING:]
+        keep_calls = [] if everything else [c for c in calls if abs(c.time - now) <= PENDING_SPAN][-MAX_PENDING:]
+        for form in forms:
+            if not any(form is k for k in keep_forms):
+                yield from self._docker_pair(form, None)
+        for call in calls:
+            if not any(call is k for k in keep_calls):
+                yield from self._unpaired_call(call)
+        self._forms[key] = keep_forms
+        self._calls[key] = keep_calls
+
+    def _daemon_line(self, record: Record, text: str) -> Iterator[Row]:
+        msg = docker.message(text)
+        if msg is None:
+            return
+        key = (_first(record.get("host")), _first(record.get("source")))
+        now = _time(record, text)
+        yield from self._expire(key, now)
+        call = docker.api_call(msg)
+        if call is not None:
+            entry = _Pending(now, record, call[0], name=call[1])
+            form = _closest(self._forms.get(key, []), entry, lambda f, c: f.time - c.time)
+            if form is not None:
+                self._forms[key].remove(form)
+                yield from self._docker_pair(form, entry)
+            else:
+                self._calls.setdefault(key, []).append(entry)
+            return
+        try:
+            body = docker.form_body(msg)
+        except ValueError:
+            self._count("event_unparseable")
+            return
+        if body is None:
+            return
+        if "Image" in body or "HostConfig" in body:
+            kind = "create"
+        elif "Cmd" in body and "Privileged" in body:
+            kind = "exec"
+        else:
+            return
+        entry = _Pending(now, record, kind, body=body)
+        match = _closest(self._calls.get(key, []), entry, lambda c, f: f.time - c.time)
+        if match is not None:
+            self._calls[key].remove(match)
+            yield from self._docker_pair(entry, match)
+        else:
+            self._forms.setdefault(key, []).append(entry)
+
+    # -- entry points --------------------------------------------------------------------------------------------
+    def feed(self, records: Iterable[Record]) -> Iterator[Row]:
+        for record in records:
+            text = _first(record.get(self.field)).strip()
+            if not text:
+                continue
+            if text.startswith("{") or text.startswith("["):
+                if _looks_like_inspect(text):
+                    yield from self._inspect_json(record, text)
+                else:
+                    yield from self._kube(record, text)
+            elif "msg=" in text:
+                yield from self._daemon_line(record, text)
+            else:
+                self._count("not_inspectable")
+
+    def flush(self) -> Iterator[Row]:
+        """Rows held back for pairing: unpaired bodies (no container name) and, in health mode, bodiless creates."""
+        for key in list(self._forms) + [k for k in self._calls if k not in self._forms]:
+            yield from self._expire(key, 0.0, everything=True)
+
+
+def _looks_like_inspect(text: str) -> bool:
+    """docker inspect output (an array, or an object with HostConfig) rather than a Kubernetes audit event."""
+    return text.startswith("[") or ('"HostConfig"' in text and '"objectRef"' not in text
+                                    and '"protoPayload"' not in text and '"properties"' not in text)
+
+
+def _closest(candidates: List[_Pending], entry: _Pending, gap: Any) -> Optional[_Pending]:
+    """The candidate of the matching kind within PAIR_WINDOW whose gap (form time - call time, >= 0) is smallest."""
+    best: Optional[_Pending] = None
+    best_gap = PAIR_WINDOW + 1
+    for candidate in candidates:
+        if candidate.kind != entry.kind:
+            continue
+        distance = float(gap(candidate, entry))
+        if 0 <= distance <= PAIR_WINDOW and distance < best_gap:
+            best, best_gap = candidate, distance
+    return best
+
+
+def _workload_label(workload: Workload, host: str) -> str:
+    if workload.platform == "kubernetes":
+        return "{}/{}/{}".format(workload.kind or "Pod", workload.namespace or "-", workload.name or "-")
+    image = next((c.image for c in workload.containers if c.image), "")
+    return "docker:{}/{}".format(host or "-", workload.name or image or "(unnamed)")
+
+
+def run(records: Iterable[Record], *, allowed_host_paths: str, allowlist: Sequence[AllowRule] = (),
+        suppressed: str = "exclude", finding: str = "", mode: str = "spec", field: str = "_raw") -> Iterator[Row]:
+    """Inspect one complete stream of records (tests, one-shot use): feed then flush."""
+    inspector = Inspector(allowed_host_paths=allowed_host_paths, allowlist=allowlist, suppressed=suppressed,
+                          finding=finding, mode=mode, field=field)
+    yield from inspector.feed(records)
+    yield from inspector.flush()

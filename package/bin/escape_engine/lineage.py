@@ -1,0 +1,221 @@
+"""Per-host process lineage and container attribution, with the evidence that attributed each process.
+
+A process image is one execve (pid, ppid, start time, comm, exe, the executable's device, argv). Attribution to a
+container comes from, in order: explicit container fields, lineage through a container runtime (containerd-shim,
+conmon, runc / crun exec), the container's first process (stale `runc init` PROCTITLE), inheritance from an attributed
+parent, an LSM container label, and finally the executable's anonymous (overlay) device or a `/host/...` image path.
+The table is persisted between searches (KV store in Splunk, JSON offline) with a TTL; a pid's newest image wins, and a
+new image with another parent replaces the old one (pid reuse).
+"""
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+SHIMS = ("containerd-shim", "containerd-shim-runc-v2", "containerd-shim-runc-v1", "conmon")
+RUNTIME_CLIS = ("runc", "crun")
+LSM_CONTAINER_LABELS = ("container_t", "spc_t", "container_runtime_t", "docker-default", "cri-containerd",
+                        "containers-default")
+DEFAULT_RUNTIME = ("runc", "crun", "conmon", "containerd", "containerd-shim", "containerd-shim-runc-v2",
+                   "containerd-shim-runc-v1", "dockerd", "docker-proxy", "runc:[0:PARENT]", "runc:[1:CHILD]",
+                   "runc:[2:INIT]")
+RUNC_INIT_TITLE = ["runc", "init"]
+HISTORY_PER_PID = 4
+
+
+def basename(path: str) -> str:
+    return path.rstrip("/").rpartition("/")[2] if path not in ("", "/") else path
+
+
+def anonymous_device(dev: str) -> bool:
+    """Overlay, tmpfs and other anonymous filesystems have major number 0 (`00:27`)."""
+    return dev.startswith("00:") or dev.startswith("0:")
+
+
+class Proc:
+    """One process image (an execve) and its attribution."""
+
+    __slots__ = ("pid", "ppid", "start", "comm", "exe", "dev", "argv", "uid", "container", "evidence", "runtime",
+                 "helper", "last", "persisted")
+
+    def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
+                 argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
+                 runtime: bool = False, helper: bool = False) -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.start = start
+        self.comm = comm
+        self.exe = exe
+        self.dev = dev
+        self.argv = argv or []
+        self.uid = uid
+        self.container = container
+        self.evidence = evidence
+        self.runtime = runtime
+        self.helper = helper
+        self.last = start
+        self.persisted = False  # loaded from the state of an earlier search
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"pid": self.pid, "ppid": self.ppid, "start": self.start, "comm": self.comm, "exe": self.exe,
+                "dev": self.dev, "argv": self.argv[:12], "uid": self.uid, "container": self.container,
+                "evidence": self.evidence, "runtime": self.runtime, "helper": self.helper, "last": self.last}
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> "Proc":
+        proc = cls(str(data["pid"]), str(data.get("ppid", "")), float(data.get("start", 0.0)),
+                   str(data.get("comm", "")), str(data.get("exe", "")), str(data.get("dev", "")),
+                   [str(a) for a in data.get("argv", [])], str(data.get("uid", "")), str(data.get("container", "")),
+                   str(data.get("evidence", "")), bool(data.get("runtime", False)), bool(data.get("helper", False)))
+        proc.last = float(data.get("last", proc.start))
+        proc.persisted = True
+        return proc
+
+
+def container_id_from_argv(argv: List[str]) -> str:
+    """Container id from a shim (`-id <id>`), conmon (`-c <id>` / `--cid`) or runc/crun (`exec|start|... <id>`) argv."""
+    program = basename(argv[0]) if argv else ""
+    if program in SHIMS:
+        flags = ("-c", "--cid") if program == "conmon" else ("-id", "--id")
+        for flag in flags:
+            if flag in argv:
+                position = argv.index(flag)
+                if position + 1 < len(argv):
+                    return argv[position + 1]
+        return ""
+    if program in RUNTIME_CLIS:
+        for verb in ("exec", "create", "start", "run"):
+            if verb in argv and argv[-1] != verb and not argv[-1].startswith("-"):
+                return argv[-1]
+    return ""
+
+
+class HostLineage:
+    """The process table and container registry of one host."""
+
+    def __init__(self, host: str, runtime_names: Iterable[str] = DEFAULT_RUNTIME) -> None:
+        self.host = host
+        self.runtime_names = frozenset(runtime_names)
+        self.procs: Dict[str, List[Proc]] = {}
+        self.containers: Dict[str, Dict[str, Any]] = {}
+        self.host_devs: Dict[str, float] = {}
+        self.max_time = 0.0
+        self.max_pid_seen: List[Tuple[float, int]] = []
+
+    # ---- persistence -------------------------------------------------------------------------------------------
+    def to_json(self, ttl: float) -> Dict[str, Any]:
+        horizon = self.max_time - ttl
+        procs = []
+        for images in self.procs.values():
+            newest = images[-1]
+            if newest.last >= horizon:
+                procs.append(newest.to_json())
+        containers = {k: v for k, v in self.containers.items() if float(v.get("last", 0.0)) >= horizon}
+        devs = {d: t for d, t in self.host_devs.items() if t >= horizon}
+        return {"host": self.host, "max_time": self.max_time, "procs": procs, "containers": containers,
+                "host_devs": devs}
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any], runtime_names: Iterable[str] = DEFAULT_RUNTIME) -> "HostLineage":
+        table = cls(str(data.get("host", "")), runtime_names)
+        table.max_time = float(data.get("max_time", 0.0))
+        for item in data.get("procs", []):
+            proc = Proc.from_json(item)
+            table.procs[proc.pid] = [proc]
+        table.containers = {str(k): dict(v) for k, v in dict(data.get("containers", {})).items()}
+        table.host_devs = {str(k): float(v) for k, v in dict(data.get("host_devs", {})).items()}
+        return table
+
+    # ---- lookups -----------------------------------------------------------------------------------------------
+    def lookup(self, pid: str, when: float, skew: float = 0.0) -> Optional[Proc]:
+        """The image of `pid` running at `when`: the newest one that started no later than `when` (+ skew)."""
+        images = self.procs.get(pid)
+        if not images:
+            return None
+        for proc in reversed(images):
+            if proc.start <= when + skew:
+                return proc
+        return None
+
+    def known(self, pid: str) -> bool:
+        return pid in self.procs
+
+    def is_runtime_name(self, comm: str, exe: str) -> bool:
+        return comm in self.runtime_names or basename(exe) in self.runtime_names
+
+    def is_runtime(self, comm: str, exe: str, dev: str, parent: Optional[Proc]) -> bool:
+        """A runtime process by name, confirmed by where it runs from or by its parent (any process can set comm)."""
+        if not self.is_runtime_name(comm, exe):
+            return False
+        if basename(exe) in self.runtime_names and dev and not anonymous_device(dev):
+            return True
+        if parent is not None and (parent.runtime or basename(parent.exe) in SHIMS):
+            return True
+        if parent is None and (comm.startswith("runc:[") or exe == "/"):
+            return False
+        return parent is None and not dev
+
+    # ---- updates -----------------------------------------------------------------------------------------------
+    def note_host_dev(self, dev: str, when: float) -> None:
+        if dev and not anonymous_device(dev):
+            self.host_devs[dev] = max(when, self.host_devs.get(dev, 0.0))
+
+    def is_host_dev(self, dev: str) -> bool:
+        if not dev or anonymous_device(dev):
+            return False
+        return dev in self.host_devs if self.host_devs else True
+
+    def add(self, proc: Proc) -> None:
+        images = self.procs.setdefault(proc.pid, [])
+        if images and images[-1].ppid != proc.ppid and not proc.helper:
+            images.clear()  # pid reused by another process: the old lineage no longer applies
+        images.append(proc)
+        if len(images) > HISTORY_PER_PID:
+            del images[0]
+        self.max_time = max(self.max_time, proc.start)
+
+    def touch(self, pid: str, when: float) -> None:
+        images = self.procs.get(pid)
+        if images:
+            images[-1].last = max(images[-1].last, when)
+        self.max_time = max(self.max_time, when)
+
+    def container_seen(self, key: str, when: float, evidence: str, container_id: str = "") -> None:
+        entry = self.containers.setdefault(key, {"first": when, "last": when, "evidence": evidence, "id": container_id})
+        entry["last"] = max(float(entry["last"]), when)
+        entry["first"] = min(float(entry["first"]), when)
+
+    def attribute(self, pid: str, ppid: str, when: float, comm: str, exe: str, dev: str, argv: List[str],
+                  title: List[str], subj: str, explicit: str, skew: float) -> Tuple[str, str, bool, Optional[Proc]]:
+        """Return (container key, evidence, runtime, parent) for a new image of `pid`."""
+        parent = self.lookup(ppid, when, skew)
+        runtime = self.is_runtime(comm, exe, dev, parent)
+        if runtime:
+            return "", "", True, parent
+        if explicit:
+            return explicit, "field:container_id", False, parent
+        if parent is not None:
+            parent_base = basename(parent.exe)
+            if parent_base in SHIMS or basename(parent.comm) in SHIMS:
+                cid = container_id_from_argv(parent.argv)
+                key = cid or "shim:%s@%.3f" % (parent.pid, parent.start)
+                return key, "lineage:%s(pid %s)" % (parent_base or parent.comm, parent.pid), False, parent
+            if parent_base in RUNTIME_CLIS and parent.runtime:
+                cid = container_id_from_argv(parent.argv)
+                if cid:
+                    return cid, "lineage:%s exec(pid %s)" % (parent_base, parent.pid), False, parent
+            if parent.container and not parent.runtime:
+                evidence = parent.evidence if parent.evidence.startswith("lineage") or parent.helper else \
+                    "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid, parent.evidence)
+                return parent.container, evidence, False, parent
+        # The same pid's previous image (exec without fork, e.g. chroot then sh) keeps its container.
+        previous = self.lookup(pid, when, skew)
+        if previous is not None and previous.ppid == ppid and previous.container and not previous.runtime:
+            return previous.container, previous.evidence, False, parent
+        if title[:2] == RUNC_INIT_TITLE and comm not in self.runtime_names:
+            return "runc-init:%s@%s" % (ppid, self.host), "proctitle:runc-init", False, parent
+        for label in LSM_CONTAINER_LABELS:
+            if label in subj:
+                return "lsm:%s" % subj, "lsm:%s" % label, False, parent
+        if exe.startswith("/host/"):
+            return "image-path:/host", "image_path:/host", False, parent
+        if dev and anonymous_device(dev) and parent is None:
+            return "overlay:%s@%s" % (dev, self.host), "exe_dev:anonymous(%s)" % dev, False, parent
+        return "", "", False, parent

@@ -1,0 +1,98 @@
+"""Privileged-launch threshold (AN0612 PrivilegedContainerThreshold).
+
+Counts distinct privileged launches (rows of `escapeinspect` with escape_launch=1) per cluster or docker host and per
+fixed period (periods aligned to multiples of `period` seconds since the epoch, so consecutive scheduled runs with
+a window of one period count the same way). A group with more launches than `threshold` gives one row with the
+count and the workloads. State is explicit: `feed()` once per chunk, `results()` after the last.
+"""
+from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
+
+Value = Union[str, List[str]]
+Record = Mapping[str, Value]
+Row = Dict[str, Value]
+
+MAX_LISTED = 100        # workloads and evidence references listed per alert row
+
+
+def _first(value: object) -> str:
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return value if isinstance(value, str) else ""
+
+
+def _values(value: object) -> List[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [value] if isinstance(value, str) and value else []
+
+
+class _Group:
+    def __init__(self) -> None:
+        self.launches: Dict[str, Tuple[str, str]] = {}     # launch id -> (workload, evidence _cd)
+        self.hosts: Dict[str, None] = {}
+
+
+class ThresholdCounter:
+    def __init__(self, *, threshold: int, period: int, by: str = "host") -> None:
+        if threshold < 0:
+            raise ValueError("threshold={} must be 0 or more".format(threshold))
+        if period < 1:
+            raise ValueError("period={} must be at least 1 second".format(period))
+        if not by:
+            raise ValueError("by= needs a field name")
+        self.threshold = threshold
+        self.period = period
+        self.by = by
+        self.groups: Dict[Tuple[str, int], _Group] = {}
+        self.skipped = 0
+
+    def feed(self, records: Iterable[Record]) -> None:
+        for record in records:
+            kinds = _values(record.get("escape_finding"))
+            if _first(record.get("escape_launch")) != "1" or not ("privileged" in kinds or "host_process" in kinds):
+                self.skipped += 1
+                continue
+            try:
+                when = float(_first(record.get("_time")))
+            except ValueError:
+                self.skipped += 1
+                continue
+            key = _first(record.get(self.by)) or _first(record.get("host"))
+            bucket = int(when // self.period) * self.period
+            group = self.groups.setdefault((key, bucket), _Group())
+            launch = _first(record.get("escape_launch_id")) or _first(record.get("_cd"))
+            evidence = _values(record.get("escape_evidence_cd"))
+            group.launches.setdefault(launch, (_first(record.get("escape_workload")), evidence[0] if evidence else ""))
+            group.hosts[_first(record.get("host"))] = None
+
+    def results(self) -> Iterator[Row]:
+        for (key, bucket), group in sorted(self.groups.items(), key=lambda item: (-item[0][1], item[0][0])):
+            count = len(group.launches)
+            if count <= self.threshold:
+                continue
+            workloads = sorted({w for w, _ in group.launches.values() if w})
+            evidence = [cd for _, cd in group.launches.values() if cd]
+            row: Row = {
+                "_time": str(bucket),
+                "host": next(iter(group.hosts)) if len(group.hosts) == 1 else key,
+                "escape_cluster": key,
+                "escape_finding": "privileged_launch_threshold",
+                "escape_severity": "high",
+                "escape_count": str(count),
+                "escape_threshold": str(self.threshold),
+                "escape_period": str(self.period),
+                "escape_workload": workloads[:MAX_LISTED],
+                "escape_summary": "{} privileged container launches on {} within {} s (threshold {}): {}{}.".format(
+                    count, key or "(no cluster)", self.period, self.threshold, ", ".join(workloads[:10]),
+                    " and {} more".format(len(workloads) - 10) if len(workloads) > 10 else ""),
+            }
+            if evidence:
+                row["escape_evidence_cd"] = evidence[:MAX_LISTED]
+            yield row
+
+
+def run(records: Iterable[Record], *, threshold: int, period: int, by: str = "host") -> Iterator[Row]:
+    """Count one complete stream of records and yield the groups above the threshold."""
+    counter = ThresholdCounter(threshold=threshold, period=period, by=by)
+    counter.feed(records)
+    yield from counter.results()

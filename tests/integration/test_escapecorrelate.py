@@ -1,0 +1,77 @@
+"""escapecorrelate through the real splunklib dispatcher over SCP v2: several chunks, newest first, persisted state."""
+import json
+import shutil
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from tests.integration.harness.scp import run_command
+from tests.unit.linux_lab import ground_truth, event_cds, lab_records
+
+SPLIT = 1795923940.415  # E01r3's container and first shell start before, its nsenter after
+
+
+@pytest.fixture()
+def command(built_app: Path, tmp_path: Path) -> Path:
+    app = tmp_path / "TA_escape_to_host"
+    shutil.copytree(built_app / "bin", app / "bin")
+    (app / "lib").symlink_to(built_app / "lib")
+    return app / "bin" / "escapecorrelate.py"
+
+
+def _chunks(records: List[Dict[str, str]], size: int) -> List[List[Dict[str, str]]]:
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    slim = [{k: r[k] for k in fields} for r in records]
+    return [slim[i:i + size] for i in range(0, len(slim), size)]
+
+
+def _window(low: float, high: float) -> List[Dict[str, str]]:
+    return [r for r in lab_records() if low <= float(r["_time"]) < high]  # already newest first
+
+
+def test_getinfo_declares_a_search_head_command(command: Path) -> None:
+    run = run_command(command, [], [[]], env={"ESCAPE_STATE_DIR": "/nonexistent-but-unused"})
+    assert run.getinfo["type"] == "stateful", run.stderr
+
+
+def test_chains_over_several_chunks_newest_first_with_persisted_state(command: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {"ESCAPE_STATE_DIR": str(state)}
+    first = run_command(command, ["window=300", "report=all"], _chunks(_window(1795923885.0, SPLIT), 1500), env=env)
+    assert first.returncode == 0, first.stderr
+    assert len(first.chunk_replies) > 3
+    assert all(not reply["_body"].strip() for reply in first.chunk_replies[:-1])  # rows come with the last chunk
+    findings = {r["escape_finding"] for r in first.records}
+    assert {"runtime_socket_escape", "release_agent_host_exec", "chroot_host_exec"} <= findings
+    saved = json.loads((state / "escape_linux_lineage.json").read_text())
+    assert saved["labvm"]["procs"]
+    assert any("escapecorrelate: " in text for level, text in first.messages if level == "INFO")
+
+    second = run_command(command, ["report=escapes"], _chunks(_window(SPLIT, 1795923950.0), 400), env=env)
+    assert second.returncode == 0, second.stderr
+    nsenter = [r for r in second.records if r["escape_finding"] == "nsenter_host_exec"]
+    assert len(nsenter) == 1
+    row = nsenter[0]
+    assert "persisted state" in row["escape_attribution"]
+    assert row["escape_severity"] == "critical" and row["escape_summary"]
+    gt = [g for g in ground_truth() if g["step"] == "E01r3" and g["indicator"] == "yes"]
+    evidence = row["escape_evidence_cd"]
+    assert isinstance(evidence, list)
+    assert {cd for g in gt for cd in event_cds(g)} <= set(evidence)
+
+
+def test_malformed_events_are_reported_in_the_inspector(command: Path, tmp_path: Path) -> None:
+    chunks = _chunks(_window(1795923940.0, 1795923941.0), 200)
+    chunks.append([{"_raw": "garbage that is not audit", "_time": "1795923900", "host": "labvm", "_cd": "7:7",
+                    "source": "x", "sourcetype": "linux:audit"}])
+    run = run_command(command, ["state=none"], chunks, env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert any("1 records were not audit" in text for level, text in run.messages if level == "WARN")
+    assert not (tmp_path / "escape_linux_lineage.json").exists()
+
+
+def test_a_bad_option_is_refused_with_a_message(command: Path, tmp_path: Path) -> None:
+    run = run_command(command, ["report=everything"], [[]], env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    assert run.errors() and "report" in " ".join(run.errors())
+    assert run.returncode != 0

@@ -1,0 +1,72 @@
+"""Helpers for the Linux analytic's tests: lab-run1 and the public auditd files as Splunk would hand them over."""
+import csv
+import gzip
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from tests.conftest import SHARED
+
+LAB = SHARED / "data" / "lab-run1"
+PUBLIC_AUDITD = SHARED / "data" / "public" / "linux_auditd"
+HOST = "labvm"
+
+
+@lru_cache(maxsize=None)
+def lab_lines() -> Tuple[bytes, ...]:
+    """The raw audit log as bytes split on b"\\n" only (0x1D stays inside its ENRICHED record)."""
+    return tuple(gzip.decompress((LAB / "audit-session1.log.gz").read_bytes()).split(b"\n"))
+
+
+def stamp_serial(line: bytes) -> Optional[Tuple[str, str]]:
+    start = line.find(b"msg=audit(")
+    if start < 0:
+        return None
+    end = line.find(b")", start)
+    stamp, _, serial = line[start + 10:end].decode().rpartition(":")
+    return stamp, serial
+
+
+def to_records(lines: List[Tuple[int, bytes]], host: str = HOST, source: str = "/var/log/audit/audit.log") -> List[Dict[str, str]]:
+    """One Splunk event per line (as linux:audit breaks it), _cd = 0:<line index>, newest first."""
+    records = []
+    for index, line in lines:
+        if not line:
+            continue
+        key = stamp_serial(line)
+        records.append({"_raw": line.decode("utf-8", "replace"), "host": host, "_cd": "0:%d" % index,
+                        "_time": key[0] if key else "0", "source": source, "sourcetype": "linux:audit"})
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    return records
+
+
+@lru_cache(maxsize=None)
+def lab_records() -> Tuple[Dict[str, str], ...]:
+    return tuple(to_records(list(enumerate(lab_lines()))))
+
+
+@lru_cache(maxsize=None)
+def ground_truth() -> Tuple[Dict[str, str], ...]:
+    with (LAB / "ground-truth-auditd.tsv").open(encoding="utf-8", newline="") as handle:
+        return tuple(csv.DictReader(handle, delimiter="\t"))
+
+
+@lru_cache(maxsize=None)
+def cds_by_event() -> Dict[Tuple[str, str], Tuple[str, ...]]:
+    """(epoch as logged, serial) -> the _cd of every record of that event."""
+    index: Dict[Tuple[str, str], List[str]] = {}
+    for position, line in enumerate(lab_lines()):
+        key = stamp_serial(line)
+        if key:
+            index.setdefault(key, []).append("0:%d" % position)
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def event_cds(row: Dict[str, str]) -> Tuple[str, ...]:
+    return cds_by_event().get((row["epoch"], row["serial"]), ())
+
+
+def public_text(path: Path) -> List[bytes]:
+    """Audit lines of a public sample: a .log file, or the record lines inside a go-libaudit YAML fixture."""
+    lines = path.read_bytes().split(b"\n")
+    return [line.strip() for line in lines if b"type=" in line and b"msg=audit(" in line]

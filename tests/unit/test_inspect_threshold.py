@@ -1,0 +1,73 @@
+"""escape_engine.threshold: privileged launches per cluster or host and period against the threshold."""
+from typing import Any, Dict, List
+
+import pytest
+
+from escape_engine.threshold import ThresholdCounter, run
+
+PERIOD = 3600
+START = 1795921200      # a multiple of 3600
+
+
+def launches(count: int, host: str = "cluster-a", start: int = START, finding: Any = "privileged",
+             **extra: str) -> List[Dict[str, Any]]:
+    rows = []
+    for n in range(count):
+        row = {"_time": str(start + n), "host": host, "escape_launch": "1", "escape_launch_id": "{}-{}".format(host, n),
+               "escape_finding": finding, "escape_workload": "Pod/default/p{}".format(n),
+               "escape_evidence_cd": "0:{}".format(n), "escape_suppressed": "0"}
+        row.update(extra)
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 5, 20])
+def test_fires_at_threshold_plus_one_not_at_threshold(threshold: int) -> None:
+    assert list(run(launches(threshold), threshold=threshold, period=PERIOD)) == []
+    rows = list(run(launches(threshold + 1), threshold=threshold, period=PERIOD))
+    assert len(rows) == 1
+    assert rows[0]["escape_count"] == str(threshold + 1)
+    assert rows[0]["escape_finding"] == "privileged_launch_threshold"
+    assert len(rows[0]["escape_workload"]) == threshold + 1
+    assert rows[0]["_time"] == str(START)
+
+
+def test_counts_per_cluster_and_period_separately() -> None:
+    records = launches(3, host="a") + launches(3, host="b") + launches(3, host="a", start=START + PERIOD)
+    assert list(run(records, threshold=3, period=PERIOD)) == []
+    rows = list(run(records, threshold=2, period=PERIOD))
+    assert sorted((r["escape_cluster"], r["_time"]) for r in rows) == [
+        ("a", str(START)), ("a", str(START + PERIOD)), ("b", str(START))]
+
+
+def test_by_field_names_the_cluster_and_falls_back_to_host() -> None:
+    records = launches(2, host="node1", cluster="prod") + launches(2, host="node2", cluster="prod")
+    rows = list(run(records, threshold=3, period=PERIOD, by="cluster"))
+    assert len(rows) == 1 and rows[0]["escape_cluster"] == "prod" and rows[0]["escape_count"] == "4"
+    assert list(run(launches(4, host="dockerhost"), threshold=3, period=PERIOD, by="cluster"))[0][
+        "escape_cluster"] == "dockerhost"
+
+
+def test_duplicates_templates_and_unprivileged_rows_do_not_count() -> None:
+    records = launches(3)
+    records += [dict(r) for r in records]                                   # same launch seen twice
+    records += launches(3, host="cluster-a", escape_launch="0")             # workload templates
+    records += [dict(r, escape_launch_id="x{}".format(i)) for i, r in enumerate(launches(3, finding="host_network"))]
+    assert list(run(records, threshold=3, period=PERIOD)) == []
+    assert list(run(launches(4, finding=["host_pid", "privileged"]), threshold=3, period=PERIOD))
+
+
+def test_state_is_kept_across_chunks() -> None:
+    counter = ThresholdCounter(threshold=4, period=PERIOD)
+    records = launches(5)
+    for chunk in (records[:2], records[2:3], [], records[3:]):
+        counter.feed(chunk)
+    rows = list(counter.results())
+    assert len(rows) == 1 and rows[0]["escape_count"] == "5"
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": -1, "period": 60}, {"threshold": 1, "period": 0},
+                                    {"threshold": 1, "period": 60, "by": ""}])
+def test_bad_settings_raise(kwargs: Dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        ThresholdCounter(**kwargs)
