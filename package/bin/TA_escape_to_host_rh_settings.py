@@ -340,10 +340,52 @@ model_data_sources = RestModel(fields_data_sources, name='data_sources')
 
 fields_analytics = [
     field.RestField(
-        'no_detections',
+        'container_allowlisted_workload',
         required=False,
         encrypted=False,
-        default=None,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'container_privileged_launch_threshold',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'container_spec_unavailable',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'docker_container_host_access',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'kube_workload_host_access',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'linux_container_escape_attempt',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'linux_container_escape_chain',
+        required=False,
+        encrypted=False,
+        default=False,
         validator=None
     )
 ]

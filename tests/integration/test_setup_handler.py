@@ -40,7 +40,7 @@ def fixture_saved_searches() -> Dict[str, Dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def plain_app(tmp_path_factory: pytest.TempPathFactory, built_app: Path) -> Path:
-    """The built handler exactly as shipped (no detection on this branch)."""
+    """The built handler and manifest exactly as shipped."""
     return make_app(tmp_path_factory.mktemp("plain"))
 
 
@@ -50,9 +50,15 @@ def fixture_app(tmp_path_factory: pytest.TempPathFactory, built_app: Path) -> Pa
     return make_app(tmp, fixture_content(tmp_path_factory.mktemp("content")))
 
 
+def built_saved_searches() -> Dict[str, Dict[str, str]]:
+    """The build's saved searches, once content/ renders them (none before)."""
+    path = BUILT_APP / "default" / "savedsearches.conf"
+    return {n: k for n, k in conffile.parse(path).items() if n != "default"} if path.is_file() else {}
+
+
 @pytest.fixture
 def shipped(plain_app: Path) -> Iterator[Tuple[FakeSplunkd, SettingsClient]]:
-    with FakeSplunkd(built_confs(), {}) as fake:
+    with FakeSplunkd(built_confs(), built_saved_searches()) as fake:
         yield fake, SettingsClient(plain_app, fake.uri)
 
 
@@ -252,3 +258,15 @@ def test_a_failed_saved_search_write_is_an_error(with_detections) -> None:
     fake.fail[("POST", "saved/searches/" + CHAIN)] = (403, "You do not have permission")
     result = client.edit("analytics", {"linux_fixture_chain": "1"})
     assert "REST Error [403]" in result.get("error", "") and "could not write " + CHAIN in result["error"], result
+
+
+def test_a_detection_whose_saved_search_is_not_installed_is_noted_not_fatal(with_detections) -> None:
+    fake, client = with_detections
+    del fake.saved[CHAIN_SYSMON]
+    assert "NOTE: saved search {} is not installed".format(CHAIN_SYSMON) in client.list("data_sources")["scope_status"]
+    assert client.list("analytics")["linux_fixture_chain_sysmon"] == "0"
+    result = client.edit("tunables", {"time_window": "120"})
+    assert "error" not in result, result
+    assert [p.split("/")[-1] for p, _ in fake.posts("saved/searches/")] == [CHAIN]   # the installed chain only
+    result = client.edit("analytics", {"linux_fixture_chain_sysmon": "1"})
+    assert "REST Error [404]" in result.get("error", "") and "could not write " + CHAIN_SYSMON in result["error"]
