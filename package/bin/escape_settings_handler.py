@@ -50,6 +50,7 @@ class EscapeSettingsHandler(AdminExternalHandler):
     def __init__(self, *args, **kwargs):
         AdminExternalHandler.__init__(self, *args, **kwargs)
         self.manifest = _load_manifest()
+        self.missing = []
         uri = urllib.parse.urlparse(get_splunkd_endpoint())
         self.rest = SplunkRestClient(self.getSessionKey(), APP, owner="nobody", scheme=uri.scheme,
                                      host=uri.hostname, port=uri.port)
@@ -162,8 +163,13 @@ class EscapeSettingsHandler(AdminExternalHandler):
         # Nothing is written before every value passed: ours above, then splunktaucclib's validators and its save.
         AdminExternalHandler.handleEdit(self, confInfo)
         self._apply(writes, "Saving {}".format(tab))
-        # Answer with what is now in effect, as a page load would show it.
-        for key, value in self._current_values(tab).items():
+        # Answer with what is now in effect, as a page load would show it; every write succeeded, so a failure to
+        # read back leaves the stored values in the answer rather than turning a done save into an error.
+        try:
+            current = self._current_values(tab)
+        except RestError:
+            current = {}
+        for key, value in current.items():
             confInfo[tab][key] = value
 
     def _plan(self, make):
