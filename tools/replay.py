@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -451,12 +451,31 @@ def _command_script(app_dir: Path, name: str) -> Path:
     return app_dir / "bin" / stanzas[name].get("filename", name + ".py")
 
 
-def run_pipe(pipe: str, records: List[Event], macros: Mapping[str, spllint.Macro], app_dir: Path,
+# Always sent, even to a command that declares required_fields: the alert rows need them for time and evidence.
+ALWAYS_SENT = ("_cd", "_time")
+Rows = Callable[[Optional[Sequence[str]]], List[Event]]
+
+
+def project(records: Sequence[Event], required: Optional[Sequence[str]]) -> List[Event]:
+    """All fields when the command declares no required_fields (splunkd sends everything), else only those."""
+    if not required:
+        return list(records)
+    keep = set(required) | set(ALWAYS_SENT)
+    return [{k: v for k, v in r.items() if k in keep} for r in records]
+
+
+def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, spllint.Macro], app_dir: Path,
              env: Mapping[str, str], label: str) -> List[Event]:
+    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
     expanded = spllint.expand_macros(pipe, macros)
     name, arg_text = spllint.command_name(expanded)
     script = _command_script(app_dir, name)
-    run = run_command(script, split_args(arg_text), _chunks(records, CHUNK), env=env)
+
+    def chunks(getinfo: Dict[str, Any]) -> List[List[Event]]:
+        required = getinfo.get("required_fields")
+        return _chunks(rows(required if isinstance(required, list) else None), CHUNK)
+
+    run = run_command(script, split_args(arg_text), chunks, env=env)
     for level, text in run.messages:
         if level != "ERROR":
             warn("{} | {}: {}: {}".format(label, name, level, text))
@@ -501,14 +520,22 @@ class Replay:
         except spllint.LintError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
         needs_fields = bool(_fields_used(tree) - DEFAULT_FIELDS)
-        selected = [self.fields_of(i) for i, e in enumerate(self.events)
-                    if matches(tree, self.fields_of(i) if needs_fields else e)]
+        selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
         # Splunk hands events newest first; among equal times, the later-read event first.
-        selected.sort(key=lambda e: (float(str(e["_time"])), int(str(e["_cd"]).split(":")[1])), reverse=True)
+        selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
         env = {"ESCAPE_STATE_DIR": str(self.state_dir)} if self.state_dir else {}
-        rows = selected
+
+        def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
+            # Search-time fields are computed only when the command may need them.
+            if required and set(required) <= DEFAULT_FIELDS:
+                return project([self.events[i] for i in selected], required)
+            return project([self.fields_of(i) for i in selected], required)
+
+        rows: List[Event] = []
+        provider: Rows = first_rows
         for pipe in replayed:
-            rows = run_pipe(pipe, rows, self.macros, self.app_dir, env, detection.slug)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, env, detection.slug)
+            provider = (lambda previous: lambda required: project(previous, required))(rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))

@@ -274,3 +274,19 @@ def test_plan_lists_replayed_pipes_and_what_only_splunk_confirms(tmp_path: Path)
                             "| `escape_linux_fixture_nsenter_filter`")
     text = replay.plan(make_content(tmp_path / "content", tail))
     assert "| Escape to Host - Fixture Nsenter Seen - Rule | `` escapereplayprobe `` | `` fields host ``; dispatch" in text
+
+
+def test_commands_get_every_field_unless_they_declare_required_fields(app: Path) -> None:
+    events: List[Dict[str, Any]] = [{"_raw": "a b", "_time": "2.0", "_cd": "0:1", "host": "h", "sourcetype": "s",
+                                     "escape_extra": "x"}]
+    asked: List[Any] = []
+
+    def rows(required: Any) -> List[Dict[str, Any]]:
+        asked.append(required)
+        return replay.project(events, required)
+
+    everything = replay.run_pipe("escapepassthrough", rows, {}, app, {}, "t")
+    assert asked == [None] and everything[0]["escape_extra"] == "x" and everything[0]["sourcetype"] == "s"
+    declared = replay.run_pipe("escapefieldsprobe", rows, {}, app, {}, "t")
+    assert asked[1] == ["_raw", "host"]
+    assert declared[0]["escape_summary"] == "_cd,_raw,_time,host"
