@@ -233,7 +233,16 @@ def check_samples(item: content.Detection, content_dir: Path, app_dir: Path) -> 
         item.slug, silent[:2])
 
 
-@pytest.mark.parametrize("item", DETECTIONS, ids=[d.slug for d in DETECTIONS])
+# Detections whose samples show a real gap, found by this test and reported to their authors. Not strict: the entry
+# shows as XPASS once fixed, and must then be removed.
+KNOWN_GAPS = {
+    "container_spec_unavailable": "its base search keeps only dockerd 'Calling POST' lines, so escapeinspect "
+                                  "mode=health never sees the 'form data:' lines and flags every benign create",
+}
+
+
+@pytest.mark.parametrize("item", [pytest.param(d, marks=pytest.mark.xfail(reason=KNOWN_GAPS[d.slug], strict=False))
+                                  if d.slug in KNOWN_GAPS else d for d in DETECTIONS], ids=[d.slug for d in DETECTIONS])
 def test_detection_fires_on_its_samples_and_stays_silent_on_its_benign_ones(item: content.Detection, built_app: Path) -> None:
     check_samples(item, content.CONTENT, built_app)
 
