@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -451,12 +451,31 @@ def _command_script(app_dir: Path, name: str) -> Path:
     return app_dir / "bin" / stanzas[name].get("filename", name + ".py")
 
 
-def run_pipe(pipe: str, records: List[Event], macros: Mapping[str, spllint.Macro], app_dir: Path,
+# Always sent, even to a command that declares required_fields: the alert rows need them for time and evidence.
+ALWAYS_SENT = ("_cd", "_time")
+Rows = Callable[[Optional[Sequence[str]]], List[Event]]
+
+
+def project(records: Sequence[Event], required: Optional[Sequence[str]]) -> List[Event]:
+    """All fields when the command declares no required_fields (splunkd sends everything), else only those."""
+    if not required:
+        return list(records)
+    keep = set(required) | set(ALWAYS_SENT)
+    return [{k: v for k, v in r.items() if k in keep} for r in records]
+
+
+def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, spllint.Macro], app_dir: Path,
              env: Mapping[str, str], label: str) -> List[Event]:
+    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
     expanded = spllint.expand_macros(pipe, macros)
     name, arg_text = spllint.command_name(expanded)
     script = _command_script(app_dir, name)
-    run = run_command(script, split_args(arg_text), _chunks(records, CHUNK), env=env)
+
+    def chunks(getinfo: Dict[str, Any]) -> List[List[Event]]:
+        required = getinfo.get("required_fields")
+        return _chunks(rows(required if isinstance(required, list) else None), CHUNK)
+
+    run = run_command(script, split_args(arg_text), chunks, env=env)
     for level, text in run.messages:
         if level != "ERROR":
             warn("{} | {}: {}: {}".format(label, name, level, text))
@@ -474,11 +493,11 @@ class Replay:
     overrides: Dict[str, str] = field(default_factory=dict)
     state_dir: Optional[Path] = None
     field_function: Optional[FieldFunction] = None
+    cache: Dict[int, Event] = field(default_factory=dict)  # search-time fields by event position
 
     def __post_init__(self) -> None:
         self.macros = macro_table(self.content_dir, self.overrides)
         self.function = self.field_function or default_field_function(self.app_dir)
-        self.cache: Dict[int, Event] = {}
         self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
 
     def fields_of(self, position: int) -> Event:
@@ -501,14 +520,22 @@ class Replay:
         except spllint.LintError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
         needs_fields = bool(_fields_used(tree) - DEFAULT_FIELDS)
-        selected = [self.fields_of(i) for i, e in enumerate(self.events)
-                    if matches(tree, self.fields_of(i) if needs_fields else e)]
+        selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
         # Splunk hands events newest first; among equal times, the later-read event first.
-        selected.sort(key=lambda e: (float(str(e["_time"])), int(str(e["_cd"]).split(":")[1])), reverse=True)
+        selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
         env = {"ESCAPE_STATE_DIR": str(self.state_dir)} if self.state_dir else {}
-        rows = selected
+
+        def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
+            # Search-time fields are computed only when the command may need them.
+            if required and set(required) <= DEFAULT_FIELDS:
+                return project([self.events[i] for i in selected], required)
+            return project([self.fields_of(i) for i in selected], required)
+
+        rows: List[Event] = []
+        provider: Rows = first_rows
         for pipe in replayed:
-            rows = run_pipe(pipe, rows, self.macros, self.app_dir, env, detection.slug)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, env, detection.slug)
+            provider = (lambda previous: lambda required: project(previous, required))(rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
@@ -564,13 +591,38 @@ def replay(specs: Sequence[InputSpec], content_dir: Path = content.CONTENT, app_
         raise ReplayError("unknown detection(s): {}".format(", ".join(sorted(unknown))))
     if not (app_dir / "bin").is_dir():
         raise ReplayError("{} is not a built add-on: run ./build.sh".format(app_dir))
-    events = load_events(specs, app_dir)
+    key = _input_key(specs, app_dir) if field_function is None else None
+    if key is not None and key in _LOADED:
+        events, cache = _LOADED[key]
+    else:
+        events, cache = load_events(specs, app_dir), {}
+        if key is not None:
+            _LOADED.clear()  # keep only the last inputs: a test session replays the same samples several times
+            _LOADED[key] = (events, cache)
     with tempfile.TemporaryDirectory(prefix="escape-replay-state-") as fresh:
-        engine = Replay(events, content_dir, app_dir, overrides, state_dir or Path(fresh), field_function)
+        engine = Replay(events, content_dir, app_dir, overrides, state_dir or Path(fresh), field_function, cache)
         alerts: List[Dict[str, object]] = []
         for detection in chosen:
             alerts.extend(engine.run(detection))
         return alerts
+
+
+_LOADED: Dict[Tuple[object, ...], Tuple[List[Event], Dict[int, Event]]] = {}
+
+
+def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[object, ...]]:
+    """Identity of a run's inputs (files by path, size and modification time, plus the app's knowledge)."""
+    try:
+        parts: List[object] = [str(app_dir.resolve())]
+        for name in ("props.conf", "transforms.conf", "eventtypes.conf", "tags.conf"):
+            conf = app_dir / "default" / name
+            parts.append(conf.stat().st_mtime_ns if conf.is_file() else None)
+        for spec in specs:
+            stat = spec.path.stat()
+            parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source, spec.host))
+        return tuple(parts)
+    except OSError:
+        return None  # load_events reports the unreadable file
 
 
 def sample_specs(detection: content.Detection, kind: str, root: Path = ROOT) -> List[InputSpec]:
@@ -579,12 +631,19 @@ def sample_specs(detection: content.Detection, kind: str, root: Path = ROOT) -> 
 
 
 def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
-    """Replay every detection over its own `samples.fires`; return alert counts per analytic."""
+    """Replay every detection over its own `samples.fires`; return alert counts per analytic.
+    Detections with the same samples are replayed in one run (events and fields are read once)."""
     counts = {a: 0 for a in content.ANALYTICS}
+    groups: Dict[Tuple[object, ...], List[content.Detection]] = {}
     for detection in content.detections(content_dir):
-        alerts = [a for a in replay(sample_specs(detection, "fires"), content_dir, app_dir, only=[detection.slug])]
-        counts[detection.analytic] += len(alerts)
-        warn("{}: {} alert(s) on its samples".format(detection.stanza, len(alerts)))
+        key = tuple(tuple(sorted(s.items())) for s in detection.samples["fires"])
+        groups.setdefault(key, []).append(detection)
+    for members in groups.values():
+        alerts = replay(sample_specs(members[0], "fires"), content_dir, app_dir, only=[d.slug for d in members])
+        for detection in members:
+            count = sum(1 for a in alerts if a["detection"] == detection.stanza)
+            counts[detection.analytic] += count
+            warn("{}: {} alert(s) on its samples".format(detection.stanza, count))
     return counts
 
 

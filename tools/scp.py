@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Union
 
 Value = Union[str, List[str]]
 
@@ -153,20 +153,30 @@ def searchinfo(command: str, args: Sequence[str], dispatch_dir: str) -> Dict[str
     }
 
 
-def run_command(script: Path, args: Sequence[str], chunks: Iterable[Sequence[Mapping[str, Value]]],
+Chunks = Iterable[Sequence[Mapping[str, Value]]]
+
+
+def run_command(script: Path, args: Sequence[str], chunks: Union[Chunks, Callable[[Dict[str, Any]], Chunks]],
                 lib_dirs: Sequence[Path] = (), env: Optional[Mapping[str, str]] = None,
                 python: str = sys.executable, timeout: float = 120) -> CommandRun:
-    """Run `script` like splunkd: no argv (argv selects protocol v1), getinfo, then one execute frame per chunk."""
+    """Run `script` like splunkd: no argv (argv selects protocol v1), getinfo, then one execute frame per chunk.
+
+    `chunks` may be a function of the getinfo reply (e.g. to send only its `required_fields`, as splunkd does)."""
     command = script.stem
-    chunk_list = [list(c) for c in chunks] or [[]]
-    with tempfile.TemporaryDirectory() as dispatch_dir:
+    with tempfile.TemporaryDirectory() as dispatch_dir, tempfile.TemporaryFile() as errors:
         process_env = dict(os.environ)
         process_env["PYTHONPATH"] = os.pathsep.join([str(script.parent)] + [str(p) for p in lib_dirs])
         process_env["PYTHONDONTWRITEBYTECODE"] = "1"
         process_env.update(env or {})
+        # stderr goes to a file: a command that writes much to it can never block on a full pipe.
         proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=dispatch_dir, env=process_env)
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+                                stdout=subprocess.PIPE, stderr=errors, cwd=dispatch_dir, env=process_env)
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def stderr_text() -> str:
+            errors.seek(0)
+            return errors.read().decode("utf-8", "replace")
+
         try:
             proc.stdin.write(_frame({"action": "getinfo", "preview": False,
                                      "searchinfo": searchinfo(command, args, dispatch_dir)}))
@@ -174,14 +184,15 @@ def run_command(script: Path, args: Sequence[str], chunks: Iterable[Sequence[Map
             info = _read_frame(proc.stdout)
             if info is None:
                 proc.wait(timeout)
-                return CommandRun(getinfo={}, returncode=proc.returncode, stderr=proc.stderr.read().decode("utf-8", "replace"))
+                return CommandRun(getinfo={}, returncode=proc.returncode, stderr=stderr_text())
             run = CommandRun(getinfo=info)
             run.messages.extend(info.get("inspector", {}).get("messages", []))
             if info.get("error") or run.errors():
                 proc.stdin.close()
                 run.returncode = proc.wait(timeout)
-                run.stderr = proc.stderr.read().decode("utf-8", "replace")
+                run.stderr = stderr_text()
                 return run
+            chunk_list = [list(c) for c in (chunks(info) if callable(chunks) else chunks)] or [[]]
             for position, chunk in enumerate(chunk_list):
                 finished = position == len(chunk_list) - 1
                 proc.stdin.write(_frame({"action": "execute", "finished": finished}, encode_records(chunk)))
@@ -194,7 +205,7 @@ def run_command(script: Path, args: Sequence[str], chunks: Iterable[Sequence[Map
                 run.records.extend(decode_records(reply["_body"]))
             proc.stdin.close()
             run.returncode = proc.wait(timeout)
-            run.stderr = proc.stderr.read().decode("utf-8", "replace")
+            run.stderr = stderr_text()
             return run
         finally:
             if proc.poll() is None:

@@ -533,9 +533,9 @@ def lint_schedule(view: DetectionView, knowledge: Knowledge) -> List[str]:
         if "escape_chain_id" not in fields:
             problems.append("a chain detection suppresses on escape_chain_id (a chain seen by two runs alerts once)")
     if view.type == "threshold":
-        if not any(re.fullmatch(r"escape_\w+_period", ref) for ref in macro_references(view.search)):
-            problems.append("a threshold counts over a period set in a macro (escape_<what>_period), not over "
-                            "whatever the cron happens to be")
+        if not any(re.fullmatch(r"escape_\w+_(period|window)", ref) for ref in macro_references(view.search)):
+            problems.append("a threshold counts over a period set in a macro (escape_<what>_period or "
+                            "escape_<what>_window), not over whatever the cron happens to be")
     return problems
 
 

@@ -233,7 +233,16 @@ def check_samples(item: content.Detection, content_dir: Path, app_dir: Path) -> 
         item.slug, silent[:2])
 
 
-@pytest.mark.parametrize("item", DETECTIONS, ids=[d.slug for d in DETECTIONS])
+# Detections whose samples show a real gap, found by this test and reported to their authors. Not strict: the entry
+# shows as XPASS once fixed, and must then be removed.
+KNOWN_GAPS = {
+    "container_spec_unavailable": "its base search keeps only dockerd 'Calling POST' lines, so escapeinspect "
+                                  "mode=health never sees the 'form data:' lines and flags every benign create",
+}
+
+
+@pytest.mark.parametrize("item", [pytest.param(d, marks=pytest.mark.xfail(reason=KNOWN_GAPS[d.slug], strict=False))
+                                  if d.slug in KNOWN_GAPS else d for d in DETECTIONS], ids=[d.slug for d in DETECTIONS])
 def test_detection_fires_on_its_samples_and_stays_silent_on_its_benign_ones(item: content.Detection, built_app: Path) -> None:
     check_samples(item, content.CONTENT, built_app)
 
@@ -274,3 +283,19 @@ def test_plan_lists_replayed_pipes_and_what_only_splunk_confirms(tmp_path: Path)
                             "| `escape_linux_fixture_nsenter_filter`")
     text = replay.plan(make_content(tmp_path / "content", tail))
     assert "| Escape to Host - Fixture Nsenter Seen - Rule | `` escapereplayprobe `` | `` fields host ``; dispatch" in text
+
+
+def test_commands_get_every_field_unless_they_declare_required_fields(app: Path) -> None:
+    events: List[Dict[str, Any]] = [{"_raw": "a b", "_time": "2.0", "_cd": "0:1", "host": "h", "sourcetype": "s",
+                                     "escape_extra": "x"}]
+    asked: List[Any] = []
+
+    def rows(required: Any) -> List[Dict[str, Any]]:
+        asked.append(required)
+        return replay.project(events, required)
+
+    everything = replay.run_pipe("escapepassthrough", rows, {}, app, {}, "t")
+    assert asked == [None] and everything[0]["escape_extra"] == "x" and everything[0]["sourcetype"] == "s"
+    declared = replay.run_pipe("escapefieldsprobe", rows, {}, app, {}, "t")
+    assert asked[1] == ["_raw", "host"]
+    assert declared[0]["escape_summary"] == "_cd,_raw,_time,host"

@@ -14,7 +14,7 @@ import yaml
 from tests.conftest import ROOT
 
 COMMANDS = ROOT / "tests" / "integration" / "harness" / "commands"
-TEST_COMMANDS = ("escapepassthrough", "escapereplayprobe")
+TEST_COMMANDS = ("escapepassthrough", "escapereplayprobe", "escapefieldsprobe")
 
 # A detection in the documented format (docs/development.md §1); tests change copies of it.
 DETECTION: Dict[str, Any] = {
