@@ -155,7 +155,7 @@ def create_workload(body: Dict[str, Any], name: str) -> Workload:
     workload = Workload("docker")
     workload.kind = "container"
     workload.name = name
-    container = Container(name, _text(body.get("Image")), "docker")
+    container = Container(name, _text(body.get("Image")), "container")
     host_config = body.get("HostConfig")
     if isinstance(host_config, dict):
         _host_config(workload, container, host_config)
@@ -191,7 +191,7 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
         workload = Workload("docker")
         workload.kind = "container"
         workload.name = name
-        container = Container(name, _text(config.get("Image")) or _text(item.get("Image")), "docker")
+        container = Container(name, _text(config.get("Image")) or _text(item.get("Image")), "container")
         _host_config(workload, container, item["HostConfig"])
         for mount in _list(item.get("Mounts")):
             if isinstance(mount, dict) and _text(mount.get("Type")).lower() == "bind":

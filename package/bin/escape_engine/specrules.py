@@ -135,7 +135,7 @@ class Container:
     def __init__(self, name: str, image: str, role: str) -> None:
         self.name = name
         self.image = image
-        self.role = role                    # container | initContainer | ephemeralContainer | docker | exec
+        self.role = role                    # container | initContainer | ephemeralContainer | exec
         self.privileged = False
         self.capabilities: List[str] = []
         self.allow_privilege_escalation: Optional[bool] = None
