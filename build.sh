@@ -73,6 +73,7 @@ case "${1:-}" in
   "") build;;
   env) environments;;
   fingerprint) fingerprint;;
-  replay|bench) log "'$1' is not implemented yet"; exit 2;;
+  replay) log "'$1' is not implemented yet"; exit 2;;
+  bench) shift; [ -d output/$APP/bin ] || build; exec .venv/bin/python -m tools.bench "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
 esac
