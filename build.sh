@@ -74,6 +74,6 @@ case "${1:-}" in
   env) environments;;
   fingerprint) fingerprint;;
   replay) log "'$1' is not implemented yet"; exit 2;;
-  bench) shift; [ -d output/$APP/bin ] || build; exec .venv/bin/python -m tools.bench "$@";;
+  bench) shift; environments; [ -d output/$APP/bin ] || build; exec .venv/bin/python -m tools.bench "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
 esac
