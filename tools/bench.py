@@ -45,6 +45,8 @@ COMMANDS_CONF = ROOT / "package" / "default" / "commands.conf"
 Value = Union[str, List[str]]
 Event = Dict[str, Value]
 
+csv.field_size_limit(2 ** 31 - 1)  # replies may carry the 5 MB fields the fuzz test sends (splunklib does the same)
+
 # Share of each source in the generated workload (audit records dominate a real deployment's volume).
 MIX = (("audit", 0.80), ("kube", 0.15), ("docker", 0.05))
 KUBE_WRITE_SHARE = 0.25     # the rest of the Kubernetes audit events are reads (get/list/watch) at level Metadata
@@ -491,8 +493,12 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
                 result.messages.extend(info[0].get("inspector", {}).get("messages", []))
             if info is not None and not info[0].get("error") and not any(m[0] == "ERROR" for m in result.messages):
                 for position, body in enumerate(body_list):
-                    proc.stdin.write(_frame({"action": "execute", "finished": position == len(body_list) - 1}, body))
-                    proc.stdin.flush()
+                    try:
+                        proc.stdin.write(_frame({"action": "execute", "finished": position == len(body_list) - 1},
+                                                body))
+                        proc.stdin.flush()
+                    except BrokenPipeError:  # the command died: its exit code and stderr tell why
+                        break
                     reply = _read_frame(proc.stdout)
                     if reply is None:
                         break
@@ -503,7 +509,10 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
                     if keep_bodies:
                         result.bodies.append(reply[1])
             result.seconds = time.perf_counter() - started
-            proc.stdin.close()
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
             result.stderr = proc.stderr.read().decode("utf-8", "replace")
             _pid, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
