@@ -9,6 +9,7 @@ Strings (`comm`, `exe`, `name`, `cwd`, `aN`, `proctitle`, `key`) are quoted, or 
 space, a quote, a control or a non-ASCII byte. No regular expression runs per record: fields are split with
 str.partition / str.split.
 """
+import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
 GS = "\x1d"
@@ -35,18 +36,32 @@ _HEX_DIGITS = frozenset("0123456789ABCDEF")
 
 
 class AuditRecord:
-    """One audit record line."""
+    """One audit record line. Its fields are split on first use: most records of a search are never looked at."""
 
-    __slots__ = ("rtype", "stamp", "serial", "node", "fields", "interpreted")
+    __slots__ = ("rtype", "stamp", "serial", "node", "_fields", "_interpreted", "_raw", "_tail")
 
-    def __init__(self, rtype: str, stamp: str, serial: str, node: str, fields: Dict[str, str],
-                 interpreted: Dict[str, str]) -> None:
+    def __init__(self, rtype: str, stamp: str, serial: str, node: str, fields: Optional[Dict[str, str]],
+                 interpreted: Optional[Dict[str, str]], raw: str = "", tail: str = "") -> None:
         self.rtype = rtype
         self.stamp = stamp
         self.serial = serial
         self.node = node
-        self.fields = fields
-        self.interpreted = interpreted
+        self._fields = fields
+        self._interpreted = interpreted
+        self._raw = raw
+        self._tail = tail
+
+    @property
+    def fields(self) -> Dict[str, str]:
+        if self._fields is None:
+            self._fields = split_fields(self._raw)
+        return self._fields
+
+    @property
+    def interpreted(self) -> Dict[str, str]:
+        if self._interpreted is None:
+            self._interpreted = split_fields(self._tail) if self._tail else {}
+        return self._interpreted
 
     @property
     def epoch(self) -> Optional[float]:
@@ -69,37 +84,16 @@ def decode_string(value: str) -> str:
     return value
 
 
+_FIELD = re.compile(r"""([^ =]*)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|[^ ]*)""")
+
+
 def split_fields(text: str) -> Dict[str, str]:
-    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string)."""
+    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string).
+    The first of repeated keys wins; bare words without `=` (ausearch prints e.g. 'config changed,') are skipped."""
     fields: Dict[str, str] = {}
-    i = 0
-    n = len(text)
-    while i < n:
-        while i < n and text[i] == " ":
-            i += 1
-        if i >= n:
-            break
-        eq = text.find("=", i)
-        if eq < 0:
-            break
-        key = text[i:eq]
-        if " " in key:  # a bare word (ausearch prints e.g. 'config changed,'): skip it
-            i = text.find(" ", i)
-            if i < 0:
-                break
-            continue
-        j = eq + 1
-        if j < n and text[j] in "\"'":
-            close = text.find(text[j], j + 1)
-            end = n if close < 0 else close + 1
-        else:
-            end = text.find(" ", j)
-            if end < 0:
-                end = n
-        value = text[j:end]
+    for key, value in _FIELD.findall(text):
         if key not in fields:
             fields[key] = value
-        i = end
     return fields
 
 
@@ -126,9 +120,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
         body = body[2:]
     raw, _, tail = body.partition(GS)
-    fields = split_fields(raw)
-    interpreted = split_fields(tail) if tail else {}
-    return AuditRecord(rtype, stamp, serial, node, fields, interpreted)
+    return AuditRecord(rtype, stamp, serial, node, None, None, raw, tail)
 
 
 class AuditEvent:
