@@ -46,6 +46,10 @@ build() {
   PATH="$ROOT/.venv/bin:$PATH" .venv/bin/ucc-gen build --source package --ta-version "$v" --pip-version 26.2 \
       --python-binary-name "$ROOT/.venv/bin/python" > output.build.log 2>&1 || { cat output.build.log >&2; exit 1; }
   mv output.build.log output/build.log
+  # ucc-gen exits 0 even when additional_packaging.py raised: never package a build without the rendered confs.
+  if grep -q "Uncaught exception" output/build.log || [ ! -f "output/$APP/default/macros.conf" ]; then
+    log "ucc-gen failed (see output/build.log)"; grep -A30 "Uncaught exception" output/build.log >&2 || true; exit 1
+  fi
   if [ "$(sha256sum < globalConfig.json)" != "$config_before" ]; then
     log "ucc-gen rewrote globalConfig.json: commit it in the form the build writes (git diff globalConfig.json)"; exit 1
   fi
@@ -69,11 +73,19 @@ appinspect() {
   esac
 }
 
+# Build only when a source changed since the last build (./test.sh does the same).
+fresh_build() {
+  environments
+  if [ "$(fingerprint)" != "$(cat output/.source.sha256 2>/dev/null)" ] || [ ! -d "output/$APP/bin" ]; then build; fi
+}
+
 case "${1:-}" in
-  "") build;;
+  "") build
+      # A newcomer sees alerts a minute after cloning: every detection over its own bundled samples (stderr).
+      .venv/bin/python tools/replay.py --samples;;
   env) environments;;
   fingerprint) fingerprint;;
-  replay) log "'$1' is not implemented yet"; exit 2;;
-  bench) shift; environments; [ -d output/$APP/bin ] || build; exec .venv/bin/python -m tools.bench "$@";;
+  replay) shift; fresh_build >&2; exec .venv/bin/python tools/replay.py "$@";;
+  bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
 esac

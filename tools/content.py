@@ -1,7 +1,13 @@
-"""Reads content/ (detections and macros as data) and renders the conf files it owns into the build output."""
+"""Reads content/ (detections and macros as data) and renders the conf files it owns into the build output.
+
+content/detections/<slug>.yml (docs/development.md §1) becomes one stanza of savedsearches.conf and one
+escape_<slug>_filter macro; content/tunables.yml and content/macros/*.yml become the other macros.conf stanzas.
+Every function takes the content folder as a parameter so tests can render fixture content.
+"""
+import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import jinja2
 import yaml
@@ -9,6 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 sys.path.insert(0, str(ROOT / "package" / "bin"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from escape_engine import tunables  # noqa: E402
 
@@ -20,19 +28,26 @@ def load_yaml(path: Path) -> Any:
         return yaml.safe_load(handle)
 
 
-def tunable_schema() -> Dict[str, Any]:
-    schema: Dict[str, Any] = load_yaml(CONTENT / "tunables.yml")
+def tunable_schema(content_dir: Path = CONTENT) -> Dict[str, Any]:
+    schema: Dict[str, Any] = load_yaml(content_dir / "tunables.yml")
     return schema
 
 
-def tunable_specs() -> Dict[str, tunables.TunableSpec]:
-    return tunables.load_specs(tunable_schema())
+def tunable_specs(content_dir: Path = CONTENT) -> Dict[str, tunables.TunableSpec]:
+    return tunables.load_specs(tunable_schema(content_dir))
 
 
-def macros() -> List[Dict[str, str]]:
-    """Every macro the add-on ships, in file order: tunables (rendered defaults), then content/macros/*.yml."""
-    result: List[Dict[str, str]] = []
-    schema = tunable_schema()
+def data_scope_names(content_dir: Path = CONTENT) -> List[str]:
+    """Macros of content/macros/data_scope.yml: where each source's events live (search-term expressions)."""
+    path = content_dir / "macros" / "data_scope.yml"
+    return [str(e["name"]) for e in load_yaml(path)["macros"]] if path.is_file() else []
+
+
+def macros(content_dir: Path = CONTENT) -> List[Dict[str, Any]]:
+    """Every macro the add-on ships, in file order: tunables (rendered defaults), content/macros/*.yml, then one
+    escape_<slug>_filter hook per detection. A macro with arguments carries `args` (its stanza is `name(N)`)."""
+    result: List[Dict[str, Any]] = []
+    schema = tunable_schema(content_dir)
     specs = tunables.load_specs(schema)
     for entry in schema["tunables"]:
         spec = specs[entry["macro"]]
@@ -42,14 +57,244 @@ def macros() -> List[Dict[str, str]]:
             "description": "{} Set it on the add-on's Configuration page (Tunables). {}".format(
                 " ".join(str(entry["attack"]).split()), " ".join(str(entry["help"]).split())),
         })
-    for path in sorted((CONTENT / "macros").glob("*.yml")):
+    for path in sorted((content_dir / "macros").glob("*.yml")):
         for entry in load_yaml(path)["macros"]:
-            result.append({"name": entry["name"], "definition": entry["definition"], "description": entry["description"]})
-    names = [m["name"] for m in result]
+            macro = {"name": entry["name"], "definition": entry["definition"], "description": entry["description"]}
+            if entry.get("args"):
+                macro["args"] = [str(a) for a in entry["args"]]
+            result.append(macro)
+    for detection in detections(content_dir):
+        result.append({
+            "name": detection.filter_macro,
+            "definition": "search *",
+            "description": "Empty hook, evaluated last in '{}'. Override it in local/macros.conf to drop known-good "
+                           "activity, e.g. search NOT host=\"build-*\"".format(detection.stanza),
+        })
+    names = [stanza_name(m) for m in result]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError("macros defined twice in content/: {}".format(", ".join(duplicates)))
     return result
+
+
+def stanza_name(macro: Dict[str, Any]) -> str:
+    args = macro.get("args") or []
+    return "{}({})".format(macro["name"], len(args)) if args else str(macro["name"])
+
+
+# ---------------------------------------------------------------- detections (docs/development.md §1)
+SLUG = re.compile(r"(kube|docker|container|linux|windows|esxi)_[a-z0-9]+(_[a-z0-9]+)*")
+ANALYTICS = ("container", "linux", "windows", "esxi")
+STATUSES = ("production", "experimental")
+TYPES = ("single", "chain", "threshold", "health")
+SEVERITIES = ("informational", "low", "medium", "high", "critical")
+# savedsearches.conf alert.severity: 1 debug, 2 info, 3 warn, 4 error, 5 severe, 6 fatal (Splunk's numbering).
+ALERT_SEVERITY = {"informational": 2, "low": 3, "medium": 4, "high": 5, "critical": 6}
+STANZA_FORMAT = "Escape to Host - {} - Rule"
+MAX_STANZA = 81
+REQUIRED_KEYS = ("slug", "title", "analytic", "status", "type", "search", "replay_pipes", "schedule", "severity",
+                 "suppress", "description", "how_to_tune", "known_false_positives", "mitre_attack", "samples")
+
+
+class DetectionError(ValueError):
+    pass
+
+
+class Detection:
+    """One validated content/detections/<slug>.yml."""
+
+    def __init__(self, data: Dict[str, Any], path: Path) -> None:
+        self.path = path
+        self.data = data
+        self.slug: str = data["slug"]
+        self.title: str = data["title"]
+        self.analytic: str = data["analytic"]
+        self.status: str = data["status"]
+        self.type: str = data["type"]
+        self.search: str = data["search"].strip()
+        self.replay_pipes: int = data["replay_pipes"]
+        self.schedule: Dict[str, str] = {k: str(v) for k, v in data["schedule"].items()}
+        self.severity: str = data["severity"]
+        self.suppress_fields: List[str] = list(data["suppress"]["fields"])
+        self.suppress_period: str = str(data["suppress"]["period"])
+        self.mitre_attack: List[str] = list(data["mitre_attack"])
+        self.samples: Dict[str, List[Dict[str, str]]] = {
+            k: [{kk: str(vv) for kk, vv in s.items()} for s in data["samples"].get(k) or []] for k in ("fires", "silent")}
+
+    @property
+    def stanza(self) -> str:
+        return STANZA_FORMAT.format(self.title)
+
+    @property
+    def filter_macro(self) -> str:
+        return "escape_{}_filter".format(self.slug)
+
+    def text(self, key: str) -> str:
+        return " ".join(str(self.data[key]).split())
+
+
+def _fail(path: Path, message: str) -> "DetectionError":
+    return DetectionError("{}: {}".format(path.name, message))
+
+
+def validate_detection(data: Any, path: Path) -> Detection:
+    """Check one detection's YAML against docs/development.md §1; raise DetectionError saying what is wrong."""
+    if not isinstance(data, dict):
+        raise _fail(path, "not a YAML mapping")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise _fail(path, "missing keys: {}".format(", ".join(missing)))
+    unknown = sorted(set(data) - set(REQUIRED_KEYS))
+    if unknown:
+        raise _fail(path, "unknown keys: {} (docs/development.md §1 lists the keys)".format(", ".join(unknown)))
+    slug = str(data["slug"])
+    if not SLUG.fullmatch(slug):
+        raise _fail(path, "slug {!r} is not <source>_<behaviour> with a prefix kube_ docker_ container_ linux_ "
+                          "windows_ esxi_".format(slug))
+    if path.stem != slug:
+        raise _fail(path, "file name must be {}.yml".format(slug))
+    title = str(data["title"])
+    if not title.strip() or len(STANZA_FORMAT.format(title)) > MAX_STANZA:
+        raise _fail(path, "title must be 1-57 characters (stanza name at most {})".format(MAX_STANZA))
+    for key, allowed in (("analytic", ANALYTICS), ("status", STATUSES), ("type", TYPES), ("severity", SEVERITIES)):
+        if data[key] not in allowed:
+            raise _fail(path, "{} must be one of {}, not {!r}".format(key, ", ".join(allowed), data[key]))
+    if not isinstance(data["replay_pipes"], int) or isinstance(data["replay_pipes"], bool) or data["replay_pipes"] < 1:
+        raise _fail(path, "replay_pipes must be a whole number >= 1")
+    schedule = data["schedule"]
+    if not isinstance(schedule, dict) or sorted(schedule) != ["cron", "earliest", "latest"]:
+        raise _fail(path, "schedule must have exactly cron, earliest and latest")
+    suppress = data["suppress"]
+    if not isinstance(suppress, dict) or sorted(suppress) != ["fields", "period"] or not suppress["fields"] \
+            or not isinstance(suppress["fields"], list):
+        raise _fail(path, "suppress must have fields (a non-empty list) and period")
+    if not re.fullmatch(r"\d+[smhd]", str(suppress["period"])):
+        raise _fail(path, "suppress.period must look like 24h, 30m, 1d")
+    for key in ("search", "description", "how_to_tune", "known_false_positives"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise _fail(path, "{} must be non-empty text".format(key))
+    attack = data["mitre_attack"]
+    if not isinstance(attack, list) or not attack or not all(re.fullmatch(r"T\d{4}(\.\d{3})?", str(t)) for t in attack):
+        raise _fail(path, "mitre_attack must be a non-empty list of technique ids like T1611")
+    samples = data["samples"]
+    if not isinstance(samples, dict) or set(samples) - {"fires", "silent"}:
+        raise _fail(path, "samples has only fires and silent")
+    for kind in ("fires", "silent"):
+        entries = samples.get(kind)
+        if not isinstance(entries, list) or not entries:
+            raise _fail(path, "samples.{} must list at least one sample".format(kind))
+        for entry in entries:
+            if not isinstance(entry, dict) or "sourcetype" not in entry or "path" not in entry \
+                    or set(entry) - {"sourcetype", "path", "source", "host"}:
+                raise _fail(path, "each sample is {{sourcetype, path[, source][, host]}}, not {!r}".format(entry))
+    return Detection(data, path)
+
+
+def detections(content_dir: Path = CONTENT) -> List[Detection]:
+    """Every content/detections/*.yml, validated, in file-name order."""
+    result = [validate_detection(load_yaml(p), p) for p in sorted((content_dir / "detections").glob("*.yml"))]
+    for attr in ("slug", "stanza"):
+        values = [getattr(d, attr) for d in result]
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise DetectionError("{} used by two detections: {}".format(attr, ", ".join(twice)))
+    return result
+
+
+def search_lines(search: str) -> str:
+    """One pipe per line (top-level pipes only), as style.md §8 asks."""
+    from tools.spllint import split_pipes
+    pipes = [re.sub(r"\s*\n\s*", " ", pipe) for pipe in split_pipes(search.strip())]
+    return "\n| ".join(pipes)
+
+
+def saved_search(detection: Detection) -> Dict[str, str]:
+    """The savedsearches.conf keys of one detection (spec.md "Scheduled alerts", style.md §6), in file order."""
+    description = "{} How to tune: {} Known false positives: {}".format(
+        detection.text("description"), detection.text("how_to_tune"), detection.text("known_false_positives"))
+    if detection.status == "experimental":
+        description = "Experimental. " + description
+    return {
+        "description": description,
+        "search": search_lines(detection.search),
+        "disabled": "1",
+        "is_scheduled": "1",
+        "cron_schedule": detection.schedule["cron"],
+        "dispatch.earliest_time": detection.schedule["earliest"],
+        "dispatch.latest_time": detection.schedule["latest"],
+        "realtime_schedule": "0",
+        "counttype": "number of events",
+        "relation": "greater than",
+        "quantity": "0",
+        "alert.digest_mode": "0",
+        "alert.suppress": "1",
+        "alert.suppress.fields": ",".join(detection.suppress_fields),
+        "alert.suppress.period": detection.suppress_period,
+        "alert.track": "1",
+        "alert.severity": str(ALERT_SEVERITY[detection.severity]),
+        "action.correlationsearch.enabled": "1",
+        "action.correlationsearch.label": detection.stanza,
+        "action.correlationsearch.annotations": '{{"mitre_attack": [{}]}}'.format(
+            ", ".join('"{}"'.format(t) for t in detection.mitre_attack)),
+    }
+
+
+def render_savedsearches_conf(content_dir: Path = CONTENT) -> str:
+    env = _environment()
+    env.filters["conf_value"] = _conf_value
+    stanzas = [{"name": d.stanza, "keys": saved_search(d)} for d in detections(content_dir)]
+    return env.get_template("savedsearches.conf.j2").render(header=GENERATED_HEADER, stanzas=stanzas)
+
+
+# ---------------------------------------------------------------- upgrade safety
+def released(content_dir: Path = CONTENT) -> Dict[str, Any]:
+    data: Dict[str, Any] = load_yaml(content_dir / "released.yml") or {}
+    return data
+
+
+def deprecations(content_dir: Path = CONTENT) -> List[Dict[str, Any]]:
+    path = content_dir / "deprecations.yml"
+    entries: List[Dict[str, Any]] = (load_yaml(path) or {}).get("deprecations") or [] if path.is_file() else []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kind") not in ("macro", "saved_search") or not entry.get("name") \
+                or "replaced_by" not in entry or not entry.get("since") or not entry.get("reason"):
+            raise ValueError("deprecations.yml: each entry needs name, kind (macro | saved_search), replaced_by, "
+                             "since and reason: {!r}".format(entry))
+    return entries
+
+
+def current_names(content_dir: Path = CONTENT) -> Dict[str, List[str]]:
+    return {"saved_searches": [d.stanza for d in detections(content_dir)],
+            "macros": [stanza_name(m) for m in macros(content_dir)]}
+
+
+def upgrade_problems(content_dir: Path = CONTENT) -> List[str]:
+    """Released names that disappeared without a deprecation entry (and deprecations that point nowhere)."""
+    names = current_names(content_dir)
+    deprecated = {(e["kind"], e["name"]): e for e in deprecations(content_dir)}
+    problems = []
+    for kind, key in (("saved_search", "saved_searches"), ("macro", "macros")):
+        for name in released(content_dir).get(key) or []:
+            entry = deprecated.get((kind, name))
+            if name not in names[key] and entry is None:
+                problems.append("released {} {!r} disappeared without an entry in content/deprecations.yml".format(
+                    kind.replace("_", " "), name))
+            if entry is not None and entry["replaced_by"] and entry["replaced_by"] not in names[key]:
+                problems.append("deprecated {} {!r} is replaced by {!r}, which does not exist".format(
+                    kind.replace("_", " "), name, entry["replaced_by"]))
+    return problems
+
+
+def record_release(version: str, content_dir: Path = CONTENT) -> None:
+    """Add the current names to content/released.yml (names once released stay listed)."""
+    data = released(content_dir)
+    names = current_names(content_dir)
+    for key in ("saved_searches", "macros"):
+        data[key] = list(dict.fromkeys(list(data.get(key) or []) + names[key]))
+    data["version"] = version
+    text = (content_dir / "released.yml").read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    (content_dir / "released.yml").write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 def _environment() -> jinja2.Environment:
@@ -64,24 +309,34 @@ def _conf_value(text: str) -> str:
     return " \\\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
-def render_macros_conf() -> str:
+def render_macros_conf(content_dir: Path = CONTENT) -> str:
     env = _environment()
     env.filters["conf_value"] = _conf_value
-    return env.get_template("macros.conf.j2").render(header=GENERATED_HEADER, macros=macros())
+    return env.get_template("macros.conf.j2").render(header=GENERATED_HEADER, macros=macros(content_dir))
 
 
-def write_generated(app_dir: Path) -> List[Path]:
+def write_generated(app_dir: Path, content_dir: Optional[Path] = None) -> List[Path]:
     """Write every content-owned conf into a built app folder (output/TA_escape_to_host)."""
+    content_dir = content_dir or CONTENT
     default = app_dir / "default"
     default.mkdir(parents=True, exist_ok=True)
     written = []
     target = default / "macros.conf"
-    target.write_text(render_macros_conf(), encoding="utf-8")
+    target.write_text(render_macros_conf(content_dir), encoding="utf-8")
     written.append(target)
+    target = default / "savedsearches.conf"
+    if detections(content_dir):
+        target.write_text(render_savedsearches_conf(content_dir), encoding="utf-8")
+        written.append(target)
+    elif target.exists():
+        target.unlink()
     return written
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--record-release"]:
+        record_release(sys.argv[2])
+        sys.exit(0)
     app = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "output" / "TA_escape_to_host"
     for path in write_generated(app):
         print("rendered", path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

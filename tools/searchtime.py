@@ -6,6 +6,8 @@ It implements exactly what is written here and raises `Unsupported`, naming the 
 unknown props or transforms key, an EVAL function outside the whitelist, a stanza-precedence case it does not
 model, an eventtype search beyond sourcetype / source / field=value / terms with AND, OR, NOT.
 
+It reads one app's default/ only: no system/default props (Splunk's own [default] stanza), no other app, no local/.
+
 What it models, and the choices made where Splunk's documentation is silent (each is a residual risk that only a
 real Splunk settles, see README "Sourcetypes and prerequisite add-ons"):
 - Stanzas: [<sourcetype>], [source::<pattern>], [host::<pattern>] (`...` matches anything, `*` anything but `/`,
@@ -35,6 +37,7 @@ real Splunk settles, see README "Sourcetypes and prerequisite add-ons"):
 import csv
 import json
 import pathlib
+import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pcre2
@@ -83,22 +86,23 @@ def _compile(regex: str, what: str) -> "pcre2.Pattern":
         raise Unsupported("{}: PCRE does not compile {!r}: {}".format(what, regex, err)) from None
 
 
-def _wildcard(pattern: str, star_crosses_slash: bool) -> "pcre2.Pattern":
-    """Splunk stanza pattern (`...` any, `*` any but /) or a search wildcard (`*` anything) as an anchored regex."""
-    flags = ""
+def _wildcard(pattern: str, star_crosses_slash: bool) -> "re.Pattern[str]":
+    """Splunk stanza pattern (`...` any, `*` any but /) or a search wildcard (`*` anything) as an anchored regex.
+    Built here from literal text, so Python's re is exact for it (PCRE is kept for the regexes of the conf files)."""
+    flags = 0
     if pattern.startswith("(?i)"):
-        flags, pattern = "(?i)", pattern[4:]
+        flags, pattern = re.IGNORECASE, pattern[4:]
     out = []
     index = 0
     while index < len(pattern):
-        if pattern.startswith("...", index):
+        if not star_crosses_slash and pattern.startswith("...", index):
             out.append(".*")
             index += 3
             continue
         char = pattern[index]
-        out.append((".*" if star_crosses_slash else "[^/]*") if char == "*" else _escape(char))
+        out.append((".*" if star_crosses_slash else "[^/]*") if char == "*" else re.escape(char))
         index += 1
-    return pcre2.compile(flags + "^(?:" + "".join(out) + ")$")
+    return re.compile("(?:" + "".join(out) + r")\Z", flags | re.DOTALL)
 
 
 def _escape(text: str) -> str:
@@ -418,7 +422,7 @@ def json_fields(raw: str, cutoff: Optional[int] = JSON_EXTRACTION_CUTOFF) -> Dic
     return _JsonFlattener(text).run()
 
 
-_AUTO_KV = pcre2.compile(r'(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|([^\s,;"]+))')
+_AUTO_KV = re.compile(r'(?<![A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|([^\s,;"]+))')
 
 
 def auto_kv_fields(raw: str) -> Dict[str, List[str]]:
@@ -900,8 +904,8 @@ class _Search:
         if tok[0] == "cmp":
             return ("cmp", tok[1], _wildcard("(?i)" + tok[2], True))
         if tok[0] in ("term", "phrase"):
-            inner = "".join(".*?" if c == "*" else _escape(c) for c in tok[1])
-            return ("term", pcre2.compile("(?i)(?<![A-Za-z0-9_])" + inner + "(?![A-Za-z0-9_])"))
+            inner = "".join(".*?" if c == "*" else re.escape(c) for c in tok[1])
+            return ("term", re.compile("(?<![A-Za-z0-9_])" + inner + "(?![A-Za-z0-9_])", re.IGNORECASE | re.DOTALL))
         raise Unsupported("{}: unexpected {!r}".format(self.where, tok[1]))
 
     def matches(self, fields: Mapping[str, FieldValue]) -> bool:
@@ -918,7 +922,7 @@ class _Search:
         if kind == "cmp":
             value = fields.get(node[1])
             values = [value] if isinstance(value, str) else list(value or [])
-            return any(node[2].search(v) is not None for v in values)
+            return any(node[2].match(v) is not None for v in values)
         raw = fields.get("_raw")
         return isinstance(raw, str) and node[1].search(raw) is not None
 
@@ -962,7 +966,7 @@ class _Stanza:
         if self.kind == "sourcetype":
             return event.get("sourcetype") == self.name
         value = event.get(self.kind)
-        return isinstance(value, str) and self.pattern is not None and self.pattern.search(value) is not None
+        return isinstance(value, str) and self.pattern is not None and self.pattern.match(value) is not None
 
 
 def _split_list(value: str) -> List[str]:

@@ -1,14 +1,16 @@
 """Dev tool (run by hand, never by the build): rewrites the setup page's Data sources and Analytics tabs in
 globalConfig.json from content/ (macros/data_scope.yml and detections/*.yml).
 
-    .venv/bin/python tools/setup_page.py          # rewrite globalConfig.json, then ./build.sh and commit both
+    .venv/bin/python tools/setup_page.py          # rewrite globalConfig.json and the generated head of
+                                                  # package/bin/TA_escape_to_host_rh_settings.py; then ./build.sh
     .venv/bin/python tools/setup_page.py --check  # exit 1 when globalConfig.json disagrees with content/
 
-tests/unit/test_setup_page.py fails while the two disagree. The Tunables tab is checked against content/tunables.yml
+tests/unit/test_setup_page.py fails while they disagree. The Tunables tab is checked against content/tunables.yml
 by tests/unit/test_content.py.
 """
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -110,6 +112,32 @@ def render(config: Dict[str, Any]) -> str:
     return json.dumps(config, ensure_ascii=False, indent=4) + "\n"
 
 
+HANDLER = ROOT / "package" / "bin" / "TA_escape_to_host_rh_settings.py"
+MARKER = "# " + "-" * 117 + "\n# Everything above is the file ucc-gen generates"
+
+
+def generated_handler(config: Dict[str, Any], workdir: Path) -> str:
+    """The settings handler ucc-gen 6.6.0 generates for `config` (its own generator, as `ucc-gen build` calls it)."""
+    from splunk_add_on_ucc_framework.commands.rest_builder.global_config_builder_schema import (
+        GlobalConfigBuilderSchema)
+    from splunk_add_on_ucc_framework.global_config import GlobalConfig
+    path = workdir / "globalConfig.json"
+    path.write_text(json.dumps(config, indent=4), encoding="utf-8")
+    global_config = GlobalConfig.from_file(str(path))
+    global_config.expand()
+    for endpoint in GlobalConfigBuilderSchema(global_config).endpoints:
+        if endpoint.rh_name + ".py" == HANDLER.name:
+            return str(endpoint.generate_rh())
+    raise ValueError("ucc-gen generated no " + HANDLER.name)
+
+
+def handler_text(config: Dict[str, Any], workdir: Path) -> str:
+    """The overridden handler: ucc-gen's generated models, verbatim, then our hand-written tail."""
+    generated = generated_handler(config, workdir)
+    ours = HANDLER.read_text(encoding="utf-8")
+    return generated[:generated.index("if __name__ == '__main__':")] + ours[ours.index(MARKER):]
+
+
 def main(argv: List[str]) -> int:
     current = GLOBAL_CONFIG.read_text(encoding="utf-8")
     wanted = render(expected(json.loads(current)))
@@ -121,6 +149,11 @@ def main(argv: List[str]) -> int:
     if wanted != current:
         GLOBAL_CONFIG.write_text(wanted, encoding="utf-8")
         print("rewrote globalConfig.json (Data sources and Analytics tabs); rebuild and commit it")
+    with tempfile.TemporaryDirectory() as tmp:
+        text = handler_text(json.loads(wanted), Path(tmp))
+    if text != HANDLER.read_text(encoding="utf-8"):
+        HANDLER.write_text(text, encoding="utf-8")
+        print("rewrote the generated part of", HANDLER.relative_to(ROOT))
     return 0
 
 

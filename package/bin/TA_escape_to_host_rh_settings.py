@@ -78,7 +78,7 @@ fields_tunables = [
                 min_len=0, 
             ), 
             validator.Pattern(
-                regex=r"""^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$""", 
+                regex=r"""^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$""", 
             )
         )
     ), 
@@ -368,6 +368,41 @@ fields_analytics = [
         validator=None
     ), 
     field.RestField(
+        'esxi_acceptance_level_change',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'esxi_bulk_vm_kill',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'esxi_forced_vib_install',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'esxi_unexpected_module_load',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'esxi_vmx_crash',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
         'kube_workload_host_access',
         required=False,
         encrypted=False,
@@ -383,6 +418,27 @@ fields_analytics = [
     ), 
     field.RestField(
         'linux_container_escape_chain',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'windows_container_restricted_dir_exec',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'windows_container_restricted_dir_write',
+        required=False,
+        encrypted=False,
+        default=False,
+        validator=None
+    ), 
+    field.RestField(
+        'windows_container_symlink_abuse',
         required=False,
         encrypted=False,
         default=False,

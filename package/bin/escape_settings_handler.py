@@ -50,6 +50,7 @@ class EscapeSettingsHandler(AdminExternalHandler):
     def __init__(self, *args, **kwargs):
         AdminExternalHandler.__init__(self, *args, **kwargs)
         self.manifest = _load_manifest()
+        self.missing = []
         uri = urllib.parse.urlparse(get_splunkd_endpoint())
         self.rest = SplunkRestClient(self.getSessionKey(), APP, owner="nobody", scheme=uri.scheme,
                                      host=uri.hostname, port=uri.port)
@@ -70,12 +71,21 @@ class EscapeSettingsHandler(AdminExternalHandler):
         return definitions
 
     def _disabled(self):
-        """Saved search name -> disabled, for every detection in the manifest."""
+        """Saved search name -> disabled for every detection in the manifest; one not installed counts as disabled
+        and is listed in self.missing (a save that would change it fails with splunkd's 404)."""
         states = {}
+        self.missing = []
         for detection in self.manifest.detections:
-            body = self._get_json("saved/searches/" + _quote(detection.saved_search),
-                                  "saved search " + detection.saved_search)
-            value = body["entry"][0]["content"].get("disabled", True)
+            try:
+                response = self.rest.get("saved/searches/" + _quote(detection.saved_search), output_mode="json")
+            except binding.HTTPError as exc:
+                if exc.status != 404:
+                    raise RestError(exc.status, "Could not read saved search {}: {}".format(
+                        detection.saved_search, _error_text(exc)))
+                states[detection.saved_search] = True
+                self.missing.append(detection.saved_search)
+                continue
+            value = json.loads(response.body.read())["entry"][0]["content"].get("disabled", True)
             states[detection.saved_search] = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
         return states
 
@@ -130,6 +140,7 @@ class EscapeSettingsHandler(AdminExternalHandler):
         definitions = self._macro_definitions(self._scope_macros())
         values, notes = setup.scope_values(self.manifest, definitions)
         disabled = self._disabled()
+        notes.extend("saved search {} is not installed".format(name) for name in self.missing)
         counts = {m: self._event_count(m) for m in setup.enabled_scopes(self.manifest, disabled)}
         warnings = setup.scope_warnings(self.manifest, disabled, definitions, counts)
         values[setup.SCOPE_STATUS_FIELD] = setup.scope_status(warnings, notes)
@@ -152,8 +163,13 @@ class EscapeSettingsHandler(AdminExternalHandler):
         # Nothing is written before every value passed: ours above, then splunktaucclib's validators and its save.
         AdminExternalHandler.handleEdit(self, confInfo)
         self._apply(writes, "Saving {}".format(tab))
-        # Answer with what is now in effect, as a page load would show it.
-        for key, value in self._current_values(tab).items():
+        # Answer with what is now in effect, as a page load would show it; every write succeeded, so a failure to
+        # read back leaves the stored values in the answer rather than turning a done save into an error.
+        try:
+            current = self._current_values(tab)
+        except RestError:
+            current = {}
+        for key, value in current.items():
             confInfo[tab][key] = value
 
     def _plan(self, make):
@@ -166,7 +182,12 @@ class EscapeSettingsHandler(AdminExternalHandler):
         macros = [s.macro for s in self.manifest.tunables.values()]
         plan = setup.plan_tunables(self.manifest, self.payload, self._macro_definitions(macros))
         writes = self._macro_writes(plan)
-        for name, earliest in setup.plan_chain_windows(self.manifest, plan):
+        moves = setup.plan_chain_windows(self.manifest, plan)
+        if moves:
+            self._disabled()  # a chain detection whose saved search is not installed has no window to move
+        for name, earliest in moves:
+            if name in self.missing:
+                continue
             writes.append(("saved/searches/" + _quote(name), name + " dispatch.earliest_time",
                            {"dispatch.earliest_time": earliest}))
         return writes

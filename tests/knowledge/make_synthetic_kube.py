@@ -1,16 +1,21 @@
-"""Writes samples/kube_synthetic_large_deployment.json: one SYNTHETIC audit.k8s.io/v1 Event over 20 KB.
+"""Writes two SYNTHETIC audit.k8s.io/v1 Events into samples/ (no cluster produced them).
+
+kube_synthetic_large_deployment.json: one event over 20 KB.
 
 A Deployment create at level Request whose pod template has many containers; the last one is privileged and mounts
 the host's `/`. As in every real audit event, `annotations` (with `authorization.k8s.io/decision`) come after the
-request body, so they lie beyond the 5,000 bytes Splunk's automatic JSON extraction reads. The event is made up
-(no cluster produced it); tests/unit/test_knowledge.py checks the file still equals this script's output.
+request body, so they lie beyond the 5,000 bytes Splunk's automatic JSON extraction reads.
+kube_synthetic_truncated_pod.json: a pod create as kube-apiserver's truncating backend leaves it (bodies removed,
+`audit.k8s.io/truncated` set). tests/unit/test_knowledge.py checks both files still equal this script's output.
 Run: python tests/knowledge/make_synthetic_kube.py
 """
 import json
 from pathlib import Path
 from typing import Any, Dict, List
 
-OUT = Path(__file__).resolve().parent / "samples" / "kube_synthetic_large_deployment.json"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+OUT = SAMPLES / "kube_synthetic_large_deployment.json"
+OUT_TRUNCATED = SAMPLES / "kube_synthetic_truncated_pod.json"
 
 
 def container(index: int) -> Dict[str, Any]:
@@ -72,10 +77,32 @@ def event() -> Dict[str, Any]:
     }
 
 
+def truncated_event() -> Dict[str, Any]:
+    return {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+        "auditID": "0b6f1e9a-3c4d-4e5f-8a7b-9c0d1e2f3a4b", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/payments/pods", "verb": "create",
+        "user": {"username": "dev-ci@example.com", "groups": ["system:authenticated", "ci-deployers"]},
+        "sourceIPs": ["10.20.30.40"], "userAgent": "kubectl/v1.31.2 (linux/amd64) kubernetes/5864a46",
+        "objectRef": {"resource": "pods", "namespace": "payments", "name": "debug-shell", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 201},
+        "requestReceivedTimestamp": "2026-11-29T03:51:02.200114Z",
+        "stageTimestamp": "2026-11-29T03:51:02.241907Z",
+        "annotations": {"audit.k8s.io/truncated": "true", "authorization.k8s.io/decision": "allow",
+                        "authorization.k8s.io/reason": "RBAC: allowed by RoleBinding \"ci-deployers/payments\" of "
+                                                       "ClusterRole \"edit\" to Group \"ci-deployers\""},
+    }
+
+
 def render() -> str:
     return json.dumps(event(), separators=(",", ":")) + "\n"
 
 
+def render_truncated() -> str:
+    return json.dumps(truncated_event(), separators=(",", ":")) + "\n"
+
+
 if __name__ == "__main__":
-    OUT.write_text(render())
-    print("{}: {} bytes".format(OUT, len(render().encode())))
+    for path, text in ((OUT, render()), (OUT_TRUNCATED, render_truncated())):
+        path.write_text(text)
+        print("{}: {} bytes".format(path, len(text.encode())))

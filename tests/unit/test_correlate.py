@@ -311,3 +311,79 @@ def test_sysmon_chroot_into_host_root_is_an_escape_chain() -> None:
     assert len(rows) == 1 and rows[0]["escape_category"] == "escape"
     assert "lineage:containerd-shim" in rows[0]["escape_attribution"]
     assert set(rows[0]["escape_evidence_cd"]) == {"1:0", "1:1", "1:2"}
+
+
+def test_sysmon_stamping_the_first_process_early_still_forms_one_chain_with_auditd() -> None:
+    # Sysmon stamps a container's first process ~0.4 s before auditd's execve of it (telemetry.md §4).
+    sysmon = _sysmon(1, "2026-11-29 03:45:40.000", 60, 50, "/usr/bin/nsenter", "/usr/bin/containerd-shim-runc-v2",
+                     "nsenter -t 1 -m -p -- /bin/sh")
+    audit = _exec(2, 1795923940.4, 60, 50, "nsenter", "/usr/bin/nsenter", "00:27",
+                  ["nsenter", "-t", "1", "-m", "-p", "--", "/bin/sh"], "72756E6300696E6974") + \
+        _audit_event(3, 1795923940.41, "308", 60, 50, "nsenter", "/usr/bin/nsenter") + \
+        _exec(4, 1795923940.42, 61, 60, "sh", "/usr/bin/dash", "fe:00", ["/bin/sh"])
+    shim = _exec(1, 1795923939.0, 50, 1, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00",
+                 ["/usr/bin/containerd-shim-runc-v2", "-id", "abc123"])
+    records = _records(shim + audit, host="node1") + [
+        {"_raw": sysmon, "host": "node1", "_cd": "1:0", "_time": "1795923940.0", "sourcetype": "sysmon:linux"}]
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    rows = list(run(records, report="all"))
+    assert [r["escape_finding"] for r in rows] == ["nsenter_host_exec"]
+    assert "1:0" in rows[0]["escape_evidence_cd"] and rows[0]["escape_container"] == "abc123"
+
+
+def test_a_release_agent_write_seen_by_sysmon_arms_the_usermode_helper_trap() -> None:
+    shim = _exec(1, 100.0, 50, 1, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00",
+                 ["/usr/bin/containerd-shim-runc-v2", "-id", "abc123"])
+    shell = _exec(2, 101.0, 60, 50, "sh", "/bin/sh", "00:27", ["sh", "-c", "x"], "72756E6300696E6974")
+    helper_child = _exec(3, 103.0, 71, 70, "id", "/usr/bin/id", "fe:00", ["id"]) + ['type=CWD %(m)s cwd="/"']
+    helper_child = helper_child[:1] + [line % {"m": "msg=audit(103.000:3):"} if "%(m)s" in line else line
+                                       for line in helper_child[1:]]
+    write = ('Nov 29 00:00:01 h1 sysmon: <Event><System><EventID>11</EventID><Computer>h1</Computer></System>'
+             '<EventData><Data Name="UtcTime">1970-01-01 00:01:42.000</Data><Data Name="ProcessId">60</Data>'
+             '<Data Name="Image">/bin/sh</Data><Data Name="TargetFilename">/tmp/cgrp/release_agent</Data></EventData>'
+             '</Event>')
+    records = _records(shim + shell + helper_child) + [
+        {"_raw": write, "host": "h1", "_cd": "1:9", "_time": "102", "sourcetype": "sysmon:linux"}]
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    rows = list(run(records, report="all"))
+    assert [r["escape_finding"] for r in rows] == ["release_agent_host_exec"]
+    assert rows[0]["escape_host_binaries"] == ["/usr/bin/id"]
+    assert "1:9" in rows[0]["escape_evidence_cd"]
+
+
+def _interpreted_records(path) -> List[Dict[str, str]]:
+    """ausearch -i text: local (here UTC) time in msg=audit(...), which Splunk turns into _time."""
+    import calendar
+    import time as time_module
+    records = []
+    for index, line in enumerate(path.read_bytes().split(b"\n")):
+        if not line.startswith(b"type="):
+            continue
+        stamp = line.split(b"msg=audit(")[1].split(b")")[0].decode().rpartition(":")[0]
+        day, clock = stamp.split(" ")
+        whole, _, fraction = clock.partition(".")
+        epoch = calendar.timegm(time_module.strptime(day + " " + whole, "%m/%d/%y %H:%M:%S")) + float("0." + fraction)
+        records.append({"_raw": line.decode(), "_time": "%.3f" % epoch, "host": HOST, "_cd": "1:%d" % index,
+                        "sourcetype": "auditd"})
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    return records
+
+
+def test_interpreted_ausearch_form_gives_the_same_chains_as_the_raw_log() -> None:
+    from tests.conftest import ROOT
+    interpreted = _interpreted_records(ROOT / "tests" / "knowledge" / "samples" / "auditd_interpreted_lab-run1_pass3.log")
+    raw = [r for r in lab_records() if 1795923939.0 <= float(r["_time"]) <= 1795923944.0]
+    from_text = {(r["escape_finding"], r["escape_container"]) for r in run(interpreted, report="all")}
+    from_raw = {(r["escape_finding"], r["escape_container"]) for r in run(raw, report="all")}
+    assert from_text == from_raw
+    assert {"nsenter_host_exec", "host_device_mount"} <= {finding for finding, _ in from_text}
+
+
+def test_the_handwritten_sysmon_sample_fires() -> None:
+    from tests.conftest import ROOT
+    path = ROOT / "tests" / "knowledge" / "samples" / "sysmon_linux_handwritten.log"
+    records = [{"_raw": line, "host": "labhost", "_cd": "2:%d" % i, "_time": "0", "sourcetype": "sysmon:linux"}
+               for i, line in enumerate(path.read_text(encoding="utf-8").split("\n")) if line.strip()]
+    rows = list(run(list(reversed(records)), report="all"))
+    assert [r["escape_category"] for r in rows] == ["escape"]
+    assert "lineage:containerd-shim" in rows[0]["escape_attribution"]

@@ -410,3 +410,25 @@ def test_options_agree_across_wrapper_docstring_searchbnf_and_docs(command: str)
     commands = conffile.parse_text((ROOT / "package" / "default" / "commands.conf").read_text(encoding="utf-8"))
     assert commands[command] == {"filename": command + ".py", "chunked": "true", "python.version": "python3",
                                  "python.required": "3.9, 3.13"}
+
+
+def test_json_patch_without_response_object_is_read_from_its_operations() -> None:
+    operations = [{"op": "add", "path": "/spec/template/spec/containers/0/securityContext",
+                   "value": {"privileged": True}},
+                  {"op": "replace", "path": "/spec/template/spec/hostPID", "value": True},
+                  {"op": "add", "path": "/spec/template/spec/volumes/-",
+                   "value": {"name": "r", "hostPath": {"path": "/"}}},
+                  {"op": "remove", "path": "/spec/template/spec/hostIPC"}]
+    rows = inspect(audit(resource="daemonsets", verb="patch", code=200, obj=operations, name="ds"))  # type: ignore
+    assert sorted(kinds(rows[0])) == ["host_path", "host_pid", "privileged"]
+    assert rows[0]["escape_workload"] == "DaemonSet/default/ds"
+    harmless = [{"op": "replace", "path": "/metadata/labels/app", "value": "x"}]
+    assert inspect(audit(resource="daemonsets", verb="patch", code=200, obj=harmless)) == []  # type: ignore
+
+
+@pytest.mark.parametrize("body", [{"metadata": {"labels": {"a": "b"}}}, {"spec": {"replicas": 3}},
+                                  [{"op": "replace", "path": "/spec/replicas", "value": 3}]])
+def test_patch_that_sets_no_pod_spec_is_neither_finding_nor_data_problem(body: Any) -> None:
+    raw = audit(resource="deployments", verb="patch", code=200, obj=body)
+    inspector = Inspector(allowed_host_paths=DEFAULT_ALLOWED, mode="health")
+    assert list(inspector.feed([{"_raw": raw}])) == [] and inspector.counts == {}

@@ -169,3 +169,11 @@ def test_committed_lab_samples_are_the_lab_lines() -> None:
     for name in ("docker_inspect_attack.jsonl", "docker_inspect_benign.jsonl"):
         lines = [line for line in (samples / name).read_text().split("\n") if line]
         assert lines and all(json.dumps(json.loads(line), sort_keys=True) in inspect_items for line in lines), name
+
+
+def test_docker_events_are_lifecycle_only_and_skipped_quietly() -> None:
+    raws = [line.decode("utf-8") for line in (LAB / "docker-events.jsonl").read_bytes().split(b"\n") if line.strip()]
+    inspector = Inspector(allowed_host_paths=ALLOWED)
+    assert list(inspector.feed({"_raw": raw} for raw in raws)) == []
+    assert inspector.counts == {} and inspector.report() == []
+    assert docker.is_event(raws[0]) and not docker.is_event('{"kind":"Event"}')

@@ -34,13 +34,12 @@ def test_writing_admins_only() -> None:
 
 
 def test_the_committed_handler_is_ucc_generated_code_plus_our_tail(tmp_path: Path) -> None:
-    from tests.integration.harness.setup_app import HANDLER, MARKER, generated_handler
-    ours = (ROOT / "package" / "bin" / HANDLER).read_text(encoding="utf-8")
-    generated = generated_handler(CONFIG, tmp_path)
-    head = ours[:ours.index(MARKER)]
-    assert head.rstrip() + "\n" == generated[:generated.index("if __name__ == '__main__':")].rstrip() + "\n", \
-        "globalConfig.json changed: copy the new generated part into package/bin/" + HANDLER
-    assert "handler=EscapeSettingsHandler" in ours[ours.index(MARKER):]
+    ours = setup_page.HANDLER.read_text(encoding="utf-8")
+    generated = setup_page.generated_handler(CONFIG, tmp_path)
+    assert ours[:ours.index(setup_page.MARKER)] == generated[:generated.index("if __name__ == '__main__':")], \
+        "globalConfig.json changed: run .venv/bin/python tools/setup_page.py"
+    assert ours == setup_page.handler_text(CONFIG, tmp_path)
+    assert "handler=EscapeSettingsHandler" in ours[ours.index(setup_page.MARKER):]
 
 
 def _readme_tables() -> Dict[str, List[List[str]]]:

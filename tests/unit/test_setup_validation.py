@@ -137,3 +137,15 @@ def test_the_single_literal_check_can_fail(definition: str, ok: bool) -> None:
 ])
 def test_the_scope_expression_check_can_fail(definition: str, ok: bool) -> None:
     assert is_scope_expression(definition) is ok
+
+
+@pytest.mark.parametrize("macro, value", [
+    ("escape_allowed_host_paths", "/var/log/, /etc//localtime"), ("escape_privileged_threshold", "007"),
+    ("escape_syscall_allowlist", "keyctl, mount"), ("escape_time_window", "86400"),
+    ("escape_restricted_host_dirs", "C:\\Windows,\\\\fs01\\share\\dir,//fs02/x"), ("escape_allowed_kernel_modules", "a.b,c-d"),
+])
+def test_what_the_page_writes_it_reads_back(macro: str, value: str) -> None:
+    spec = SPECS[macro]
+    rendered = tunables.render(spec, value)
+    assert tunables.parse_definition(spec, rendered) == tunables.normalise(spec, value)
+    assert tunables.render(spec, tunables.parse_definition(spec, rendered)) == rendered

@@ -9,7 +9,6 @@ Strings (`comm`, `exe`, `name`, `cwd`, `aN`, `proctitle`, `key`) are quoted, or 
 space, a quote, a control or a non-ASCII byte. No regular expression runs per record: fields are split with
 str.partition / str.split.
 """
-import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
 GS = "\x1d"
@@ -36,20 +35,19 @@ _HEX_DIGITS = frozenset("0123456789ABCDEF")
 
 
 class AuditRecord:
-    """One audit record line. Its fields are split on first use: most records of a search are never looked at."""
+    """One audit record line; its fields are split on first use (most records of a busy host are never read)."""
 
-    __slots__ = ("rtype", "stamp", "serial", "node", "_fields", "_interpreted", "_raw", "_tail")
+    __slots__ = ("rtype", "stamp", "serial", "node", "_raw", "_tail", "_fields", "_interpreted")
 
-    def __init__(self, rtype: str, stamp: str, serial: str, node: str, fields: Optional[Dict[str, str]],
-                 interpreted: Optional[Dict[str, str]], raw: str = "", tail: str = "") -> None:
+    def __init__(self, rtype: str, stamp: str, serial: str, node: str, raw: str, tail: str) -> None:
         self.rtype = rtype
         self.stamp = stamp
         self.serial = serial
         self.node = node
-        self._fields = fields
-        self._interpreted = interpreted
         self._raw = raw
         self._tail = tail
+        self._fields: Optional[Dict[str, str]] = None
+        self._interpreted: Optional[Dict[str, str]] = None
 
     @property
     def fields(self) -> Dict[str, str]:
@@ -62,6 +60,11 @@ class AuditRecord:
         if self._interpreted is None:
             self._interpreted = split_fields(self._tail) if self._tail else {}
         return self._interpreted
+
+    @property
+    def text(self) -> str:
+        """The raw field text (before any 0x1D)."""
+        return self._raw
 
     @property
     def epoch(self) -> Optional[float]:
@@ -84,16 +87,37 @@ def decode_string(value: str) -> str:
     return value
 
 
-_FIELD = re.compile(r"""([^ =]*)=("[^"]*"|'[^']*'|"[^"]*$|'[^']*$|[^ ]*)""")
-
-
 def split_fields(text: str) -> Dict[str, str]:
-    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string).
-    The first of repeated keys wins; bare words without `=` (ausearch prints e.g. 'config changed,') are skipped."""
+    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string)."""
     fields: Dict[str, str] = {}
-    for key, value in _FIELD.findall(text):
+    i = 0
+    n = len(text)
+    while i < n:
+        while i < n and text[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        if eq < 0:
+            break
+        key = text[i:eq]
+        if " " in key:  # a bare word (ausearch prints e.g. 'config changed,'): skip it
+            i = text.find(" ", i)
+            if i < 0:
+                break
+            continue
+        j = eq + 1
+        if j < n and text[j] in "\"'":
+            close = text.find(text[j], j + 1)
+            end = n if close < 0 else close + 1
+        else:
+            end = text.find(" ", j)
+            if end < 0:
+                end = n
+        value = text[j:end]
         if key not in fields:
             fields[key] = value
+        i = end
     return fields
 
 
@@ -120,7 +144,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
         body = body[2:]
     raw, _, tail = body.partition(GS)
-    return AuditRecord(rtype, stamp, serial, node, None, None, raw, tail)
+    return AuditRecord(rtype, stamp, serial, node, raw, tail)
 
 
 class AuditEvent:
@@ -161,18 +185,21 @@ def syscall_name(record: AuditRecord) -> str:
 
 
 def execve_argv(record: AuditRecord) -> List[str]:
-    """argv of an EXECVE record, with `aN_len` / `aN[i]` pieces joined and hex decoded."""
+    """argv of an EXECVE record, with `aN_len` / `aN[i]` pieces joined and hex decoded.
+
+    Each argument runs from its ` aN=` marker to the next one, which reads both the raw form (quoted or hex, never a
+    space inside) and the interpreted `ausearch -i` form, where arguments are printed as they are, spaces included.
+    """
     fields = record.fields
     try:
         argc = int(fields.get("argc", "0"))
     except ValueError:
         argc = 0
+    text = " " + record.text.rstrip()
     argv: List[str] = []
+    position = text.find(" a0=")
     for index in range(argc):
         name = "a%d" % index
-        if name in fields:
-            argv.append(decode_string(fields[name]))
-            continue
         if name + "_len" in fields:
             pieces: List[str] = []
             part = 0
@@ -180,19 +207,29 @@ def execve_argv(record: AuditRecord) -> List[str]:
                 pieces.append(fields["%s[%d]" % (name, part)])
                 part += 1
             argv.append(decode_string("".join(pieces)))
+            position = text.find(" a%d" % (index + 1), position + 1)
             continue
-        break
+        if position < 0 or not text.startswith(" %s=" % name, position):
+            break
+        start = position + len(name) + 2
+        following = text.find(" a%d=" % (index + 1), start) if index + 1 < argc else -1
+        if following < 0:
+            following = text.find(" a%d_len=" % (index + 1), start) if index + 1 < argc else -1
+        value = text[start:following] if following >= 0 else text[start:]
+        argv.append(decode_string(value.strip()))
+        position = following
     return argv
 
 
 def proctitle(record: AuditRecord) -> List[str]:
-    """Command line of a PROCTITLE record, split on NUL."""
+    """Command line of a PROCTITLE record: NUL-separated hex, one quoted word, or (ausearch -i) spaced text."""
     value = record.fields.get("proctitle", "")
     if len(value) >= 2 and value[0] == '"':
         return [value[1:-1]]
     if value and all(c in _HEX_DIGITS for c in value) and len(value) % 2 == 0:
         return [p.decode("utf-8", "replace") for p in bytes.fromhex(value).split(b"\x00") if p]
-    return [value] if value else []
+    _, found, rest = record.text.partition("proctitle=")
+    return rest.split() if found else []
 
 
 def is_hex_number(value: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 
 from escape_engine import auditd, sysmon_linux
 from escape_engine.lineage import (DEFAULT_RUNTIME, RUNC_INIT_TITLE, HostLineage, Proc, basename,
-                                   container_id_from_argv)
+                                   container_id_from_argv, is_runc_init)
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -38,6 +38,8 @@ RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "
                         "--userns=host", "--ipc=host")
 AGENT_FILES = ("release_agent", "core_pattern")
 HELPER_WINDOW = 10.0
+# Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
+READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
 REPORTS = ("escapes", "attempts", "all")
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
@@ -189,7 +191,8 @@ class Correlator:
             event.source = _text(record.get("source"))
             event.sourcetype = _text(record.get("sourcetype"))
             self._events[key] = event
-        event.records.append(parsed)
+        if parsed.rtype in READ_TYPES:
+            event.records.append(parsed)
         if cd and cd not in event.cds:
             event.cds.append(cd)
 
@@ -251,11 +254,13 @@ class Correlator:
             item0 = next((p for p in paths if p.fields.get("item") == "0"), None)
             dev = item0.fields.get("dev", "") if item0 is not None else ""
             explicit = ""
+            cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
+            cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else ""
             for record in event.records:
                 if record.rtype == "CONTAINER_ID":
                     explicit = record.fields.get("contid", "")
             self._exec(event, table, pid, ppid, comm, exe, dev, argv, title, fields.get("uid", ""),
-                       fields.get("subj", ""), explicit)
+                       fields.get("subj", ""), explicit, cwd)
             return
         if name in SUSPICIOUS_SYSCALLS:
             self._syscall(event, table, name, pid, ppid, comm, exe, success, fields, paths)
@@ -280,7 +285,7 @@ class Correlator:
                     table.add(Proc(parent, "", event.time - self.skew, basename(data["ParentImage"]),
                                    data["ParentImage"], "", [], runtime=True))
             self._exec(event, table, data.get("ProcessId", ""), data.get("ParentProcessId", ""), basename(image),
-                       image, "", argv, title, data.get("User", ""), "", "")
+                       image, "", argv, title, data.get("User", ""), "", "", data.get("CurrentDirectory", ""))
             if image.startswith("/host/"):
                 proc = table.lookup(data.get("ProcessId", ""), event.time, self.skew)
                 key = proc.container if proc is not None and proc.container else "image-path:/host"
@@ -300,14 +305,15 @@ class Correlator:
         self._items.setdefault((host, key), []).append(item)
 
     def _exec(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str, dev: str,
-              argv: List[str], title: List[str], uid: str, subj: str, explicit: str) -> None:
+              argv: List[str], title: List[str], uid: str, subj: str, explicit: str, cwd: str = "") -> None:
         when = event.time
         key, evidence, runtime, parent = table.attribute(pid, ppid, when, comm, exe, dev, argv, title, subj,
                                                          explicit, self.skew)
         if parent is not None and parent.persisted and key and "persisted state" not in evidence:
             evidence += " [persisted state]"
-        if not key and not runtime and parent is None and not table.known(ppid) and table.is_host_dev(dev):
-            helper = self._helper_trap(table, ppid, when)
+        if not key and not runtime and parent is None and cwd == "/" and not table.known(ppid) and \
+                table.is_host_dev(dev):
+            helper = self._helper_trap(table, pid, ppid, when)
             if helper is not None:
                 trap_time, trap_pid, trap_key, trap_cds = helper
                 table.add(Proc(ppid, "", trap_time, "(usermode helper)", "", "", [], container=trap_key,
@@ -322,7 +328,7 @@ class Correlator:
         if not key:
             table.note_host_dev(dev, when)
             return
-        first = title[:2] == RUNC_INIT_TITLE
+        first = is_runc_init(title)
         container_id = container_id_from_argv(parent.argv) if parent is not None else ""
         table.container_seen(key, when, evidence, container_id)
         item_args: Dict[str, Any] = dict(source=event.source, sourcetype=event.sourcetype, attribution=evidence)
@@ -350,12 +356,19 @@ class Correlator:
                                                      "pid %s executed %s" % (pid, command), True, tool,
                                                      **item_args))
 
-    def _helper_trap(self, table: HostLineage, ppid: str, when: float) -> Optional[Tuple[float, int, str, List[str]]]:
-        if not ppid.isdigit():
+    def _helper_trap(self, table: HostLineage, pid: str, ppid: str,
+                     when: float) -> Optional[Tuple[float, int, str, List[str]]]:
+        """The kernel's usermode helper: an unseen parent born after the container's trap (cgroup mount or agent write)
+        and just before its child (pids grow: trap pid < parent pid < child pid, close together), cwd "/" (checked by
+        the caller), within HELPER_WINDOW seconds. A fork of a long-lived unseen process fails the pid order."""
+        if not ppid.isdigit() or not pid.isdigit():
+            return None
+        parent, child = int(ppid), int(pid)
+        if not parent < child <= parent + 1000:
             return None
         for trap in reversed(self._traps.get(table.host, [])):
             trap_time, trap_pid, _, _ = trap
-            if 0.0 <= when - trap_time <= HELPER_WINDOW and int(ppid) > trap_pid:
+            if 0.0 <= when - trap_time <= HELPER_WINDOW and trap_pid < parent:
                 return trap
         return None
 
@@ -453,7 +466,7 @@ class Correlator:
             pf = path.fields
             target = auditd.decode_string(pf.get("name", ""))
             mode = pf.get("mode", "")
-            if mode.startswith("060"):
+            if mode.startswith("060") or mode.startswith("block"):
                 parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
             elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
                 parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))
@@ -508,17 +521,20 @@ class Correlator:
         elif ok_calls:
             details = " ".join(i.detail for i in ok_calls)
             ok_names = {i.name for i in ok_calls}
+            category = "suspicious"
             if "block_device=" in details and "mount" in ok_names:
-                finding, severity = "host_device_mount", "high"
+                # A container mounting a block device reads the host's disk: an escape of the file system.
+                finding, severity, category = "host_device_mount", "high", "escape"
             elif "open_by_handle_at" in ok_names:
                 finding, severity = "host_file_handle", "high"
+                if "host_root=" in details:  # a handle on inode 2 of the host device: the host's / (Shocker)
+                    category = "escape"
             elif ok_names & {"init_module", "finit_module"}:
                 finding, severity = "kernel_module_load", "high"
             elif ok_names & {"keyctl", "add_key", "request_key"}:
                 finding, severity = "host_keyring_access", "medium"
             else:
                 finding, severity = "namespace_syscall", "medium"
-            category = "suspicious"
         else:
             socket = [i for i in triggers if i.kind == "socket_client" and i.detail]
             finding, severity = ("runtime_socket_attempt", "medium") if socket else ("escape_attempt", "low")

@@ -102,6 +102,15 @@ def form_body(msg: str) -> Optional[Dict[str, Any]]:
     return body if isinstance(body, dict) else None
 
 
+def is_event(text: str) -> bool:
+    """A `docker events --format '{{json .}}'` line (Type, Action, Actor)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "Action" in data and isinstance(data.get("Actor"), dict)
+
+
 def _list(value: Any) -> List[Any]:
     return value if isinstance(value, list) else []
 

@@ -145,7 +145,9 @@ class Inspector:
         try:
             event = kube.parse(text)
         except kube.NotAuditEvent:
-            self._count("not_inspectable")
+            # docker events carry no spec (no Privileged, Binds or modes): lifecycle only, nothing to inspect.
+            if not docker.is_event(text):
+                self._count("not_inspectable")
             return
         except ValueError as err:
             self._count("event_unparseable")
@@ -163,6 +165,8 @@ class Inspector:
         if event.audit_id:
             extra["escape_audit_id"] = event.audit_id
         workload = kube.workload(event)
+        if workload is None and not event.truncated and (event.request is not None or event.response is not None):
+            return      # a body that sets no pod spec (a label or replica patch): nothing to inspect, nothing missing
         if workload is None:
             what = "spec_truncated" if event.truncated else "spec_missing"
             self._count(what)

@@ -174,12 +174,46 @@ def _dig(obj: Any, path: Tuple[str, ...]) -> Optional[Dict[str, Any]]:
     return obj if isinstance(obj, dict) else None
 
 
+def _listify(value: Any) -> Any:
+    """Dicts built from JSON-patch paths whose keys are all list positions become lists."""
+    if not isinstance(value, dict):
+        return value
+    converted = {k: _listify(v) for k, v in value.items()}
+    if converted and all(k.isdigit() or k == "-" for k in converted):
+        return [converted[k] for k in sorted(converted, key=lambda k: (k == "-", int(k) if k.isdigit() else 0))]
+    return converted
+
+
+def json_patch_object(operations: List[Any]) -> Optional[Dict[str, Any]]:
+    """The values a JSON patch (RFC 6902) adds or replaces, as a partial object; None when it sets nothing."""
+    root: Dict[str, Any] = {}
+    for operation in operations:
+        if not isinstance(operation, dict) or operation.get("op") not in ("add", "replace"):
+            continue
+        path = _text(operation.get("path"))
+        keys = [k.replace("~1", "/").replace("~0", "~") for k in path.split("/")[1:]]
+        if not keys:
+            continue
+        node = root
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = operation.get("value")
+    result = _listify(root)
+    return result if isinstance(result, dict) and result else None
+
+
 def spec_object(event: AuditEvent) -> Any:
-    """The object that holds the resulting spec: for a patch the merged responseObject when logged."""
+    """The object that holds the resulting spec: for a patch the merged responseObject when logged, else what the
+    patch sets (strategic-merge or merge patch: the document; JSON patch: the values of its add/replace ops)."""
     if event.verb == "patch" and isinstance(event.response, dict):
         return event.response
     if isinstance(event.request, dict):
         return event.request
+    if event.verb == "patch" and isinstance(event.request, list):
+        return json_patch_object(event.request)
     if isinstance(event.response, dict):
         return event.response
     return None

@@ -17,6 +17,11 @@ DEFAULT_RUNTIME = ("runc", "crun", "conmon", "containerd", "containerd-shim", "c
                    "containerd-shim-runc-v1", "dockerd", "docker-proxy", "runc:[0:PARENT]", "runc:[1:CHILD]",
                    "runc:[2:INIT]")
 RUNC_INIT_TITLE = ["runc", "init"]
+
+
+def is_runc_init(title: List[str]) -> bool:
+    """A container's first process keeps the stale PROCTITLE of `runc init` (argv[0] may be a path)."""
+    return len(title) >= 2 and title[1] == "init" and basename(title[0]) in ("runc", "crun")
 HISTORY_PER_PID = 4
 
 
@@ -209,7 +214,7 @@ class HostLineage:
         previous = self.lookup(pid, when, skew)
         if previous is not None and previous.ppid == ppid and previous.container and not previous.runtime:
             return previous.container, previous.evidence, False, parent
-        if title[:2] == RUNC_INIT_TITLE and comm not in self.runtime_names:
+        if is_runc_init(title) and comm not in self.runtime_names:
             return "runc-init:%s@%s" % (ppid, self.host), "proctitle:runc-init", False, parent
         for label in LSM_CONTAINER_LABELS:
             if label in subj:

@@ -17,7 +17,8 @@ ESCAPE_SYSCALLS = (
 )
 
 _UNIX_PATH_ITEM = re.compile(r"/[A-Za-z0-9._/@+:=-]*")
-_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*")
+# A UNC prefix may be written with forward slashes (//server/share), the form render() produces and reads back.
+_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*")
 _MODULE_ITEM = re.compile(r"[A-Za-z0-9_.-]+")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -81,7 +82,7 @@ def _normalise_windows_dir(item: str) -> str:
         raise ValueError(
             "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix (\\\\server\\share)".format(item))
     # Rendered with forward slashes so the SPL literal never holds a backslash escape.
-    unc = item.startswith("\\\\")
+    unc = item.startswith("\\\\") or item.startswith("//")
     parts = [p for p in re.split(r"[\\/]+", item) if p]
     joined = "/".join(parts)
     return "//" + joined if unc else joined
@@ -153,8 +154,8 @@ def ucc_pattern(kind: str) -> str:
     """The regex the setup page's UCC validator uses for a list kind (server-side first line of defence)."""
     patterns = {
         "unix_path_list": r"^\s*(/[A-Za-z0-9._/@+:=-]*\s*(,\s*/[A-Za-z0-9._/@+:=-]*\s*)*)?$",
-        "windows_dir_list": r"^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*"
-                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
+        "windows_dir_list": r"^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*"
+                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
         "syscall_list": r"^\s*((" + "|".join(ESCAPE_SYSCALLS) + r")\s*(,\s*(" + "|".join(ESCAPE_SYSCALLS) + r")\s*)*)?$",
         "module_list": r"^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$",
     }

@@ -3,7 +3,7 @@
 make_app() lays out <tmp>/etc/apps/TA_escape_to_host with the built lib/ and default/ (symlinks) and a copy of bin/.
 Given a content folder (fixture detections), it regenerates from that content what the build would have made:
 the settings manifest (tools/setup_manifest.py) and the handler file (ucc-gen's own generator on a globalConfig whose
-tabs tools/setup_page.py rewrote, plus the hand-written tail of package/bin/TA_escape_to_host_rh_settings.py).
+tabs tools/setup_page.py rewrote, plus the hand-written tail: tools/setup_page.handler_text).
 """
 import json
 import os
@@ -18,29 +18,8 @@ from tools import setup_manifest, setup_page
 
 from .splunkd import SESSION_KEY
 
-HANDLER = "TA_escape_to_host_rh_settings.py"
-MARKER = "# " + "-" * 117 + "\n# Everything above is the file ucc-gen generates"
+HANDLER = setup_page.HANDLER.name
 RUNNER = Path(__file__).with_name("run_settings_handler.py")
-
-
-def generated_handler(config: Dict[str, Any], workdir: Path) -> str:
-    """The handler file ucc-gen 6.6.0 generates for `config` (its own generator, as `ucc-gen build` calls it)."""
-    from splunk_add_on_ucc_framework.commands.rest_builder.global_config_builder_schema import (
-        GlobalConfigBuilderSchema)
-    from splunk_add_on_ucc_framework.global_config import GlobalConfig
-    path = workdir / "globalConfig.json"
-    path.write_text(json.dumps(config, indent=4), encoding="utf-8")
-    global_config = GlobalConfig.from_file(str(path))
-    global_config.expand()
-    for endpoint in GlobalConfigBuilderSchema(global_config).endpoints:
-        if endpoint.rh_name + ".py" == HANDLER:
-            return str(endpoint.generate_rh())
-    raise AssertionError("ucc-gen generated no " + HANDLER)
-
-
-def hand_written_tail() -> str:
-    text = (ROOT / "package" / "bin" / HANDLER).read_text(encoding="utf-8")
-    return text[text.index(MARKER):]
 
 
 def make_app(tmp: Path, content: Optional[Path] = None) -> Path:
@@ -52,8 +31,7 @@ def make_app(tmp: Path, content: Optional[Path] = None) -> Path:
     if content is not None:
         setup_manifest.write_manifest(app, content)
         config = setup_page.expected(json.loads((ROOT / "globalConfig.json").read_text(encoding="utf-8")), content)
-        (app / "bin" / HANDLER).write_text(generated_handler(config, tmp) + "\n\n" + hand_written_tail(),
-                                           encoding="utf-8")
+        (app / "bin" / HANDLER).write_text(setup_page.handler_text(config, tmp), encoding="utf-8")
     return app
 
 

@@ -1,0 +1,312 @@
+"""ESXi hypervisor escapes and tampering (AN0615): escapeesxi's engine.
+
+Reads ESXi syslog lines (vmkernel, vmkwarning, shell, hostd, esxupdate, vmx) from `_raw` and reports:
+- ``module_load``: a vmkernel module load ("Loading module <name>", "Initialization of <name> succeeded", in the
+  ESXi 6.7 and 7/8 formats) or a shell load command (vmkload_mod, esxcfg-module, esxcli system module load) for a
+  module that is neither stock, nor in the user's allowed list, nor in the first-seen baseline;
+- ``forced_vib_install``: a VIB / image-profile install that forces or skips signature and acceptance checks;
+- ``acceptance_level_change``: `esxcli software acceptance set` (lower trust = higher severity);
+- ``bulk_vm_kill``: at least `threshold` VM kills / power-offs on one host within `window` seconds;
+- ``vmx_crash``: a VMX panic or unrecoverable error, or at least `threshold` vmkwarning lines on one host within
+  `window` seconds.
+
+The engine is pure: the wrapper hands it the stock list and the baseline, and persists what `baseline` mode learns.
+Events arrive in any order (Splunk hands search-head commands newest first); windows use absolute time distance.
+"""
+import calendar
+import re
+import time
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple, Union
+
+Value = Union[str, List[str]]
+Record = Mapping[str, Value]
+
+FINDINGS = ("module_load", "forced_vib_install", "acceptance_level_change", "bulk_vm_kill", "vmx_crash")
+FINDING_ALIASES: Dict[str, Tuple[str, ...]] = {
+    "all": FINDINGS, "vib": ("forced_vib_install", "acceptance_level_change")}
+MODES = ("detect", "baseline")
+_MODULE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+# Module-load lines (vmkernel). 6.7: "Mod: LoadDone:4962: Initialization of X succeeded", 7.0/8.0: "Mod: 4789: ...".
+_LOADING = re.compile(r"\)\s*Loading module ([A-Za-z0-9_.-]+)(?:\s|\.\.\.|$)")
+_INITIALISED = re.compile(r"Mod:\s*(?:[A-Za-z_]+:)?\d+:\s*Initialization of ([A-Za-z0-9_.-]+) succeeded")
+# Shell history: "<time> shell[<pid>]: [<user>]: <command>" (ESXi 8 adds "In(14)" before "shell").
+_SHELL = re.compile(r"\bshell\[\d+\]:\s*(?:\[([^\]]*)\]:\s*)?(.*)$")
+_SHELL_MODULE_LOAD = (
+    re.compile(r"\besxcli\b.*\bsystem\s+module\s+load\b.*?(?:-m|--module)[=\s]+([A-Za-z0-9_.-]+)"),
+    re.compile(r"\bvmkload_mod\s+(?:-[a-zA-Z]\s+)*(?:\S*/)?([A-Za-z0-9_.-]+?)(?:\.o)?(?:\s|$)"),
+    re.compile(r"\besxcfg-module\s+(?:-[a-zA-Z]\s+)*([A-Za-z0-9_.-]+)\s*$"),
+)
+_SHELL_VIB = re.compile(r"\besxcli\b.*\bsoftware\s+(?:vib|profile|component)\s+(?:install|update|apply)\b(.*)$")
+_VIB_FORCE = re.compile(r"(?:^|\s)(?:-f|--force|--no-sig-check|--nosigcheck)(?:\s|=|$)")
+_SHELL_ACCEPTANCE = re.compile(r"\besxcli\b.*\bsoftware\s+acceptance\s+set\b.*?(?:--level|-l)[=\s]+([A-Za-z]+)")
+_LOG_UNSIGNED = re.compile(
+    r"image profile with validation disabled|bypassing signing and acceptance level verification|"
+    r"vib without (?:a )?valid signature|signature verification (?:is )?(?:disabled|skipped)", re.IGNORECASE)
+_SHELL_VM_KILL = re.compile(
+    r"\besxcli\b.*\bvm\s+process\s+kill\b.*?(?:--world-id|-w)[=\s]+(\d+)|"
+    r"\bvim-cmd\s+vmsvc/power\.(?:off|shutdown|suspend)\s+(\d+)|"
+    r"\bkill\s+(?:-9\s+|-KILL\s+|-s\s+\w+\s+)?(\d+)\b.*\bvmx\b|\bpkill\b.*\bvmx\b")
+_HOSTD_POWER_OFF = re.compile(r"sub=Vmsvc\.vm:([^\]\s]+\.vmx)[^\]]*\].*State Transition \(VM_STATE_ON -> "
+                              r"VM_STATE_(?:POWERING_OFF|OFF)\)")
+_VMX_CRASH = re.compile(
+    r"unrecoverable error:\s*\((?:vmx|vcpu-\d+)\)|\bvmx(?:\[\d+\])?:.*\bPANIC\b|\bvcpu-\d+\|.*\bPANIC:|"
+    r"UserDump:.*\bvmx\b.*\bDumping cartel\b|\bvmx\b.*\b(?:core dumped|crashed)\b", re.IGNORECASE)
+_VMKWARNING = re.compile(r"\bvmkwarning(?:\[\d+\])?:|\bvmkwarning\b.*\bWARNING:")
+_TIME_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z")
+_ACCEPTANCE_SEVERITY = {"communitysupported": "high", "partnersupported": "medium", "vmwareaccepted": "low",
+                        "vmwarecertified": "low"}
+
+
+class EsxiEvent(NamedTuple):
+    finding: str
+    subject: str  # module name, VIB command, acceptance level, VM id, crash text
+    detail: str
+    user: str
+
+
+class Stats:
+    """What one run saw: events read, events matching no pattern, malformed events."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.skipped = 0
+        self.malformed = 0
+        self.reasons: List[str] = []
+
+    def bad(self, reason: str) -> None:
+        self.malformed += 1
+        if len(self.reasons) < 5:
+            self.reasons.append(reason)
+
+
+def parse(raw: str) -> Optional[EsxiEvent]:
+    """The one behaviour a line shows, or None."""
+    text = raw.strip()
+    for pattern in (_LOADING, _INITIALISED):
+        match = pattern.search(text)
+        if match:
+            return EsxiEvent("module_load", match.group(1), "vmkernel", "")
+    shell = _SHELL.search(text)
+    if shell:
+        user, command = shell.group(1) or "", shell.group(2).strip()
+        for pattern in _SHELL_MODULE_LOAD:
+            match = pattern.search(command)
+            if match:
+                return EsxiEvent("module_load", match.group(1), command, user)
+        vib = _SHELL_VIB.search(command)
+        if vib and _VIB_FORCE.search(vib.group(1)):
+            return EsxiEvent("forced_vib_install", command, command, user)
+        acceptance = _SHELL_ACCEPTANCE.search(command)
+        if acceptance:
+            return EsxiEvent("acceptance_level_change", acceptance.group(1), command, user)
+        kill = _SHELL_VM_KILL.search(command)
+        if kill:
+            target = next((g for g in kill.groups() if g), "vmx")
+            return EsxiEvent("bulk_vm_kill", target, command, user)
+        return None
+    unsigned = _LOG_UNSIGNED.search(text)
+    if unsigned:
+        return EsxiEvent("forced_vib_install", unsigned.group(0), text, "")
+    power_off = _HOSTD_POWER_OFF.search(text)
+    if power_off:
+        return EsxiEvent("bulk_vm_kill", power_off.group(1), text, "")
+    if _VMX_CRASH.search(text):
+        return EsxiEvent("vmx_crash", "vmx", text, "")
+    if _VMKWARNING.search(text):
+        return EsxiEvent("vmx_crash", "vmkwarning", text, "")
+    return None
+
+
+def epoch(record: Record) -> Optional[float]:
+    """The event time: Splunk's _time (epoch seconds), else the first ISO 8601 UTC stamp in the line."""
+    value = _text(record, "_time")
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    match = _TIME_ISO.search(_text(record, "_raw"))
+    if not match:
+        return None
+    stamp = time.strptime("{} {}:{}:{}".format(*match.groups()), "%Y-%m-%d %H:%M:%S")
+    return float(calendar.timegm(stamp))
+
+
+def parse_modules(value: str) -> Set[str]:
+    names: Set[str] = set()
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not _MODULE_NAME.fullmatch(item):
+            raise ValueError("allowed: {!r} is not a module name of [A-Za-z0-9_.-]".format(item))
+        names.add(item.lower())
+    return names
+
+
+def parse_findings(value: str) -> Tuple[str, ...]:
+    chosen: List[str] = []
+    for item in value.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        names = (item,) if item in FINDINGS else FINDING_ALIASES.get(item)
+        if names is None:
+            raise ValueError("findings: {!r} is not one of {}".format(
+                item, ", ".join(sorted(set(FINDINGS) | set(FINDING_ALIASES)))))
+        chosen.extend(n for n in names if n not in chosen)
+    if not chosen:
+        raise ValueError("findings: name at least one of {}".format(", ".join(FINDINGS)))
+    return tuple(chosen)
+
+
+def _text(record: Record, name: str) -> str:
+    value = record.get(name, "")
+    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else ""
+
+
+class Detector:
+    """Keeps what one search has seen across chunks: reported modules and the per-host burst windows."""
+
+    def __init__(self, *, allowed: str = "", stock: Iterable[str] = (), baseline: Iterable[str] = (),
+                 findings: str = "all", threshold: int = 5, window: int = 600, mode: str = "detect") -> None:
+        if mode not in MODES:
+            raise ValueError("mode: use detect (alerts) or baseline (learns module names)")
+        if threshold < 1:
+            raise ValueError("threshold: use a whole number of 1 or more")
+        if window < 1:
+            raise ValueError("window: use a number of seconds of 1 or more")
+        self.allowed = parse_modules(allowed)
+        self.stock = {s.strip().lower() for s in stock if s.strip()}
+        self.baseline = {s.strip().lower() for s in baseline if s.strip()}
+        self.findings = parse_findings(findings)
+        self.threshold = threshold
+        self.window = window
+        self.mode = mode
+        self.stats = Stats()
+        self.learned: Dict[str, float] = {}  # baseline mode: module -> earliest time seen
+        self._reported: Set[Tuple[str, str]] = set()
+        self._bursts: Dict[Tuple[str, str], List[Tuple[float, str, str]]] = {}
+        self._burst_alerted: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
+
+    def known(self, module: str) -> str:
+        """Why a module is expected ('stock', 'allowed', 'baseline') or '' when it is not."""
+        name = module.lower()
+        if name in self.stock:
+            return "stock"
+        if name in self.allowed:
+            return "allowed"
+        if name in self.baseline:
+            return "baseline"
+        return ""
+
+    def process(self, records: Iterable[Record]) -> Iterator[Dict[str, Value]]:
+        for record in records:
+            self.stats.read += 1
+            raw = _text(record, "_raw")
+            if not raw.strip():
+                self.stats.bad("event without _raw")
+                continue
+            event = parse(raw)
+            if event is None:
+                self.stats.skipped += 1
+                continue
+            if self.mode == "baseline":
+                if event.finding == "module_load" and event.detail == "vmkernel":
+                    seen = epoch(record)
+                    stamp = seen if seen is not None else 0.0
+                    name = event.subject.lower()
+                    if name not in self.learned or stamp < self.learned[name]:
+                        self.learned[name] = stamp
+                continue
+            if event.finding not in self.findings:
+                continue
+            row = self._decide(record, event)
+            if row is not None:
+                yield row
+
+    def _decide(self, record: Record, event: EsxiEvent) -> Optional[Dict[str, Value]]:
+        host = _text(record, "host")
+        if event.finding == "module_load":
+            if self.known(event.subject):
+                return None
+            key = (host, event.subject.lower())
+            if key in self._reported:
+                return None
+            self._reported.add(key)
+            severity = "high" if event.detail == "vmkernel" else "medium"
+            how = "vmkernel loaded module {}".format(event.subject) if event.detail == "vmkernel" else (
+                "{} ran '{}' to load module {}".format(event.user or "a shell user", event.detail, event.subject))
+            return _alert(record, event, severity, [_text(record, "_cd")],
+                          "On {}, {}, which is not stock, not in escape_allowed_kernel_modules and not in "
+                          "the first-seen baseline.".format(host or "an ESXi host", how),
+                          escape_module=event.subject)
+        if event.finding == "forced_vib_install":
+            return _alert(record, event, "high", [_text(record, "_cd")],
+                          "On {}, {} installed software skipping signature or acceptance checks: {}.".format(
+                              host or "an ESXi host", event.user or "ESXi", event.subject))
+        if event.finding == "acceptance_level_change":
+            severity = _ACCEPTANCE_SEVERITY.get(event.subject.lower(), "medium")
+            return _alert(record, event, severity, [_text(record, "_cd")],
+                          "On {}, {} set the host's VIB acceptance level to {}.".format(
+                              host or "an ESXi host", event.user or "a shell user", event.subject),
+                          escape_acceptance_level=event.subject)
+        if event.finding == "vmx_crash" and event.subject == "vmx":
+            when = epoch(record)
+            crashes = self._burst_alerted.setdefault((host, "vmx"), [])
+            if when is not None and any(abs(when - t) <= self.window for t, _ in crashes):
+                return None  # the same crash logged by vmkernel and by the VMX itself
+            if when is not None:
+                crashes.append((when, when))
+            return _alert(record, event, "high", [_text(record, "_cd")],
+                          "On {}, a VM's VMX process crashed or panicked, which a VM-to-hypervisor escape attempt "
+                          "can cause.".format(host or "an ESXi host"))
+        kind = "vmkwarning" if event.finding == "vmx_crash" else "vm_kill"
+        return self._burst(record, event, host, kind)
+
+    def _burst(self, record: Record, event: EsxiEvent, host: str, kind: str) -> Optional[Dict[str, Value]]:
+        when = epoch(record)
+        if when is None:
+            self.stats.bad("{} event without a time".format(kind))
+            return None
+        key = (host, kind)
+        for start, end in self._burst_alerted.get(key, []):
+            if start - self.window <= when <= end + self.window:
+                return None  # part of a burst already reported
+        events = [e for e in self._bursts.get(key, []) if abs(e[0] - when) <= self.window]
+        events.append((when, _text(record, "_cd"), event.subject))
+        self._bursts[key] = events
+        targets = {e[2] for e in events}
+        if (len(targets) if kind == "vm_kill" else len(events)) < self.threshold:
+            return None
+        times = [e[0] for e in events]
+        if max(times) - min(times) > self.window:
+            return None
+        self._burst_alerted.setdefault(key, []).append((min(times), max(times)))
+        self._bursts[key] = []
+        cds = [e[1] for e in sorted(events) if e[1]]
+        if kind == "vm_kill":
+            return _alert(record, event, "high", cds,
+                          "On {}, {} VMs were killed or powered off within {} seconds ({}).".format(
+                              host or "an ESXi host", len(targets), self.window, ", ".join(sorted(targets))),
+                          finding="bulk_vm_kill", escape_vm_count=str(len(targets)))
+        return _alert(record, event, "medium", cds,
+                      "On {}, {} vmkwarning messages within {} seconds: the hypervisor warned repeatedly, which can "
+                      "follow a VM-to-hypervisor escape attempt.".format(host or "an ESXi host", len(events),
+                                                                         self.window),
+                      finding="vmx_crash", escape_warning_count=str(len(events)))
+
+
+def _alert(record: Record, event: EsxiEvent, severity: str, cds: List[str], summary: str,
+           finding: str = "", **extra: str) -> Dict[str, Value]:
+    result: Dict[str, Value] = dict(record)
+    result["escape_analytic"] = "esxi"
+    result["escape_finding"] = finding or event.finding
+    result["escape_severity"] = severity
+    result["escape_summary"] = summary
+    result["escape_evidence_cd"] = [c for c in cds if c]
+    result["escape_host"] = _text(record, "host")
+    if event.user:
+        result["escape_user"] = event.user
+    result.update(extra)
+    return result
