@@ -23,7 +23,6 @@ import json
 import os
 import random
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -78,6 +77,8 @@ COMMANDS: Dict[str, CommandCase] = {
     "escapeinspect": CommandCase("container_allowlisted_workload", 1, (("suppressed", "include"),)),
     "escapethreshold": CommandCase("container_privileged_launch_threshold", 2, emits_per_event=False),
     "escapecorrelate": CommandCase("linux_container_escape_chain", 1, (("state", "none"),), emits_per_event=False),
+    "escapewindows": CommandCase("windows_container_restricted_dir_exec", 1),
+    "escapeesxi": CommandCase("esxi_unexpected_module_load", 1, emits_per_event=False),
 }
 
 
@@ -87,161 +88,132 @@ def conf_commands(path: Path = COMMANDS_CONF) -> List[str]:
     return names
 
 
-# ---- detections, macros and the base-search matcher -----------------------------------------------------------------
-def _content() -> Tuple[Dict[str, Dict[str, Any]], Dict[str, str]]:
+_BREAKER: "re.Pattern[str]" = re.compile(r"x")  # replaced by the replay's breakers on first use (see _content)
+
+
+# ---- detections, macros and the base-search matcher (the replay's own: tools/replay.py, tools/spllint.py) ----------
+@dataclass
+class Content:
+    """The detections (content/detections) and the macro table the replay expands searches with."""
+    detections: Dict[str, Any]
+    macros: Dict[str, Any]
+
+
+def _content() -> Content:
     sys.path.insert(0, str(ROOT / "package" / "bin"))
-    from tools import content  # noqa: PLC0415  (needs package/bin on sys.path for escape_engine)
-    detections = {}
-    for path in sorted((ROOT / "content" / "detections").glob("*.yml")):
-        data = content.load_yaml(path)
-        detections[data["slug"]] = data
-    macros = {m["name"]: m["definition"] for m in content.macros()}
-    for slug in detections:  # the per-detection filter hooks, rendered at build time as `search *`
-        macros.setdefault("escape_{}_filter".format(slug), "search *")
-    return detections, macros
+    from tools import content, replay  # noqa: PLC0415  (needs package/bin on sys.path for escape_engine)
+    global _BREAKER
+    _BREAKER = _breakers()
+    return Content({d.slug: d for d in content.detections()}, replay.macro_table(content.CONTENT, {}))
 
 
-def expand_macros(text: str, macros: Mapping[str, str]) -> str:
-    """Expand argument-less `macro` references (nested too); an unknown macro is an error."""
-    for _ in range(20):
-        found = re.search(r"`([^`(]+)`", text)
-        if not found:
-            return text
-        name = found.group(1)
-        if name not in macros:
-            raise ValueError("unknown macro `{}`".format(name))
-        text = text[:found.start()] + macros[name] + text[found.end():]
-    raise ValueError("macro expansion does not end")
+def _plan(detection: Any, macros: Mapping[str, Any]) -> Tuple[str, List[str]]:
+    from tools import spllint  # noqa: PLC0415
+    base, replayed, _after = spllint.replay_plan(detection.search, detection.replay_pipes, macros)
+    return base, replayed
 
 
-def pipes(detection: Mapping[str, Any], macros: Mapping[str, str]) -> List[str]:
-    """The detection's search split into its pipes with macros expanded (pipe 0 is the base search)."""
-    search = " ".join(str(detection["search"]).split())
-    parts, depth, quoted, start = [], 0, False, 0
-    for i, char in enumerate(search):
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in "([":
-            depth += 1
-        elif not quoted and char in ")]":
-            depth -= 1
-        elif not quoted and depth == 0 and char == "|":
-            parts.append(search[start:i].strip())
-            start = i + 1
-    parts.append(search[start:].strip())
-    return [expand_macros(p, macros) for p in parts]
+def base_search(detection: Any, macros: Mapping[str, Any]) -> Any:
+    """The detection's base search parsed by the replay (it refuses what it does not implement)."""
+    from tools import spllint  # noqa: PLC0415
+    return spllint.parse_search_expression(_plan(detection, macros)[0])
 
 
-def command_args(case: CommandCase, detections: Mapping[str, Any], macros: Mapping[str, str],
-                 pipe: Optional[int] = None) -> Tuple[str, List[str]]:
-    """(command, args) of a detection's pipe, as splunkd passes them: tokenised, SPL quotes stripped."""
-    text = pipes(detections[case.detection], macros)[case.pipe if pipe is None else pipe]
-    words = shlex.split(text)
-    name, args = words[0], words[1:]
+Matcher = Callable[[Mapping[str, Value], Dict[str, Any]], bool]
+
+
+def compile_matcher(node: Any) -> Matcher:
+    """The replay's matcher (tools/replay.py `matches`: same tree, same rules, its `_wildcard` patterns) made fast
+    enough for a million events: patterns compiled once, and a plain term (no wildcard, no breaker inside) looked up
+    in the event's set of breaker-delimited segments, which is what the replay's bounded pattern matches. Call the
+    result with (event, {}) and reuse the dict for the same event across detections."""
+    from tools import replay, spllint  # noqa: PLC0415
+    if isinstance(node, spllint.BoolOp):
+        kids = [compile_matcher(child) for child in node.children]
+        if node.op == "NOT":
+            return lambda e, c: not kids[0](e, c)
+        if node.op == "AND":
+            return lambda e, c: all(k(e, c) for k in kids)
+        return lambda e, c: any(k(e, c) for k in kids)
+    if node.field is None:
+        if "*" not in node.value and not _BREAKER.search(node.value):
+            word = node.value.lower()
+
+            def segment_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
+                segments = cache.get("segments")
+                if segments is None:
+                    raw = event.get("_raw", "")
+                    text = raw if isinstance(raw, str) else "\n".join(raw)
+                    segments = cache["segments"] = set(_BREAKER.split(text.lower()))
+                return word in segments
+            return segment_match
+        term = replay._wildcard(node.value, True)
+
+        def raw_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
+            raw = event.get("_raw", "")
+            return bool(term.search(raw if isinstance(raw, str) else "\n".join(raw)))
+        return raw_match
+    if node.field == "index":
+        return lambda e, c: True  # every generated event is in scope, whatever index the macro names
+    pattern = replay._wildcard(node.value, False)
+    name = node.field
+
+    def field_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
+        value = event.get(name)
+        if value is None:
+            return False
+        return any(pattern.match(v) for v in ([value] if isinstance(value, str) else value))
+    return field_match
+
+
+def metadata_verdict(node: Any, event: Mapping[str, Value]) -> Optional[bool]:
+    """The base search decided on an event's fields alone, in three-valued logic: True or False when no _raw term
+    can change the outcome, None when one can."""
+    from tools import replay, spllint  # noqa: PLC0415
+    if isinstance(node, spllint.BoolOp):
+        results = [metadata_verdict(child, event) for child in node.children]
+        if node.op == "NOT":
+            return None if results[0] is None else not results[0]
+        if node.op == "AND":
+            return False if False in results else None if None in results else True
+        return True if True in results else None if None in results else False
+    if node.field is None:
+        return None
+    return bool(replay.matches(node, event))
+
+
+def _breakers() -> "re.Pattern[str]":
+    from tools import replay  # noqa: PLC0415
+    return re.compile("[{}]".format(replay._BREAKERS))
+
+
+def matches(tree: Any, event: Mapping[str, Value]) -> bool:
+    """The replay's own matcher, uncompiled (the unit tests check compile_matcher against it)."""
+    from tools import replay  # noqa: PLC0415
+    return bool(replay.matches(tree, event))
+
+
+def command_args(case: CommandCase, content: Content, pipe: Optional[int] = None) -> Tuple[str, List[str]]:
+    """(command, args) of a detection's replayed pipe, as splunkd passes them: tokenised, SPL quotes stripped."""
+    from tools import replay, spllint  # noqa: PLC0415
+    replayed = _plan(content.detections[case.detection], content.macros)[1]
+    number = case.pipe if pipe is None else pipe
+    if not 1 <= number <= len(replayed):
+        raise ValueError("{}: pipe {} is not one of its {} replayed pipes".format(case.detection, number, len(replayed)))
+    name, arg_text = spllint.command_name(spllint.expand_macros(replayed[number - 1], content.macros))
+    args = replay.split_args(arg_text)
     if pipe is None:
         overrides = dict(case.overrides)
-        kept = [a for a in args if a.split("=", 1)[0] not in overrides]
-        args = kept + ["{}={}".format(k, v) for k, v in case.overrides]
+        args = [a for a in args if a.split("=", 1)[0] not in overrides] + \
+            ["{}={}".format(k, v) for k, v in case.overrides]
     return name, args
 
 
-_BOUNDARY = "(?<![A-Za-z0-9]){}(?![A-Za-z0-9])"
-
-
-class BaseSearch:
-    """A documented simple matcher for the base searches we ship (until tools/replay.py's matcher lands on main).
-
-    It implements: bare terms and quoted phrases (case-insensitive, bounded by non-alphanumeric characters as Splunk's
-    breakers bound tokens), field=value for sourcetype, source, host and index (case-insensitive, `*` wildcard),
-    AND (implicit or explicit), OR, NOT and parentheses, with Splunk's precedence (NOT > OR > AND: in the search
-    command OR binds tighter than the implicit AND). Any other field=value is refused, never guessed.
-    """
-
-    FIELDS = ("sourcetype", "source", "host", "index")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = re.findall(r'\(|\)|[A-Za-z_.]+!?="[^"]*"|[A-Za-z_.]+!?=[^\s()]+|"[^"]*"|[^\s()]+', text)
-        self.pos = 0
-        self.tree = self._and()
-        if self.pos != len(self.tokens):
-            raise ValueError("cannot parse base search at {!r}: {}".format(self.tokens[self.pos], text))
-
-    # grammar: and := or+ ; or := not ("OR" not)* ; not := "NOT" not | atom ; atom := "(" and ")" | term
-    def _peek(self) -> Optional[str]:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _and(self) -> Any:
-        items = []
-        while self._peek() not in (None, ")"):
-            if self._peek() == "AND":
-                self.pos += 1
-                continue
-            items.append(self._or())
-        return ("and", items)
-
-    def _or(self) -> Any:
-        items = [self._not()]
-        while self._peek() == "OR":
-            self.pos += 1
-            items.append(self._not())
-        return ("or", items) if len(items) > 1 else items[0]
-
-    def _not(self) -> Any:
-        if self._peek() == "NOT":
-            self.pos += 1
-            return ("not", self._not())
-        token = self.tokens[self.pos]
-        self.pos += 1
-        if token == "(":
-            inner = self._and()
-            if self._peek() != ")":
-                raise ValueError("unbalanced parentheses in {}".format(self.text))
-            self.pos += 1
-            return inner
-        field_match = re.match(r'([A-Za-z_.]+)(!?)=(.*)$', token)
-        if field_match:
-            name, negated, value = field_match.groups()
-            if name not in self.FIELDS:
-                raise ValueError("the bench matcher does not implement field {}= (only {})".format(
-                    name, ", ".join(self.FIELDS)))
-            pattern = re.compile("^" + re.escape(value.strip('"')).replace(r"\*", ".*") + "$", re.I)
-            node = ("field", name, pattern)
-            return ("not", node) if negated else node
-        phrase = token.strip('"')
-        words = _TOKEN.findall(phrase.lower())
-        if not words or " ".join(words) != " ".join(phrase.lower().split()):
-            raise ValueError("the bench matcher implements alphanumeric terms and phrases only, not {!r}".format(token))
-        return ("term", re.compile(_BOUNDARY.format(re.escape(phrase).replace(r"\ ", r"\s+")), re.I), words)
-
-    def matches(self, event: Mapping[str, Value], cache: Optional[Dict[str, Any]] = None) -> bool:
-        """`cache` (one dict per event) keeps the event's token set across detections."""
-        return self._eval(self.tree, event, {} if cache is None else cache)
-
-    def _eval(self, node: Any, event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
-        kind = node[0]
-        if kind == "and":
-            return all(self._eval(n, event, cache) for n in node[1])
-        if kind == "or":
-            return any(self._eval(n, event, cache) for n in node[1])
-        if kind == "not":
-            return not self._eval(node[1], event, cache)
-        if kind == "field":
-            value = event.get(node[1], "")
-            return bool(node[2].match(value if isinstance(value, str) else ""))
-        tokens = cache.get("tokens")
-        if tokens is None:
-            raw = event.get("_raw", "")
-            tokens = cache["tokens"] = set(_TOKEN.findall((raw if isinstance(raw, str) else "").lower()))
-        if not all(word in tokens for word in node[2]):
-            return False
-        if len(node[2]) == 1:
-            return True
-        raw = event.get("_raw", "")
-        return bool(node[1].search(raw if isinstance(raw, str) else ""))
-
-
-_TOKEN = re.compile(r"[a-z0-9]+")
+def sample_events(detection: Any, kinds: Sequence[str] = ("fires", "silent")) -> List[Event]:
+    """A detection's own bundled samples, read by the replay's readers (event breaking, timestamps)."""
+    from tools import replay  # noqa: PLC0415
+    specs = [s for kind in kinds for s in replay.sample_specs(detection, kind)]
+    return [dict(e) for e in replay.load_events(specs, BUILT_APP)]  # type: ignore[arg-type]
 
 
 # ---- the workload generator -----------------------------------------------------------------------------------------
@@ -436,7 +408,7 @@ def runtime_noise_share(events: Iterable[Event]) -> float:
 def encode_chunk(records: Sequence[Mapping[str, Value]]) -> bytes:
     """A CSV body as splunkd writes it (same encoding as tests/integration/harness/scp.py: __mv_ columns)."""
     sys.path.insert(0, str(ROOT))
-    from tests.integration.harness.scp import encode_records  # noqa: PLC0415
+    from tools.scp import encode_records  # noqa: PLC0415
     return encode_records(records).encode("utf-8")
 
 
@@ -472,7 +444,7 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
     """Run `script` as splunkd does (getinfo, then one execute frame per body, each reply read before the next write)
     and time it from process start to the last reply. Bodies are bytes, so tests can send what splunkd might."""
     sys.path.insert(0, str(ROOT))
-    from tests.integration.harness.scp import searchinfo  # noqa: PLC0415
+    from tools.scp import searchinfo  # noqa: PLC0415
     result = RawRun()
     body_list = list(bodies) or [b""]
     with tempfile.TemporaryDirectory() as dispatch_dir:
@@ -509,6 +481,9 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
                     if keep_bodies:
                         result.bodies.append(reply[1])
             result.seconds = time.perf_counter() - started
+            # The command's own peak (VmHWM of the exec'd image), read while it waits for the end of input:
+            # ru_maxrss from wait4 would count the pages the child shared with this (large) process before exec.
+            hwm = _peak_rss_kb(proc.pid)
             try:
                 proc.stdin.close()
             except BrokenPipeError:
@@ -517,12 +492,22 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
             _pid, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)
             result.returncode = proc.returncode
-            result.max_rss_kb = int(usage.ru_maxrss)
+            result.max_rss_kb = hwm if hwm else int(usage.ru_maxrss)
         finally:
             if proc.poll() is None and result.returncode is None:
                 proc.kill()
                 proc.wait()
     return result
+
+
+def _peak_rss_kb(pid: int) -> int:
+    try:
+        for line in Path("/proc/{}/status".format(pid)).read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _count_rows(body: bytes) -> int:
@@ -531,7 +516,7 @@ def _count_rows(body: bytes) -> int:
 
 def decode_bodies(bodies: Iterable[bytes]) -> List[Dict[str, Value]]:
     sys.path.insert(0, str(ROOT))
-    from tests.integration.harness.scp import decode_records  # noqa: PLC0415
+    from tools.scp import decode_records  # noqa: PLC0415
     rows: List[Dict[str, Value]] = []
     for body in bodies:
         rows.extend(decode_records(body.decode("utf-8")))
@@ -557,21 +542,44 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def selectivity(workload: Mapping[str, List[Event]], detections: Mapping[str, Any],
-                macros: Mapping[str, str]) -> Tuple[Dict[str, int], Dict[str, List[Event]]]:
-    """Per detection, how many events its base search hands to its commands, and those events (newest first)."""
-    matchers = {slug: BaseSearch(pipes(d, macros)[0]) for slug, d in sorted(detections.items())}
-    counts = {slug: 0 for slug in matchers}
-    selected: Dict[str, List[Event]] = {slug: [] for slug in matchers}
+def selectivity(workload: Mapping[str, List[Event]], content: Content) -> Tuple[Dict[str, int], Dict[str, List[Event]]]:
+    """Per detection, how many events its base search (the replay's matcher) hands to its commands, and those
+    events newest first."""
+    parsed = {slug: base_search(d, content.macros) for slug, d in sorted(content.detections.items())}
+    trees = {slug: compile_matcher(tree) for slug, tree in parsed.items()}
+    counts = {slug: 0 for slug in trees}
+    selected: Dict[str, List[Event]] = {slug: [] for slug in trees}
+    verdicts: Dict[Tuple[str, ...], Dict[str, Optional[bool]]] = {}  # per (sourcetype, source, host, index)
     events = sorted((e for source in workload.values() for e in source), key=lambda e: float(str(e["_time"])),
                     reverse=True)
     for event in events:
         cache: Dict[str, Any] = {}
-        for slug, matcher in matchers.items():
-            if matcher.matches(event, cache):
+        key = tuple(str(event.get(f, "")) for f in ("sourcetype", "source", "host", "index"))
+        known = verdicts.get(key)
+        if known is None:
+            known = verdicts[key] = {slug: metadata_verdict(tree, event) for slug, tree in parsed.items()}
+        for slug, matcher in trees.items():
+            verdict = known[slug]
+            if verdict is True or (verdict is None and matcher(event, cache)):
                 counts[slug] += 1
                 selected[slug].append(event)
     return counts, selected
+
+
+def replicated_samples(detection: Any, count: int) -> List[Event]:
+    """`count` events cycled from a detection's bundled samples (fires and silent), each copy an hour later, with
+    its own _cd; for commands whose sources the generated workload does not hold (Windows, ESXi)."""
+    base = sample_events(detection)
+    if not base:
+        return []
+    out: List[Event] = []
+    for i in range(count):
+        event = dict(base[i % len(base)])
+        event["_time"] = "%.3f" % (float(str(event["_time"])) + 3600.0 * (i // len(base)))
+        event["_cd"] = "1:%d" % i
+        out.append(event)
+    out.sort(key=lambda e: float(str(e["_time"])), reverse=True)
+    return out
 
 
 def measure(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequence[bytes], env: Mapping[str, str],
@@ -593,6 +601,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--events", type=int, default=1000000, help="workload size (all sources; default 1,000,000)")
     parser.add_argument("--rss-events", type=int, default=100000,
                         help="audit records of the 1x correlation memory run (2x and 4x follow; default 100,000)")
+    parser.add_argument("--sample-events", type=int, default=20000,
+                        help="events per command whose sources the workload lacks, cycled from its detection's samples")
     parser.add_argument("--chunk", type=int, default=50000, help="events per SCP execute chunk (default 50,000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per command; the fastest counts (default 1)")
     parser.add_argument("--json", type=Path, default=ROOT / "output" / "bench" / "results.json")
@@ -604,7 +614,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if missing:
         print("bench: no entry in tools/bench.py COMMANDS for {}".format(", ".join(missing)), file=sys.stderr)
         return 2
-    detections, macros = _content()
+    content = _content()
     machine = "{} cores, {}, Python {}".format(os.cpu_count(), _cpu_model(), sys.version.split()[0])
     _say("bench: machine: " + machine)
     started = time.perf_counter()
@@ -613,8 +623,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _say("bench: generated {} events ({}) in {:.1f} s; container-runtime noise {:.0%} of keyed non-execve audit syscalls (lab ground truth)".format(
         total, ", ".join("{} {}".format(len(v), k) for k, v in workload.items()), time.perf_counter() - started,
         runtime_noise_share(workload["audit"])))
-    counts, selected = selectivity(workload, detections, macros)
-    _say("\n(1) selectivity: share of all {} events each base search hands to its commands".format(total))
+    counts, selected = selectivity(workload, content)
+    _say("\n(1) selectivity: share of all {} events each base search hands to its commands (tools/replay.py matcher)"
+         .format(total))
     for slug, count in counts.items():
         _say("  {:45s} {:9d}  {:6.2%}".format(slug, count, count / total if total else 0))
     results: Dict[str, Any] = {"machine": machine, "events": total, "selectivity": counts, "commands": {}, "rss": {}}
@@ -629,25 +640,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in conf_commands():
             case = COMMANDS[name]
             records: List[Event] = selected[case.detection]
+            origin = "workload"
+            if not records:  # sources the generator does not make: the detection's own samples, repeated
+                records = replicated_samples(content.detections[case.detection], options.sample_events)
+                origin = "samples"
             for pipe in range(1, case.pipe):   # earlier pipes produce the input (untimed)
-                up_name, up_args = command_args(case, detections, macros, pipe=pipe)
+                up_name, up_args = command_args(case, content, pipe=pipe)
                 up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), env=env,
                              keep_bodies=True)
                 records = decode_bodies(up.bodies)  # type: ignore[assignment]
-            command, args = command_args(case, detections, macros)
+            command, args = command_args(case, content)
             bodies = chunked(records, options.chunk)
             passthrough = measure(bin_dir, PASSTHROUGH.name, [], bodies, env, options.repeat)
             run = measure(bin_dir, command + ".py", args, bodies, env, options.repeat)
             n = len(records)
             ratio = passthrough.seconds / run.seconds if run.seconds else 0.0
             ratios[name] = ratio
-            results["commands"][name] = {"events": n, "seconds": run.seconds, "passthrough_seconds": passthrough.seconds,
+            results["commands"][name] = {"events": n, "input": origin, "seconds": run.seconds, "passthrough_seconds": passthrough.seconds,
                                          "ratio": ratio, "rows_out": run.rows_out, "args": args,
                                          "max_rss_mb": run.max_rss_kb // 1024}
-            _say("  {:17s} {:9d} {:10.0f} {:10.0f} {:7.2f} {:8d}  {}".format(
-                name, n, n / run.seconds, n / passthrough.seconds, ratio, run.rows_out, " ".join(args)[:60]))
+            _say("  {:17s} {:9d} {:10.0f} {:10.0f} {:7.2f} {:8d}  {}{}".format(
+                name, n, n / run.seconds, n / passthrough.seconds, ratio, run.rows_out,
+                "" if origin == "workload" else "(input: its detection's samples) ", " ".join(args)[:60]))
         del workload, selected
-        rss = correlation_memory(bin_dir, env, detections, macros, options.rss_events, options.chunk)
+        rss = correlation_memory(bin_dir, env, content, options.rss_events, options.chunk)
         results["rss"] = rss
     max_rss = max([v for v in rss.values()] + [c["max_rss_mb"] for c in results["commands"].values()] or [0])
     min_ratio = min(ratios.values()) if ratios else 0.0
@@ -659,11 +675,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def correlation_memory(bin_dir: Path, env: Mapping[str, str], detections: Mapping[str, Any],
-                       macros: Mapping[str, str], base: int, chunk: int) -> Dict[str, int]:
+def correlation_memory(bin_dir: Path, env: Mapping[str, str], content: Content, base: int,
+                       chunk: int) -> Dict[str, int]:
     """Peak RSS (MB) of escapecorrelate at 1x/2x/4x events over one window and at 1x/2x/4x the window."""
     case = COMMANDS["escapecorrelate"]
-    command, args = command_args(case, detections, macros)
+    command, args = command_args(case, content)
     lines = audit_lines()
     out: Dict[str, int] = {}
     _say("\n(3) escapecorrelate peak RSS (1x = the lab log once per host, about {} audit records)".format(base))

@@ -131,6 +131,34 @@ def _audit_malformed(valid: List[Event]) -> Dict[str, List[Event]]:
     }
 
 
+def _sample_events(slug: str) -> Callable[[], List[Event]]:
+    """A detection's bundled attack samples (read by the replay's readers), newest first, as the valid input."""
+    def load() -> List[Event]:
+        events = bench.sample_events(bench._content().detections[slug], ("fires",))
+        events.sort(key=lambda e: float(str(e["_time"])), reverse=True)
+        return events
+    return load
+
+
+def _text_malformed(valid: List[Event]) -> Dict[str, List[Event]]:
+    """Malformed variants of line- or XML-based events (Windows event XML / text, ESXi syslog)."""
+    first = valid[0]
+    raw = str(first["_raw"])
+    newest = float(str(first["_time"]))
+    return {
+        "truncated": [dict(first, _raw=raw[:max(1, len(raw) // 3)], _cd="9:1"), dict(first, _raw=raw[:12], _cd="9:2")],
+        "wrong_types": [dict(first, _raw="12345", _cd="9:3"), dict(first, _raw='{"EventID": [4688]}', _cd="9:4"),
+                        dict(first, _time="not-a-time", _cd="9:5")],
+        "missing_fields": [{"_time": str(newest), "host": "x"}, dict(first, _raw="", _cd="9:6")],
+        "non_utf8": [dict(first, _raw=raw[:30] + PLACEHOLDER + raw[30:60], _cd="9:7")],
+        "huge_field": [dict(first, _raw=raw[:40] + "A" * BIG, _cd="9:8")],
+        "deep_nesting": [dict(first, _raw="<Event>" * 20000 + "<EventID>4688</EventID>", _cd="9:9"),
+                         dict(first, _raw="[" * 50000, _cd="9:10")],
+        "duplicates": [dict(first), dict(valid[-1])],
+        "clock_skew": [dict(first, host="skewed-host", _time="%.3f" % (newest + 7200), _cd="9:11")],
+    }
+
+
 @dataclass(frozen=True)
 class Inputs:
     valid: Callable[[], List[Event]]
@@ -153,6 +181,12 @@ INPUTS: Dict[str, Inputs] = {
                               lambda r: (str(r.get("escape_chain_id")),),
                               r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields", "deep_nesting"),
                               r"out_of_order=(\d+)"),
+    "escapewindows": Inputs(_sample_events("windows_container_symlink_abuse"), _text_malformed,
+                            lambda r: (str(r.get("_cd")), str(r.get("escape_finding"))),
+                            r"escapewindows: (\d+) malformed events", ("truncated", "deep_nesting")),
+    "escapeesxi": Inputs(_sample_events("esxi_unexpected_module_load"), _text_malformed,
+                         lambda r: (str(r.get("escape_finding")), str(r.get("escape_module", r.get("_cd")))),
+                         r"escapeesxi: (\d+) malformed events", ("truncated", "wrong_types")),
 }
 KINDS = ("truncated", "wrong_types", "missing_fields", "non_utf8", "huge_field", "deep_nesting", "duplicates",
          "clock_skew")
@@ -166,7 +200,7 @@ def bin_dir(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def content() -> Tuple[Dict[str, Any], Dict[str, str]]:
+def content() -> bench.Content:
     return bench._content()
 
 
@@ -174,9 +208,9 @@ def _body(records: Sequence[Event]) -> bytes:
     return encode_records(records).encode("utf-8").replace(PLACEHOLDER.encode(), BAD_BYTES)
 
 
-def _run(bin_dir: Path, name: str, content: Tuple[Dict[str, Any], Dict[str, str]],
+def _run(bin_dir: Path, name: str, content: bench.Content,
          chunks: Sequence[Sequence[Event]]) -> bench.RawRun:
-    command, args = bench.command_args(bench.COMMANDS[name], *content)
+    command, args = bench.command_args(bench.COMMANDS[name], content)
     run = bench.run_raw(bin_dir / (command + ".py"), args, [_body(c) for c in chunks],
                         env={"ESCAPE_STATE_DIR": str(bin_dir.parent / "state")}, keep_bodies=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -196,7 +230,7 @@ def _count(pattern: str, run: bench.RawRun) -> int:
 _baselines: Dict[str, List[Tuple[str, ...]]] = {}
 
 
-def _baseline(bin_dir: Path, name: str, content: Tuple[Dict[str, Any], Dict[str, str]]) -> List[Tuple[str, ...]]:
+def _baseline(bin_dir: Path, name: str, content: bench.Content) -> List[Tuple[str, ...]]:
     if name not in _baselines:
         run = _run(bin_dir, name, content, [INPUTS[name].valid()])
         rows = bench.decode_bodies(run.bodies)
@@ -205,7 +239,7 @@ def _baseline(bin_dir: Path, name: str, content: Tuple[Dict[str, Any], Dict[str,
     return _baselines[name]
 
 
-def _check(bin_dir: Path, name: str, content: Tuple[Dict[str, Any], Dict[str, str]],
+def _check(bin_dir: Path, name: str, content: bench.Content,
            chunks: Sequence[Sequence[Event]], kinds: Sequence[str]) -> None:
     spec = INPUTS[name]
     baseline = _baseline(bin_dir, name, content)
