@@ -133,7 +133,8 @@ def test_the_single_literal_check_can_fail(definition: str, ok: bool) -> None:
 @pytest.mark.parametrize("definition, ok", [
     ('(index="a" (sourcetype="b" OR source="c"))', True), ('sourcetype="b"', True),
     ('(index="a" sourcetype="b"', False), ('index="a" | delete', False), ('host="a"', False),
-    ('index="a"sourcetype="b"', False), ("`escape_auditd`", False), ('index=a', False), ("", False),
+    ('index="a" NOT', False), ("`escape_auditd`", False), ('index=a', False), ("", False),
+    ('(index="a" OR sourcetype="b" | delete)', False), ('NOT index="a"', False),
 ])
 def test_the_scope_expression_check_can_fail(definition: str, ok: bool) -> None:
     assert is_scope_expression(definition) is ok
