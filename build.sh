@@ -86,6 +86,6 @@ case "${1:-}" in
   env) environments;;
   fingerprint) fingerprint;;
   replay) shift; fresh_build >&2; exec .venv/bin/python tools/replay.py "$@";;
-  bench) log "'$1' is not implemented yet"; exit 2;;
+  bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
 esac

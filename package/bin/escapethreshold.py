@@ -37,6 +37,9 @@ class ThresholdCommand(StreamingCommand):
         self.counter.feed(records)
         if self._finished:  # splunklib 2.1.1 (pinned): True on the last chunk
             yield from self.counter.results()
+            if self.counter.malformed:
+                self.write_warning("escapethreshold: {} row(s) of privileged launches had no valid _time and were not "
+                                   "counted".format(self.counter.malformed))
 
 
 dispatch(ThresholdCommand, sys.argv, sys.stdin, sys.stdout, __name__)

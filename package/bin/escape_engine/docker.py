@@ -97,7 +97,7 @@ def form_body(msg: str) -> Optional[Dict[str, Any]]:
         return None
     try:
         body = json.loads(msg[len("form data: "):])
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
         raise ValueError("dockerd form data is not valid JSON ({})".format(err)) from None
     return body if isinstance(body, dict) else None
 
@@ -178,7 +178,7 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
     """`docker inspect` output: one object or an array of them. Raises ValueError when it is not inspect JSON."""
     try:
         data = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
         raise ValueError("docker inspect text is not valid JSON ({})".format(err)) from None
     items = data if isinstance(data, list) else [data]
     result = []

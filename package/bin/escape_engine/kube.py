@@ -129,7 +129,7 @@ def parse(text: str) -> AuditEvent:
     """Parse one event's text. Raises ValueError (with the reason) on text that is not a usable audit event."""
     try:
         event = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
         raise ValueError("not valid JSON ({}): cut by a pipeline or TRUNCATE?".format(err)) from None
     if not isinstance(event, dict):
         raise NotAuditEvent("JSON is not an object")
@@ -141,7 +141,7 @@ def parse(text: str) -> AuditEvent:
         if isinstance(inner, str):
             try:
                 inner = json.loads(inner)
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:  # RecursionError: nested too deeply
                 raise ValueError("AKS properties.log is not valid JSON ({})".format(err)) from None
         if not isinstance(inner, dict):
             raise NotAuditEvent("AKS properties.log is not an object")

@@ -5,6 +5,7 @@ fixed period (periods aligned to multiples of `period` seconds since the epoch, 
 a window of one period count the same way). A group with more launches than `threshold` gives one row with the
 count and the workloads. State is explicit: `feed()` once per chunk, `results()` after the last.
 """
+import math
 from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
 
 Value = Union[str, List[str]]
@@ -45,6 +46,7 @@ class ThresholdCounter:
         self.by = by
         self.groups: Dict[Tuple[str, int], _Group] = {}
         self.skipped = 0
+        self.malformed = 0      # launch rows without a usable _time
 
     def feed(self, records: Iterable[Record]) -> None:
         for record in records:
@@ -55,7 +57,10 @@ class ThresholdCounter:
             try:
                 when = float(_first(record.get("_time")))
             except ValueError:
+                when = float("nan")
+            if not math.isfinite(when):  # missing, unreadable, nan or inf: counted and reported, never a crash
                 self.skipped += 1
+                self.malformed += 1
                 continue
             key = _first(record.get(self.by)) or _first(record.get("host"))
             bucket = int(when // self.period) * self.period
