@@ -28,6 +28,7 @@ DETECTION_FIELDS: Dict[str, Tuple[str, ...]] = {
     "kube:apiserver-audit": ("escape_kube_verb", "escape_kube_stage", "escape_kube_user", "escape_kube_resource",
                              "escape_kube_subresource", "escape_kube_namespace", "escape_kube_decision",
                              "escape_kube_response_code", "escape_kube_truncated", "objectRef.resource"),
+    "kubernetes": ("escape_kube_verb", "escape_kube_resource", "escape_kube_namespace", "escape_kube_decision"),
     "docker:daemon": ("escape_docker_message_type", "escape_docker_api_call", "escape_docker_api_method",
                       "escape_docker_container_name", "escape_docker_container_ref", "escape_docker_error"),
     "docker:events": ("escape_docker_event_action", "escape_docker_container_name", "escape_docker_image"),

@@ -26,7 +26,7 @@ SAMPLES = KNOWLEDGE / "samples"
 
 OWNED = ("docker:daemon", "docker:events", "docker:inspect", "kube:apiserver-audit")
 OWNED_WITH_INDEX_TIME = ("docker:daemon", "docker:events", "docker:inspect")
-BORROWED = ("linux:audit", "auditd", "sysmon:linux", "XmlWinEventLog", "WinEventLog",
+BORROWED = ("source::kubernetes", "linux:audit", "auditd", "sysmon:linux", "XmlWinEventLog", "WinEventLog",
             "source::XmlWinEventLog:Security", "source::XmlWinEventLog:Microsoft-Windows-Sysmon/Operational",
             "source::WinEventLog:Security", "vmw-syslog", "vmware:esxlog:vmkernel", "vmware:esxlog:vmkwarning",
             "vmware:esxlog:hostd", "vmware:esxlog:shell")
