@@ -4,6 +4,7 @@ docs/detections.md and docs/tunables.md.
     .venv/bin/python tools/docs.py           rewrite them from content/
     .venv/bin/python tools/docs.py --check   exit 1 and name each file that differs (tests/unit/test_docs_generated.py)
 """
+import json
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,25 @@ def _scopes(detection: content.Detection, scopes: List[str]) -> str:
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
+
+
+def _notable(keys: Dict[str, str]) -> str:
+    if "action.notable.param.rule_title" not in keys:
+        return "none (risk records only)"
+    return "{} domain, title `{}`, drilldown `` {} ``".format(
+        keys["action.notable.param.security_domain"], keys["action.notable.param.rule_title"],
+        keys["action.notable.param.drilldown_search"].replace("|", "\\|"))
+
+
+def _risk(keys: Dict[str, str]) -> str:
+    parts = []
+    for entry in json.loads(keys["action.risk.param._risk"]):
+        if "risk_object_field" in entry:
+            parts.append("`{}` ({}) score {}".format(entry["risk_object_field"], entry["risk_object_type"],
+                                                    entry["risk_score"]))
+        else:
+            parts.append("threat `{}` ({})".format(entry["threat_object_field"], entry["threat_object_type"]))
+    return ", ".join(parts)
 
 
 def detection_tables(content_dir: Path = content.CONTENT) -> str:
@@ -93,6 +113,8 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
                     "| throttled on | {} for {} |".format(", ".join("`{}`".format(f) for f in d.suppress_fields),
                                                         d.suppress_period),
                     "| filter hook | `{}` |".format(d.filter_macro),
+                    "| ES notable | {} |".format(_notable(keys)),
+                    "| ES risk | {} |".format(_risk(keys)),
                     "| samples that fire | {} |".format(", ".join("`{}`".format(s["path"]) for s in d.samples["fires"])),
                     "| samples that stay silent | {} |".format(
                         ", ".join("`{}`".format(s["path"]) for s in d.samples["silent"])),

@@ -61,7 +61,8 @@ def keys(*, title: str, severity: str, description: str, search: str, scopes: Se
          block: Dict[str, Any]) -> Dict[str, str]:
     """The ES keys of one saved search, in file order."""
     validate(block, title)
-    used = [s for s in scopes if "`{}`".format(s) in search] or list(scopes[:1])
+    base = search.split("\n|", 1)[0]  # the base search: the scopes that select events (not by=`escape_kube_cluster`)
+    used = [s for s in scopes if "`{}`".format(s) in base] or list(scopes[:1])
     scope = "({})".format(" OR ".join("(`{}`)".format(s) for s in used)) if len(used) > 1 else "`{}`".format(used[0])
     drilldown = block.get("drilldown") or '{} host="$host$"'.format(scope)
     score = block.get("risk_score", SEVERITY_SCORE[severity])
