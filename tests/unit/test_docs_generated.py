@@ -1,0 +1,46 @@
+"""The README's detection list, docs/detections.md and docs/tunables.md are generated from content/ by tools/docs.py:
+these tests fail when any of them drifts from the YAML."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tools import content, docs
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/detections.md", "docs/tunables.md"])
+def test_generated_docs_match_the_content(name: str) -> None:
+    expected = docs.outputs()[ROOT / name]
+    assert (ROOT / name).read_text(encoding="utf-8") == expected, \
+        "{} drifted from content/: run .venv/bin/python tools/docs.py".format(name)
+
+
+def test_readme_lists_every_detection_with_status_and_attack() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(docs.BEGIN):text.index(docs.END)]
+    for item in content.detections():
+        row = next(line for line in block.splitlines() if "[{}]".format(item.stanza) in line)
+        assert "| {} |".format(item.status) in row
+        for technique in item.mitre_attack:
+            assert "[{}]".format(technique) in row
+
+
+def test_a_changed_detection_makes_the_readme_drift(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "content", root / "content")
+    (root / "docs").mkdir()
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    before = docs.outputs(root)[root / "README.md"]
+    assert before == (ROOT / "README.md").read_text(encoding="utf-8")
+    path = root / "content" / "detections" / "esxi_vmx_crash.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace("status: experimental", "status: production", 1),
+                    encoding="utf-8")
+    after = docs.outputs(root)[root / "README.md"]
+    assert after != before
+    assert docs.main(["--check"]) == 0  # the real repository is still in step
+
+
+def test_readme_without_its_markers_is_refused() -> None:
+    with pytest.raises(ValueError, match="generated detections block"):
+        docs.readme_with_block("# no block\n", "x")
