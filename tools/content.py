@@ -252,10 +252,44 @@ def saved_search(detection: Detection) -> Dict[str, str]:
     return keys
 
 
+def maintenance_searches(content_dir: Path = CONTENT) -> List[Dict[str, Any]]:
+    """content/baselines/*.yml: scheduled searches that keep state a detection reads (never alert)."""
+    result = []
+    for path in sorted((content_dir / "baselines").glob("*.yml")):
+        data = load_yaml(path)
+        for key in ("slug", "title", "search", "schedule", "description"):
+            if key not in data:
+                raise DetectionError("{}: missing key {!r}".format(path, key))
+        if "|" not in data["search"] or "escape" not in data["search"].split("|")[-1]:
+            raise DetectionError("{}: a maintenance search must end in one of the add-on's commands".format(path))
+        result.append(data)
+    return result
+
+
+def maintenance_search(data: Dict[str, Any]) -> Dict[str, str]:
+    """Enabled on install, unlike the detections: it only records state (no alert), and a detection that reads the
+    state is only as good as the history it has gathered by the time an admin enables it."""
+    return {
+        "description": "Maintenance search (never alerts). " + " ".join(str(data["description"]).split()),
+        "search": search_lines(data["search"]),
+        "disabled": "0",
+        "is_scheduled": "1",
+        "cron_schedule": data["schedule"]["cron"],
+        "dispatch.earliest_time": data["schedule"]["earliest"],
+        "dispatch.latest_time": data["schedule"]["latest"],
+        "realtime_schedule": "0",
+    }
+
+
+def maintenance_stanza(data: Dict[str, Any]) -> str:
+    return "Escape to Host - {}".format(data["title"])
+
+
 def render_savedsearches_conf(content_dir: Path = CONTENT) -> str:
     env = _environment()
     env.filters["conf_value"] = _conf_value
     stanzas = [{"name": d.stanza, "keys": saved_search(d)} for d in detections(content_dir)]
+    stanzas += [{"name": maintenance_stanza(m), "keys": maintenance_search(m)} for m in maintenance_searches(content_dir)]
     return env.get_template("savedsearches.conf.j2").render(header=GENERATED_HEADER, stanzas=stanzas)
 
 

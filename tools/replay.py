@@ -99,7 +99,8 @@ def _lines(data: bytes) -> List[str]:
 
 
 _AUDIT_EPOCH = re.compile(r"msg=audit\((\d+(?:\.\d+)?):\d+\)")
-_AUDIT_LOCAL = re.compile(r"msg=audit\((\d{2})/(\d{2})/(\d{4}) (\d{2}:\d{2}:\d{2})(\.\d+)?:\d+\)")
+# ausearch -i prints the date in the C locale's %x form (11/29/26); other locales give a four-digit year.
+_AUDIT_LOCAL = re.compile(r"msg=audit\((\d{2})/(\d{2})/(\d{4}|\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)?:\d+\)")
 
 
 def _audit_time(raw: str) -> Optional[float]:
@@ -108,7 +109,8 @@ def _audit_time(raw: str) -> Optional[float]:
         return float(match.group(1))
     match = _AUDIT_LOCAL.search(raw)  # ausearch -i prints local time; the replay reads it as UTC
     if match:
-        return _epoch_iso("{}-{}-{}T{}{}".format(match.group(3), match.group(1), match.group(2), match.group(4),
+        year = match.group(3) if len(match.group(3)) == 4 else "20" + match.group(3)
+        return _epoch_iso("{}-{}-{}T{}{}".format(year, match.group(1), match.group(2), match.group(4),
                                                   match.group(5) or ""))
     return None
 

@@ -600,6 +600,11 @@ def lint_content(content_dir: Path, app_dir: Path) -> List[str]:
         view = DetectionView(detection.slug, detection.type, detection.search, detection.replay_pipes,
                              content.saved_search(detection), scope, time_window)
         problems.extend("{}: {}".format(detection.stanza, p) for p in lint_detection(view, knowledge))
+    for maintenance in content.maintenance_searches(content_dir):
+        stanza = content.maintenance_stanza(maintenance)
+        problems.extend("{}: {}".format(stanza, p) for p in lint_search(str(maintenance["search"]), knowledge))
+        if not str(maintenance["search"]).lstrip().startswith("`escape_"):
+            problems.append("{}: a maintenance search starts from a data-scope macro".format(stanza))
     for view_name, query in dashboard_searches(app_dir):
         problems.extend("{}: {}".format(view_name, p) for p in lint_search(query, knowledge))
     return problems

@@ -23,8 +23,9 @@ COLLECTION = "escape_linux_lineage"
 
 
 # Correlates across events and chunks and reads/writes the persisted lineage, so it must see every event in one
-# process on the search head: distributed=False (type "stateful").
-@Configuration(distributed=False)
+# process on the search head: distributed=False (type "stateful"). It emits rows of its own, so splunkd need only
+# send it the fields the engine reads (required_fields), not every search-time field of every audit record.
+@Configuration(distributed=False, required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd"])
 class CorrelateCommand(StreamingCommand):
     window = Option(doc="**Syntax:** **window=***<seconds>*", default=300, validate=validators.Integer(1, 86400))
     allowlist = Option(doc="**Syntax:** **allowlist=***<syscalls>*", default="")

@@ -235,10 +235,7 @@ def check_samples(item: content.Detection, content_dir: Path, app_dir: Path) -> 
 
 # Detections whose samples show a real gap, found by this test and reported to their authors. Not strict: the entry
 # shows as XPASS once fixed, and must then be removed.
-KNOWN_GAPS = {
-    "container_spec_unavailable": "its base search keeps only dockerd 'Calling POST' lines, so escapeinspect "
-                                  "mode=health never sees the 'form data:' lines and flags every benign create",
-}
+KNOWN_GAPS: Dict[str, str] = {}
 
 
 @pytest.mark.parametrize("item", [pytest.param(d, marks=pytest.mark.xfail(reason=KNOWN_GAPS[d.slug], strict=False))
