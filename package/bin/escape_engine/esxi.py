@@ -18,6 +18,8 @@ import re
 import time
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple, Union
 
+from escape_engine.runstats import Stats
+
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
 
@@ -63,21 +65,6 @@ class EsxiEvent(NamedTuple):
     subject: str  # module name, VIB command, acceptance level, VM id, crash text
     detail: str
     user: str
-
-
-class Stats:
-    """What one run saw: events read, events matching no pattern, malformed events."""
-
-    def __init__(self) -> None:
-        self.read = 0
-        self.skipped = 0
-        self.malformed = 0
-        self.reasons: List[str] = []
-
-    def bad(self, reason: str) -> None:
-        self.malformed += 1
-        if len(self.reasons) < 5:
-            self.reasons.append(reason)
 
 
 def parse(raw: str) -> Optional[EsxiEvent]:

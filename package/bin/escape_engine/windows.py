@@ -22,6 +22,7 @@ import re
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from escape_engine import winpath
+from escape_engine.runstats import Stats
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -71,21 +72,6 @@ class WinEvent(NamedTuple):
     target_filename: str
     process_guid: str = ""
     parent_process_guid: str = ""
-
-
-class Stats:
-    """What one run saw: events read, events of other kinds skipped, malformed events (with the first reasons)."""
-
-    def __init__(self) -> None:
-        self.read = 0
-        self.skipped = 0
-        self.malformed = 0
-        self.reasons: List[str] = []
-
-    def bad(self, reason: str) -> None:
-        self.malformed += 1
-        if len(self.reasons) < 5:
-            self.reasons.append(reason)
 
 
 def _unescape(text: str) -> str:
