@@ -18,6 +18,7 @@ any container.
 """
 import base64
 import binascii
+import functools
 import re
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -56,6 +57,8 @@ _NEW_ITEM_VALUE = re.compile(r"-(?:value|target)\s+(\"[^\"]+\"|'[^']+'|\S+)", re
 _DOTNET_LINK = re.compile(r"\b(?:createsymboliclink|createjunction|createhardlink)\b", re.IGNORECASE)
 _ENCODED = re.compile(r"(?:^|\s)[-/](e[a-z]*)\s+[\"']?([A-Za-z0-9+/=]{8,})", re.IGNORECASE)
 _POWERSHELL = re.compile(r"\b(?:powershell|pwsh)(?:\.exe)?\b", re.IGNORECASE)
+_PATH_SEPARATOR = re.compile(r"[\\/]")
+_SANDBOX_MOUNT = re.compile(r"container_sandbox_mount_point", re.IGNORECASE)
 
 
 class WinEvent(NamedTuple):
@@ -75,13 +78,16 @@ class WinEvent(NamedTuple):
 
 
 def _unescape(text: str) -> str:
+    if "&" not in text:  # every entity starts with "&": most values have none
+        return text
     for entity, char in _XML_ENTITIES:
         text = text.replace(entity, char)
     return text
 
 
 def _xml_data(raw: str) -> Dict[str, str]:
-    return {m.group(2): _unescape(m.group(3) or "").strip() for m in _DATA.finditer(raw)}
+    # findall gives "" for a self-closing <Data Name='X'/> (its value group does not take part)
+    return {name: _unescape(value).strip() for _quote, name, value in _DATA.findall(raw)}
 
 
 def _account(domain: str, name: str) -> str:
@@ -96,7 +102,7 @@ def _classic_sections(raw: str) -> Dict[str, Dict[str, str]]:
     sections: Dict[str, Dict[str, str]] = {}
     current = ""
     for line in raw.split("\n"):
-        if not line.strip():
+        if ":" not in line:  # neither a section nor a key line (and blank lines have none either)
             continue
         match = _CLASSIC_KV.match(line)
         if not match:
@@ -169,8 +175,9 @@ def _parse_classic_4688(raw: str) -> Tuple[Optional[WinEvent], str]:
                     user, subject, ""), ""
 
 
+@functools.lru_cache(maxsize=4096)
 def _basename(path: str) -> str:
-    return re.split(r"[\\/]", path.strip().strip("\"'"))[-1].lower()
+    return _PATH_SEPARATOR.split(path.strip().strip("\"'"))[-1].lower()
 
 
 def _is_container_account(account: str) -> bool:
@@ -180,6 +187,14 @@ def _is_container_account(account: str) -> bool:
 
 def container_context(event: WinEvent) -> Tuple[str, List[str]]:
     """('container' | 'hostprocess' | '', reasons). Markers of a process-isolated container win over HostProcess."""
+    context, reasons = _container_context(event)
+    return context, list(reasons)
+
+
+@functools.lru_cache(maxsize=4096)
+def _container_context(event: WinEvent) -> Tuple[str, Tuple[str, ...]]:
+    """container_context with immutable reasons, remembered: a chunk repeats the same processes, and run() asks
+    again for every Sysmon process start on each round of lineage propagation."""
     reasons: List[str] = []
     if _basename(event.parent_image) == "cexecsvc.exe":
         reasons.append("parent CExecSvc.exe")
@@ -194,7 +209,7 @@ def container_context(event: WinEvent) -> Tuple[str, List[str]]:
     if event.parent_image and winpath.is_container_volume(event.parent_image):
         reasons.append("parent image on a container volume")
     if reasons:
-        return "container", reasons
+        return "container", tuple(reasons)
     hostprocess: List[str] = []
     if _basename(event.parent_image) in _HOSTPROCESS_PARENTS:
         hostprocess.append("parent " + _basename(event.parent_image))
@@ -203,10 +218,9 @@ def container_context(event: WinEvent) -> Tuple[str, List[str]]:
         if normal.volume_kind == "drive" and normal.parts[:1] == ("hpc",):
             hostprocess.append("image under C:/hpc")
             break
-    if re.search(r"container_sandbox_mount_point", event.command_line + " " + event.parent_command_line,
-                 re.IGNORECASE):
+    if _SANDBOX_MOUNT.search(event.command_line + " " + event.parent_command_line):
         hostprocess.append("CONTAINER_SANDBOX_MOUNT_POINT in the command line")
-    return ("hostprocess", hostprocess) if hostprocess else ("", [])
+    return ("hostprocess", tuple(hostprocess)) if hostprocess else ("", ())
 
 
 class Lineage:
@@ -231,19 +245,20 @@ class Lineage:
 
 
 def _context_with_lineage(event: WinEvent, lineage: Lineage) -> Tuple[str, List[str]]:
-    context, reasons = container_context(event)
+    context, reasons = _container_context(event)
     if context == "container":
-        return context, reasons
-    inherited, why = "", ""
+        return context, list(reasons)
+    inherited = ""
     if event.kind == "sysmon_1":
         inherited = lineage.get(event.computer, event.parent_process_guid)
-        why = "descendant of a container process (ParentProcessGuid {})".format(event.parent_process_guid)
     elif event.kind == "sysmon_11":
         inherited = lineage.get(event.computer, event.process_guid)
-        why = "written by a container process (ProcessGuid {})".format(event.process_guid)
     if inherited == "container" or inherited and not context:
-        return inherited, [why]
-    return context, reasons
+        if event.kind == "sysmon_1":
+            return inherited, ["descendant of a container process (ParentProcessGuid {})".format(
+                event.parent_process_guid)]
+        return inherited, ["written by a container process (ProcessGuid {})".format(event.process_guid)]
+    return context, list(reasons)
 
 
 def _decode_encoded_commands(command_line: str) -> List[str]:

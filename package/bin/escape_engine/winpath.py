@@ -13,6 +13,7 @@ Volumes:
   containerd's snapshot folders): never a host directory;
 - ``unc``: ``\\\\server\\share``; ``relative``: no volume at all (never under a restricted directory).
 """
+import functools
 import re
 from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -45,6 +46,7 @@ _HARDDISK_VOLUME = re.compile(r"^[\\/]device[\\/](harddiskvolume\d+)(?=[\\/]|$)"
 _VHD_DISK = re.compile(r"^[\\/]device[\\/](vhdharddisk\{[0-9a-f-]+\})(?=[\\/]|$)", re.IGNORECASE)
 _VOLUME_GUID = re.compile(r"^(volume\{[0-9a-f-]+\})(?=[\\/]|$)", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"^([^~.\s]{1,6})~(\d+)(\.[^.]{0,3})?$")
+_SEPARATORS = re.compile(r"[\\/]+")
 _NT_PREFIXES = ("\\\\?\\", "\\??\\", "\\\\.\\", "//?/", "//./")
 # Where container runtimes keep a container's files on the host: writes there are the container's own layer.
 _CONTAINER_LAYER_ROOTS: Tuple[Tuple[str, ...], ...] = (
@@ -98,6 +100,17 @@ def _strip_quotes(path: str) -> str:
 
 def normalise(path: str, environment: Mapping[str, str] = DEFAULT_ENVIRONMENT) -> WinPath:
     """Canonical form of a Windows path as event logs write it. Never raises: odd input becomes a relative path."""
+    if environment is DEFAULT_ENVIRONMENT:  # the same images and targets recur in every chunk: remember them
+        return _normalise_default(path)
+    return _normalise(path, environment)
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalise_default(path: str) -> WinPath:
+    return _normalise(path, DEFAULT_ENVIRONMENT)  # a WinPath is immutable, so sharing the cached one is safe
+
+
+def _normalise(path: str, environment: Mapping[str, str]) -> WinPath:
     text, _ = expand_environment(_strip_quotes(path), environment)
     lowered = text.lower()
     if lowered.startswith("\\systemroot\\") or lowered == "\\systemroot":  # kernel form used for drivers
@@ -112,7 +125,7 @@ def normalise(path: str, environment: Mapping[str, str] = DEFAULT_ENVIRONMENT) -
             break
     volume_kind, volume, rest = _split_volume(text)
     parts: List[str] = []
-    for part in re.split(r"[\\/]+", rest):
+    for part in _SEPARATORS.split(rest):
         part = part.strip().rstrip(".").strip().lower() if part not in (".", "..") else part
         if part in ("", "."):
             continue
