@@ -17,28 +17,32 @@ _CALL = re.compile(r"^Calling (POST|GET|PUT|DELETE|HEAD) (/\S*)$")
 _API_PATH = re.compile(r"^(?:/v[0-9.]+)?(/containers/.*)$")
 
 
+_GO_PLAIN = re.compile(r'[^"\\]+')
+_GO_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f",
+                      "v": "\v", "'": "'"}
+_GO_HEX_WIDTHS = {"x": 2, "u": 4, "U": 8}
+
+
 def _unquote_go(text: str, start: int) -> Optional[str]:
     """Read the Go-quoted string whose body starts at text[start] (after the opening quote)."""
     out: List[str] = []
     i = start
-    simple = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-              "'": "'"}
     while i < len(text):
-        char = text[i]
-        if char == '"':
-            return "".join(out)
-        if char != "\\":
-            out.append(char)
-            i += 1
+        plain = _GO_PLAIN.match(text, i)  # copy a run without quotes or escapes at once (form data is long)
+        if plain is not None:
+            out.append(plain.group())
+            i = plain.end()
             continue
+        if text[i] == '"':
+            return "".join(out)
         if i + 1 >= len(text):
             return None
         escape = text[i + 1]
-        if escape in simple:
-            out.append(simple[escape])
+        if escape in _GO_SIMPLE_ESCAPES:
+            out.append(_GO_SIMPLE_ESCAPES[escape])
             i += 2
             continue
-        width = {"x": 2, "u": 4, "U": 8}.get(escape)
+        width = _GO_HEX_WIDTHS.get(escape)
         if width is None:
             return None
         digits = text[i + 2:i + 2 + width]
