@@ -111,6 +111,14 @@ def test_go_quoting_and_time_of_a_logrus_line() -> None:
     assert docker.api_call("Calling GET /v1.41/containers/create") is None
 
 
+@pytest.mark.parametrize("escape", ["\\UFFFFFFFF", "\\U0011FFFF", "\\xZZ"])
+def test_an_impossible_go_escape_makes_the_line_unreadable_not_a_crash(escape: str) -> None:
+    line = 'time="2026-11-29T03:43:44.707382126Z" level=debug msg="form data: {}"'.format(escape)
+    assert docker.message(line) is None
+    rows = list(run([{"_raw": line, "_cd": "0:1", "host": "h"}], allowed_host_paths="/var/log"))
+    assert rows == []
+
+
 @pytest.mark.parametrize("host_config, finding, severity", [
     ({"Privileged": True}, "privileged", "critical"),
     ({"Binds": ["/:/host"]}, "host_path", "critical"),

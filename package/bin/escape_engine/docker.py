@@ -48,7 +48,7 @@ def _unquote_go(text: str, start: int) -> Optional[str]:
         digits = text[i + 2:i + 2 + width]
         try:
             out.append(chr(int(digits, 16)))
-        except ValueError:
+        except (ValueError, OverflowError):  # not hex, or a \U value beyond any code point (OverflowError)
             return None
         i += 2 + width
     return None
