@@ -17,6 +17,7 @@ import sys
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
 import escape_state
+from escape_spool import Spool
 from escape_engine.correlate import Correlator, parse_list
 
 COLLECTION = "escape_linux_lineage"
@@ -43,9 +44,11 @@ class CorrelateCommand(StreamingCommand):
             self._engine = Correlator(window=float(self.window), skew=float(self.skew),
                                       allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
                                       ttl=float(self.ttl), report=self.report, state=saved)
-        self._engine.feed(records)
+            self._spool = Spool(Correlator.line_key)  # compact event lines, in the dispatch directory
+        self._spool.add_chunk(self._engine.encode(records))
         if not self._finished:  # SCP v2: the engine answers on the last chunk, when every event has arrived
             return
+        self._engine.replay(self._spool.merged())  # oldest first, one event at a time
         rows = self._engine.finish()
         if self.state == "readwrite":
             escape_state.save(self, COLLECTION, self._engine.state())

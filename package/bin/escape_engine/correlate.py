@@ -1,7 +1,9 @@
 """Namespace-aware correlation of Linux audit (and Sysmon for Linux) events into container-escape chains.
 
-Records arrive newest first, chunk by chunk (`Correlator.feed`); the records of one audit event are joined on
-(host, time stamp, serial), and the events are then replayed in time order (`Correlator.finish`) through a per-host
+Records arrive newest first, chunk by chunk. `Correlator.encode` turns them into compact lines (what the correlation
+reads) with a replay order key; the command spools each chunk's lines sorted to a file and, on the last chunk, feeds
+the merged runs to `Correlator.replay` (`feed` + `finish` do the same in memory, for tests and one-shot use). Replay
+joins the records of one audit event (adjacent in that order) and processes events in time order through a per-host
 process table (`lineage.HostLineage`) that was loaded from the persisted state. Per container it collects:
 
 - triggers: the suspicious syscalls (unshare, setns, mount, umount2, keyctl, add_key, request_key, pivot_root, chroot,
@@ -17,6 +19,7 @@ successful suspicious syscalls alone are a suspicious-syscall finding (medium or
 (seccomp-blocked attempts leave only the execve) are an attempt (low).
 """
 import hashlib
+import json
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 from escape_engine import auditd, sysmon_linux
@@ -38,6 +41,9 @@ RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "
                         "--userns=host", "--ipc=host")
 AGENT_FILES = ("release_agent", "core_pattern")
 HELPER_WINDOW = 10.0
+# Sysmon for Linux fields the correlation reads (EventID 1 and 11).
+SYSMON_FIELDS = frozenset(("EventID", "Computer", "UtcTime", "Image", "CommandLine", "ParentImage", "ParentProcessId",
+                           "ProcessId", "User", "CurrentDirectory", "TargetFilename"))
 # Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
 READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
 REPORTS = ("escapes", "attempts", "all")
@@ -128,9 +134,10 @@ class Correlator:
         self.hosts: Dict[str, HostLineage] = {}
         for host, data in (state or {}).items():
             self.hosts[host] = HostLineage.from_json(dict(data), self.runtime)
-        self._events: Dict[Tuple[str, str, str], _Event] = {}
+        self._buffer: List[Tuple[Tuple[str, float, int, str, int], str]] = []
+        self._seq = 0
+        self._last_key: Optional[Tuple[str, str, str]] = None
         self._oldest: Optional[float] = None
-        self._exec_cds: Dict[Tuple[str, str, float], List[str]] = {}
         self._items: Dict[Tuple[str, str], List[Item]] = {}
         self._traps: Dict[str, List[Tuple[float, int, str, List[str]]]] = {}
         self._clients: Dict[str, List[Tuple[float, str, str, List[str]]]] = {}
@@ -140,8 +147,16 @@ class Correlator:
                                         "out_of_order": 0, "runtime_suppressed": 0, "allowlisted": 0,
                                         "escapes": 0, "suspicious": 0, "attempts": 0}
 
-    # ---- input -------------------------------------------------------------------------------------------------
+    # ---- input: records -> compact spool lines ------------------------------------------------------------------
+    # Each record becomes one line holding only what the correlation reads, led by its replay order key
+    # (host, time, serial, stamp, arrival). `feed` keeps the lines in memory; a caller that spools them to a file per
+    # chunk (`encode`), sorted by `line_key`, and merges the chunks into `replay` holds no event in memory.
     def feed(self, records: Iterable[Record]) -> None:
+        self._buffer.extend(self.encode(records))
+
+    def encode(self, records: Iterable[Record]) -> List[Tuple[Tuple[str, float, int, str, int], str]]:
+        """(order key, line) per kept record of one chunk; counts records, malformed and out-of-order events."""
+        out: List[Tuple[Tuple[str, float, int, str, int], str]] = []
         for record in records:
             self.summary["records"] += 1
             raw = _text(record.get("_raw"))
@@ -154,10 +169,23 @@ class Correlator:
             if not raw.strip():
                 self.summary["malformed"] += 1
                 continue
+            source, sourcetype = _text(record.get("source")), _text(record.get("sourcetype"))
             if "<Event" in raw and "<EventID>" in raw:
-                self._add_sysmon(raw, host, cd, splunk_time, record)
+                data = sysmon_linux.parse_event(raw)
+                if data is None or data["EventID"] not in ("1", "11"):
+                    if data is None:
+                        self.summary["malformed"] += 1
+                    continue
+                when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or splunk_time
+                if when != when:
+                    self.summary["malformed"] += 1
+                    continue
+                self._arrival(when)
+                self._last_key = None
+                host_name = data.get("Computer") or host
+                kept = {k: v for k, v in data.items() if k in SYSMON_FIELDS}
+                out.append(self._line(host_name, when, -1, "sysmon", cd, source, sourcetype, kept))
                 continue
-            parsed_any = False
             for line in raw.split("\n"):
                 if not line.strip():
                     continue
@@ -165,10 +193,31 @@ class Correlator:
                 if parsed is None:
                     self.summary["malformed"] += 1
                     continue
-                parsed_any = True
-                self._add_audit(parsed, host, cd, splunk_time, record)
-            if not parsed_any:
-                continue
+                epoch = parsed.epoch
+                when = epoch if epoch is not None else splunk_time
+                if when != when:  # NaN: neither the record nor Splunk gave a time
+                    self.summary["malformed"] += 1
+                    continue
+                event_host = parsed.node or host
+                key = (event_host, parsed.stamp, parsed.serial)
+                if key != self._last_key:
+                    self._arrival(when)
+                    self._last_key = key
+                out.append(self._line(event_host, when, int(parsed.serial), parsed.stamp, cd, source, sourcetype,
+                                      line if parsed.rtype in READ_TYPES else ""))
+        return out
+
+    def _line(self, host: str, when: float, serial: int, stamp: str, cd: str, source: str, sourcetype: str,
+              payload: Any) -> Tuple[Tuple[str, float, int, str, int], str]:
+        self._seq += 1
+        key = (host, when, serial, stamp, self._seq)
+        return key, json.dumps([list(key), cd, source, sourcetype, payload], separators=(",", ":"))
+
+    @staticmethod
+    def line_key(line: str) -> Tuple[str, float, int, str, int]:
+        """The replay order of a spool line: (host, time, serial, stamp, arrival)."""
+        host, when, serial, stamp, seq = json.loads(line)[0]
+        return str(host), float(when), int(serial), str(stamp), int(seq)
 
     def _arrival(self, when: float) -> None:
         if self._oldest is not None and when > self._oldest + self.skew:
@@ -176,43 +225,36 @@ class Correlator:
         if self._oldest is None or when < self._oldest:
             self._oldest = when
 
-    def _add_audit(self, parsed: auditd.AuditRecord, host: str, cd: str, splunk_time: float, record: Record) -> None:
-        epoch = parsed.epoch
-        when = epoch if epoch is not None else splunk_time
-        if when != when:  # NaN: neither the record nor Splunk gave a time
-            self.summary["malformed"] += 1
-            return
-        event_host = parsed.node or host
-        key = (event_host, parsed.stamp, parsed.serial)
-        event = self._events.get(key)
-        if event is None:
-            self._arrival(when)
-            event = _Event(event_host, when, int(parsed.serial))
-            event.source = _text(record.get("source"))
-            event.sourcetype = _text(record.get("sourcetype"))
-            self._events[key] = event
-        if parsed.rtype in READ_TYPES:
-            event.records.append(parsed)
-        if cd and cd not in event.cds:
-            event.cds.append(cd)
-
-    def _add_sysmon(self, raw: str, host: str, cd: str, splunk_time: float, record: Record) -> None:
-        data = sysmon_linux.parse_event(raw)
-        if data is None or data["EventID"] not in ("1", "11"):
-            if data is None:
-                self.summary["malformed"] += 1
-            return
-        when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or splunk_time
-        if when != when:
-            self.summary["malformed"] += 1
-            return
-        self._arrival(when)
-        event = _Event(data.get("Computer") or host, when, -1)
-        event.sysmon = data
-        event.cds = [cd] if cd else []
-        event.source = _text(record.get("source"))
-        event.sourcetype = _text(record.get("sourcetype"))
-        self._events[(event.host, "sysmon:%s" % cd, str(len(self._events)))] = event
+    def replay(self, lines: Iterable[str]) -> None:
+        """Process spool lines sorted by `line_key`, one event at a time (the records of an audit event are adjacent)."""
+        event: Optional[_Event] = None
+        group: Optional[Tuple[str, str, int]] = None
+        for line in lines:
+            (host, when, serial, stamp, _seq), cd, source, sourcetype, payload = json.loads(line)
+            if stamp == "sysmon":
+                if event is not None:
+                    self._dispatch(event)
+                event, group = None, None
+                sysmon = _Event(str(host), float(when), -1)
+                sysmon.sysmon = {str(k): str(v) for k, v in dict(payload).items()}
+                sysmon.cds = [cd] if cd else []
+                sysmon.source, sysmon.sourcetype = source, sourcetype
+                self._dispatch(sysmon)
+                continue
+            if event is None or group != (host, stamp, serial):
+                if event is not None:
+                    self._dispatch(event)
+                event = _Event(str(host), float(when), int(serial))
+                event.source, event.sourcetype = source, sourcetype
+                group = (host, stamp, serial)
+            if payload:
+                parsed = auditd.parse_line(str(payload))
+                if parsed is not None:
+                    event.records.append(parsed)
+            if cd and cd not in event.cds:
+                event.cds.append(cd)
+        if event is not None:
+            self._dispatch(event)
 
     # ---- replay in time order ----------------------------------------------------------------------------------
     def _table(self, host: str) -> HostLineage:
@@ -221,15 +263,12 @@ class Correlator:
             table = self.hosts[host] = HostLineage(host, self.runtime)
         return table
 
-    def _process(self) -> None:
-        events = sorted(self._events.values(), key=lambda e: (e.host, e.time, e.serial))
-        self._events = {}
-        for event in events:
-            self.summary["sysmon_events" if event.sysmon is not None else "audit_events"] += 1
-            if event.sysmon is not None:
-                self._sysmon_event(event)
-            else:
-                self._audit_event(event)
+    def _dispatch(self, event: _Event) -> None:
+        self.summary["sysmon_events" if event.sysmon is not None else "audit_events"] += 1
+        if event.sysmon is not None:
+            self._sysmon_event(event)
+        else:
+            self._audit_event(event)
 
     def _audit_event(self, event: _Event) -> None:
         syscall = next((r for r in event.records if r.rtype == "SYSCALL"), None)
@@ -323,8 +362,8 @@ class Correlator:
                 evidence = "usermode_helper:unseen parent pid %s born after container pid %s's mount" % (
                     ppid, trap_pid)
         proc = Proc(pid, ppid, when, comm, exe, dev, argv, uid, key, evidence, runtime)
+        proc.cds = list(event.cds)
         table.add(proc)
-        self._exec_cds[(table.host, pid, when)] = list(event.cds)
         if not key:
             table.note_host_dev(dev, when)
             return
@@ -424,7 +463,7 @@ class Correlator:
         detail = self._detail(name, fields, paths, table)
         cds = list(event.cds)
         if proc is not None:
-            for cd in self._exec_cds.get((table.host, proc.pid, proc.start), []):
+            for cd in proc.cds:
                 if cd not in cds:
                     cds.append(cd)
         text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", pid, comm,
@@ -477,7 +516,11 @@ class Correlator:
     # ---- output ------------------------------------------------------------------------------------------------
     def finish(self) -> List[Dict[str, Value]]:
         """Replay the buffered events in time order and return one alert row per chain."""
-        self._process()
+        if self._buffer:
+            self._buffer.sort(key=lambda pair: pair[0])
+            lines = [line for _, line in self._buffer]
+            self._buffer = []
+            self.replay(lines)
         rows: List[Dict[str, Value]] = []
         for (host, key), items in sorted(self._items.items()):
             items.sort(key=lambda i: (i.time, i.order))

@@ -38,7 +38,7 @@ class Proc:
     """One process image (an execve) and its attribution."""
 
     __slots__ = ("pid", "ppid", "start", "comm", "exe", "dev", "argv", "uid", "container", "evidence", "runtime",
-                 "helper", "last", "persisted")
+                 "helper", "last", "persisted", "cds")
 
     def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
                  argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
@@ -57,6 +57,7 @@ class Proc:
         self.helper = helper
         self.last = start
         self.persisted = False  # loaded from the state of an earlier search
+        self.cds: List[str] = []  # the _cd of its execve event in this search (not persisted)
 
     def to_json(self) -> Dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "start": self.start, "comm": self.comm, "exe": self.exe,
