@@ -18,7 +18,7 @@ import re
 import time
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple, Union
 
-from escape_engine.runstats import Stats
+from escape_engine.runstats import Stats, choose_findings, text as _text
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -132,24 +132,7 @@ def parse_modules(value: str) -> Set[str]:
 
 
 def parse_findings(value: str) -> Tuple[str, ...]:
-    chosen: List[str] = []
-    for item in value.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        names = (item,) if item in FINDINGS else FINDING_ALIASES.get(item)
-        if names is None:
-            raise ValueError("findings: {!r} is not one of {}".format(
-                item, ", ".join(sorted(set(FINDINGS) | set(FINDING_ALIASES)))))
-        chosen.extend(n for n in names if n not in chosen)
-    if not chosen:
-        raise ValueError("findings: name at least one of {}".format(", ".join(FINDINGS)))
-    return tuple(chosen)
-
-
-def _text(record: Record, name: str) -> str:
-    value = record.get(name, "")
-    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else ""
+    return choose_findings(value, FINDINGS, FINDING_ALIASES)
 
 
 class Detector:

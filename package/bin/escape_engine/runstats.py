@@ -1,5 +1,8 @@
-"""Counters one command run keeps, so malformed and skipped events are reported instead of lost or fatal."""
-from typing import List
+"""What the Windows and ESXi commands share: run counters (malformed and skipped events are reported, never lost
+or fatal), the findings= option parser, and reading one text value from a Splunk record."""
+from typing import List, Mapping, Sequence, Tuple, Union
+
+Value = Union[str, List[str]]
 
 MAX_REASONS = 5
 
@@ -17,3 +20,26 @@ class Stats:
         self.malformed += 1
         if len(self.reasons) < MAX_REASONS:
             self.reasons.append(reason)
+
+
+def choose_findings(value: str, findings: Sequence[str], aliases: Mapping[str, Tuple[str, ...]]) -> Tuple[str, ...]:
+    """The finding types a findings= option names, in order, aliases expanded; ValueError saying what is allowed."""
+    chosen: List[str] = []
+    for item in value.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        names = (item,) if item in findings else aliases.get(item)
+        if names is None:
+            raise ValueError("findings: {!r} is not one of {}".format(
+                item, ", ".join(sorted(set(findings) | set(aliases)))))
+        chosen.extend(n for n in names if n not in chosen)
+    if not chosen:
+        raise ValueError("findings: name at least one of {}".format(", ".join(findings)))
+    return tuple(chosen)
+
+
+def text(record: Mapping[str, Value], name: str) -> str:
+    """A field's value as text; the first value of a multivalue field."""
+    value = record.get(name, "")
+    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else ""

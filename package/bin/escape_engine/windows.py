@@ -23,7 +23,7 @@ import re
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from escape_engine import winpath
-from escape_engine.runstats import Stats
+from escape_engine.runstats import Stats, choose_findings, text as _text
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -306,27 +306,7 @@ def symlink_tooling(command_line: str) -> Optional[SymlinkHit]:
 
 
 def parse_findings(value: str) -> Tuple[str, ...]:
-    chosen: List[str] = []
-    for item in value.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        if item in FINDINGS:
-            names: Tuple[str, ...] = (item,)
-        elif item in FINDING_ALIASES:
-            names = FINDING_ALIASES[item]
-        else:
-            raise ValueError("findings: {!r} is not one of {}".format(
-                item, ", ".join(sorted(set(FINDINGS) | set(FINDING_ALIASES)))))
-        chosen.extend(n for n in names if n not in chosen)
-    if not chosen:
-        raise ValueError("findings: name at least one of {}".format(", ".join(FINDINGS)))
-    return tuple(chosen)
-
-
-def _text(record: Record, name: str) -> str:
-    value = record.get(name, "")
-    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else ""
+    return choose_findings(value, FINDINGS, FINDING_ALIASES)
 
 
 def run(records: Iterable[Record], *, restricted: str, findings: str = "all", hostprocess: str = "record",
