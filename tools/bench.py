@@ -412,21 +412,6 @@ def encode_chunk(records: Sequence[Mapping[str, Value]]) -> bytes:
     return encode_records(records).encode("utf-8")
 
 
-def _frame(metadata: Mapping[str, Any], body: bytes = b"") -> bytes:
-    meta = json.dumps(metadata).encode("utf-8")
-    return b"chunked 1.0,%d,%d\n" % (len(meta), len(body)) + meta + body
-
-
-def _read_frame(stream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], bytes]]:
-    header = stream.readline()
-    if not header:
-        return None
-    if not header.startswith(b"chunked 1.0,"):
-        raise RuntimeError("not an SCP v2 frame header: {!r}".format(header[:200]))
-    meta_len, body_len = (int(n) for n in header[len(b"chunked 1.0,"):].strip().split(b","))
-    return json.loads(stream.read(meta_len).decode("utf-8")), stream.read(body_len)
-
-
 @dataclass
 class RawRun:
     seconds: float = 0.0
@@ -444,7 +429,7 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
     """Run `script` as splunkd does (getinfo, then one execute frame per body, each reply read before the next write)
     and time it from process start to the last reply. Bodies are bytes, so tests can send what splunkd might."""
     sys.path.insert(0, str(ROOT))
-    from tools.scp import searchinfo  # noqa: PLC0415
+    from tools.scp import frame as _frame, read_frame as _read_frame, searchinfo  # noqa: PLC0415
     result = RawRun()
     body_list = list(bodies) or [b""]
     with tempfile.TemporaryDirectory() as dispatch_dir:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 Value = Union[str, List[str]]
 
@@ -37,13 +37,14 @@ class CommandRun:
         return [text for level, text in self.messages if level == "ERROR"]
 
 
-def _frame(metadata: Mapping[str, Any], body: str = "") -> bytes:
+def frame(metadata: Mapping[str, Any], body: bytes = b"") -> bytes:
+    """One SCP v2 frame: header, JSON metadata, body bytes (the benchmark sends pre-encoded CSV bodies)."""
     meta = json.dumps(metadata).encode("utf-8")
-    data = body.encode("utf-8")
-    return b"chunked 1.0,%d,%d\n" % (len(meta), len(data)) + meta + data
+    return b"chunked 1.0,%d,%d\n" % (len(meta), len(body)) + meta + body
 
 
-def _read_frame(stream: IO[bytes]) -> Optional[Dict[str, Any]]:
+def read_frame(stream: IO[bytes]) -> Optional[Tuple[Dict[str, Any], bytes]]:
+    """The next frame's metadata and raw body, or None at end of stream."""
     header = stream.readline()
     if not header:
         return None
@@ -51,7 +52,19 @@ def _read_frame(stream: IO[bytes]) -> Optional[Dict[str, Any]]:
         raise ScpError("not an SCP v2 frame header: {!r}".format(header[:200]))
     meta_len, body_len = (int(n) for n in header[len(b"chunked 1.0,"):].strip().split(b","))
     metadata: Dict[str, Any] = json.loads(stream.read(meta_len).decode("utf-8"))
-    metadata["_body"] = stream.read(body_len).decode("utf-8")
+    return metadata, stream.read(body_len)
+
+
+def _frame(metadata: Mapping[str, Any], body: str = "") -> bytes:
+    return frame(metadata, body.encode("utf-8"))
+
+
+def _read_frame(stream: IO[bytes]) -> Optional[Dict[str, Any]]:
+    result = read_frame(stream)
+    if result is None:
+        return None
+    metadata, body = result
+    metadata["_body"] = body.decode("utf-8")
     return metadata
 
 
