@@ -1,27 +1,28 @@
 """Spool of escapecorrelate's compact event lines in the search's dispatch directory (tempfile.tempdir).
 
-Each chunk's lines are written sorted as one run file; `merged` reads the runs back merged in replay order, so the
-command holds one line per run in memory instead of every event of the search. Runs are merged into one file when
-there are more than MAX_RUNS of them, so the number of open files stays bounded.
+Each chunk's lines are written sorted as one run file; `merged` reads the runs back merged in string order (the
+lines are encoded so that it is the replay order), so the command holds one line per run in memory instead of every
+event of the search. Runs are merged into one file when there are more than MAX_RUNS of them, so the number of open
+files stays bounded. Files split lines on LF only and keep lone surrogates (bytes splunklib could not decode).
 """
 import heapq
 import os
 import tempfile
-from typing import Any, Callable, Iterable, Iterator, List, Tuple
+from typing import Iterable, Iterator, List
 
 MAX_RUNS = 64
+_BUFFER = 1 << 20  # for the one file written at a time; reads keep the default, up to MAX_RUNS are open
 
 
 class Spool:
-    def __init__(self, key: Callable[[str], Tuple[Any, ...]]) -> None:
-        self._key = key
+    def __init__(self) -> None:
         self._runs: List[str] = []
 
-    def add_chunk(self, pairs: List[Tuple[Tuple[Any, ...], str]]) -> None:
-        if not pairs:
+    def add_chunk(self, lines: List[str]) -> None:
+        if not lines:
             return
-        pairs.sort(key=lambda pair: pair[0])
-        self._runs.append(self._write(line for _, line in pairs))
+        lines.sort()
+        self._runs.append(self._write(lines))
         if len(self._runs) > MAX_RUNS:
             self._runs = [self._write(self._merge(self._runs))]
 
@@ -31,16 +32,17 @@ class Spool:
 
     def _write(self, lines: Iterable[str]) -> str:
         handle, path = tempfile.mkstemp(prefix="escapecorrelate_", suffix=".spool")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with os.fdopen(handle, "w", buffering=_BUFFER, encoding="utf-8", errors="surrogatepass", newline="\n") as out:
             for line in lines:
                 out.write(line)
                 out.write("\n")
         return path
 
     def _merge(self, paths: List[str]) -> Iterator[str]:
-        files = [open(path, encoding="utf-8") for path in paths]
+        files = [open(path, encoding="utf-8", errors="surrogatepass", newline="\n") for path in paths]
         try:
-            yield from heapq.merge(*[(line.rstrip("\n") for line in f) for f in files], key=self._key)
+            for line in heapq.merge(*files):
+                yield line[:-1]  # every line was written with its LF
         finally:
             for f in files:
                 f.close()

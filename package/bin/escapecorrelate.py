@@ -44,7 +44,7 @@ class CorrelateCommand(StreamingCommand):
             self._engine = Correlator(window=float(self.window), skew=float(self.skew),
                                       allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
                                       ttl=float(self.ttl), report=self.report, state=saved)
-            self._spool = Spool(Correlator.line_key)  # compact event lines, in the dispatch directory
+            self._spool = Spool()  # compact event lines, in the dispatch directory
         self._spool.add_chunk(self._engine.encode(records))
         if not self._finished:  # SCP v2: the engine answers on the last chunk, when every event has arrived
             return

@@ -42,7 +42,7 @@ def _run(factor: int) -> Tuple[List[Tuple[str, str]], int, int]:
     chunks = [records[start:start + CHUNK] for start in range(0, len(records), CHUNK)]
     del records
     engine = Correlator(window=300.0)
-    spool = Spool(Correlator.line_key)
+    spool = Spool()
     tracemalloc.start()
     try:
         for chunk in chunks:

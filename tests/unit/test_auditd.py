@@ -1,5 +1,7 @@
 """The audit record parser on real lab-run1 records, ausearch -i text and the documented encodings."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from escape_engine import auditd
 from tests.unit.linux_lab import lab_lines
@@ -78,3 +80,30 @@ def test_interpreted_ausearch_form_with_node_prefix() -> None:
                                   "type=X msg=audit(1.0:abc): a=1"])
 def test_non_records_are_refused(text: str) -> None:
     assert auditd.parse_line(text) is None
+
+
+# The token splitter must give exactly what the character scanner gives, on any text: random texts over the
+# characters that matter to the syntax (space, =, both quotes) plus letters.
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" =\"'ab\t\x1d", max_size=40))
+def test_the_fast_field_splitter_agrees_with_the_scanner_on_any_text(text: str) -> None:
+    assert auditd.split_fields(text) == auditd._scan_fields(text)
+
+
+def test_quoted_values_holding_spaces_are_read_whole() -> None:
+    fields = auditd.split_fields("pid=1 msg='op=login acct=\"x y\" res=success' uid=0 comm=\"a\"")
+    assert fields == {"pid": "1", "msg": "'op=login acct=\"x y\" res=success'", "uid": "0", "comm": '"a"'}
+
+
+@pytest.mark.parametrize("serial", ["²", "٣", "１２", "12a", ""])
+def test_a_serial_that_is_not_ascii_digits_is_no_record(serial: str) -> None:
+    # "²".isdigit() is True, int("²") raises: such a line must be refused here, not crash the correlation later.
+    assert auditd.parse_line("type=SYSCALL msg=audit(1795923940.422:%s): arch=c000003e syscall=59" % serial) is None
+
+
+def test_record_body_gives_back_raw_and_interpreted_parts() -> None:
+    record = auditd.parse_line(_line("9723", "SYSCALL"))
+    assert record is not None
+    assert auditd.GS in record.body and record.body.startswith(record.text)
+    again = auditd.parse_line("type=SYSCALL msg=audit(1795923940.422:9723): " + record.body)
+    assert again is not None and (again.fields, again.interpreted) == (record.fields, record.interpreted)

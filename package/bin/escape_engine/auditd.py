@@ -31,7 +31,7 @@ SYSCALL_NUMBERS: Dict[str, Dict[int, str]] = {
 
 # Fields whose value is an encoded string (quoted, or bare hex).
 _STRING_FIELDS = frozenset(("comm", "exe", "name", "cwd", "proctitle", "key", "ocomm", "path", "cmd", "data"))
-_HEX_DIGITS = frozenset("0123456789ABCDEF")
+_HEX_DIGITS = "0123456789ABCDEF"
 
 
 class AuditRecord:
@@ -67,6 +67,11 @@ class AuditRecord:
         return self._raw
 
     @property
+    def body(self) -> str:
+        """Everything after the header: the raw fields, then 0x1D and the interpreted ones when there are any."""
+        return self._raw + GS + self._tail if self._tail else self._raw
+
+    @property
     def epoch(self) -> Optional[float]:
         """Seconds since the epoch, or None for `ausearch -i` stamps (local time text)."""
         try:
@@ -79,7 +84,7 @@ def decode_string(value: str) -> str:
     """Decode an audit string value: strip quotes, or decode bare upper-case hex; `(null)` and `?` stay as they are."""
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         return value[1:-1]
-    if value and len(value) % 2 == 0 and all(c in _HEX_DIGITS for c in value):
+    if value and len(value) % 2 == 0 and not value.strip(_HEX_DIGITS):
         try:
             return bytes.fromhex(value).decode("utf-8", "replace")
         except ValueError:
@@ -88,7 +93,24 @@ def decode_string(value: str) -> str:
 
 
 def split_fields(text: str) -> Dict[str, str]:
-    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string)."""
+    """Split `k=v k2="v 2" k3='a b'` into a dict; values keep their quotes (decode with decode_string).
+
+    Raw records quote only values without spaces (others are hex), so each space-separated token is one field; a
+    token whose quoting does not close inside it sends the whole text to the character scanner."""
+    fields: Dict[str, str] = {}
+    for token in text.split(" "):
+        key, eq, value = token.partition("=")
+        if not eq:
+            continue  # a bare word (ausearch prints e.g. 'config changed,') or an empty token
+        if value and value[0] in "\"'" and (len(value) < 2 or value.find(value[0], 1) != len(value) - 1):
+            return _scan_fields(text)
+        if key not in fields:
+            fields[key] = value
+    return fields
+
+
+def _scan_fields(text: str) -> Dict[str, str]:
+    """split_fields for texts whose quoted values hold spaces (ausearch -i, USER records' msg='...')."""
     fields: Dict[str, str] = {}
     i = 0
     n = len(text)
@@ -138,7 +160,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if not sep:
         return None
     stamp, _, serial = header.rpartition(":")
-    if not serial.isdigit():
+    if not (serial.isdigit() and serial.isascii()):  # str.isdigit() also takes "²", which int() refuses
         return None
     body = body.lstrip(":").lstrip(" ")
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
@@ -180,7 +202,8 @@ def syscall_name(record: AuditRecord) -> str:
         table = SYSCALL_NUMBERS.get(arch_name(record.fields))
         if table is None:
             return record.interpreted.get("SYSCALL", "syscall_" + value)
-        return table.get(int(value), record.interpreted.get("SYSCALL", "syscall_" + value))
+        name = table.get(int(value))
+        return name if name is not None else record.interpreted.get("SYSCALL", "syscall_" + value)
     return value or record.interpreted.get("SYSCALL", "")
 
 
@@ -226,7 +249,7 @@ def proctitle(record: AuditRecord) -> List[str]:
     value = record.fields.get("proctitle", "")
     if len(value) >= 2 and value[0] == '"':
         return [value[1:-1]]
-    if value and all(c in _HEX_DIGITS for c in value) and len(value) % 2 == 0:
+    if value and len(value) % 2 == 0 and not value.strip(_HEX_DIGITS):
         return [p.decode("utf-8", "replace") for p in bytes.fromhex(value).split(b"\x00") if p]
     _, found, rest = record.text.partition("proctitle=")
     return rest.split() if found else []

@@ -20,6 +20,8 @@ successful suspicious syscalls alone are a suspicious-syscall finding (medium or
 """
 import hashlib
 import json
+import re
+import struct
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 from escape_engine import auditd, sysmon_linux
@@ -96,6 +98,48 @@ def _text(value: Optional[Value]) -> str:
     return value
 
 
+def _splunk_time(record: Record) -> float:
+    try:
+        return float(_text(record.get("_time")) or "nan")
+    except ValueError:
+        return float("nan")
+
+
+# ---- spool line encoding -----------------------------------------------------------------------------------------
+# A spool line: host, time, serial, stamp, arrival, _cd, source, sourcetype, record type, payload, tab-separated.
+# Text fields are escaped (backslash, tab, CR, LF) so that a line is one line and its fields split on tabs.
+SYSMON_SERIAL = "-"        # sorts before every audit serial ("%02d" length, then digits)
+MAX_SERIAL_DIGITS = 99     # audit serials are 32 or 64-bit counters; longer ones are malformed
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
+_UNESCAPES = {value[1]: key for key, value in _ESCAPES.items()}
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _escape(text: str) -> str:
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return "".join(_ESCAPES.get(c, c) for c in text)
+    return text
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return _ESCAPED.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _time_key(when: float) -> str:
+    """16 hex digits whose string order is the numeric order of the double `when` (-0.0 folded into 0.0)."""
+    bits: int = struct.unpack(">Q", struct.pack(">d", when + 0.0))[0]
+    return "%016x" % (bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | 0x8000000000000000)
+
+
+def _time_value(key: str) -> float:
+    bits = int(key, 16)
+    value: float = struct.unpack(">d", struct.pack(">Q", bits & 0x7FFFFFFFFFFFFFFF if bits >> 63
+                                                    else bits ^ 0xFFFFFFFFFFFFFFFF))[0]
+    return value
+
+
 def _ns_names(value: str) -> str:
     try:
         flags = int(value, 16)
@@ -134,7 +178,7 @@ class Correlator:
         self.hosts: Dict[str, HostLineage] = {}
         for host, data in (state or {}).items():
             self.hosts[host] = HostLineage.from_json(dict(data), self.runtime)
-        self._buffer: List[Tuple[Tuple[str, float, int, str, int], str]] = []
+        self._buffer: List[str] = []
         self._seq = 0
         self._last_key: Optional[Tuple[str, str, str]] = None
         self._oldest: Optional[float] = None
@@ -148,76 +192,85 @@ class Correlator:
                                         "escapes": 0, "suspicious": 0, "attempts": 0}
 
     # ---- input: records -> compact spool lines ------------------------------------------------------------------
-    # Each record becomes one line holding only what the correlation reads, led by its replay order key
-    # (host, time, serial, stamp, arrival). `feed` keeps the lines in memory; a caller that spools them to a file per
-    # chunk (`encode`), sorted by `line_key`, and merges the chunks into `replay` holds no event in memory.
+    # Each record becomes one tab-separated line holding only what the correlation reads (spool line encoding). Its
+    # first five fields are encoded so that plain string order of whole lines is the replay order: per host, oldest
+    # first, then serial, stamp and arrival. `feed` keeps the lines in memory; a caller that spools each chunk's lines
+    # sorted to a file (`encode`) and merges the files into `replay` holds no event in memory.
     def feed(self, records: Iterable[Record]) -> None:
         self._buffer.extend(self.encode(records))
 
-    def encode(self, records: Iterable[Record]) -> List[Tuple[Tuple[str, float, int, str, int], str]]:
-        """(order key, line) per kept record of one chunk; counts records, malformed and out-of-order events."""
-        out: List[Tuple[Tuple[str, float, int, str, int], str]] = []
+    def encode(self, records: Iterable[Record]) -> List[str]:
+        """One spool line per kept record of one chunk; counts records, malformed and out-of-order events."""
+        out: List[str] = []
+        summary = self.summary
+        prefix = ""
+        prefix_key: Optional[Tuple[str, float, str, str]] = None
+        labels = ""
+        labels_key: Optional[Tuple[str, str]] = None
         for record in records:
-            self.summary["records"] += 1
+            summary["records"] += 1
             raw = _text(record.get("_raw"))
-            host = _text(record.get("host"))
-            cd = _text(record.get("_cd"))
-            try:
-                splunk_time = float(_text(record.get("_time")) or "nan")
-            except ValueError:
-                splunk_time = float("nan")
             if not raw.strip():
-                self.summary["malformed"] += 1
+                summary["malformed"] += 1
                 continue
+            host = _text(record.get("host"))
+            cd = _escape(_text(record.get("_cd")))
             source, sourcetype = _text(record.get("source")), _text(record.get("sourcetype"))
+            if labels_key != (source, sourcetype):
+                labels_key = (source, sourcetype)
+                labels = _escape(source) + "\t" + _escape(sourcetype)
+            splunk_time: Optional[float] = None
             if "<Event" in raw and "<EventID>" in raw:
                 data = sysmon_linux.parse_event(raw)
                 if data is None or data["EventID"] not in ("1", "11"):
                     if data is None:
-                        self.summary["malformed"] += 1
+                        summary["malformed"] += 1
                     continue
-                when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or splunk_time
+                when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or _splunk_time(record)
                 if when != when:
-                    self.summary["malformed"] += 1
+                    summary["malformed"] += 1
                     continue
                 self._arrival(when)
                 self._last_key = None
-                host_name = data.get("Computer") or host
                 kept = {k: v for k, v in data.items() if k in SYSMON_FIELDS}
-                out.append(self._line(host_name, when, -1, "sysmon", cd, source, sourcetype, kept))
+                self._seq += 1
+                out.append("\t".join((_escape(data.get("Computer") or host), _time_key(when), SYSMON_SERIAL, "",
+                                      "%012x" % self._seq, cd, labels, "sysmon",
+                                      json.dumps(kept, separators=(",", ":")))))
                 continue
             for line in raw.split("\n"):
-                if not line.strip():
-                    continue
                 parsed = auditd.parse_line(line)
                 if parsed is None:
-                    self.summary["malformed"] += 1
+                    if line.strip():
+                        summary["malformed"] += 1
                     continue
                 epoch = parsed.epoch
-                when = epoch if epoch is not None else splunk_time
-                if when != when:  # NaN: neither the record nor Splunk gave a time
-                    self.summary["malformed"] += 1
+                if epoch is not None:
+                    when = epoch
+                else:  # ausearch -i stamps are local time text: Splunk's _time stands in
+                    if splunk_time is None:
+                        splunk_time = _splunk_time(record)
+                    when = splunk_time
+                if when != when or len(parsed.serial) > MAX_SERIAL_DIGITS:  # NaN: no time from the record or Splunk
+                    summary["malformed"] += 1
                     continue
                 event_host = parsed.node or host
                 key = (event_host, parsed.stamp, parsed.serial)
                 if key != self._last_key:
                     self._arrival(when)
                     self._last_key = key
-                out.append(self._line(event_host, when, int(parsed.serial), parsed.stamp, cd, source, sourcetype,
-                                      line if parsed.rtype in READ_TYPES else ""))
+                if prefix_key != (event_host, when, parsed.serial, parsed.stamp):
+                    prefix_key = (event_host, when, parsed.serial, parsed.stamp)
+                    digits = parsed.serial.lstrip("0") or "0"
+                    prefix = "%s\t%s\t%02d%s\t%s\t" % (_escape(event_host), _time_key(when), len(digits), digits,
+                                                        _escape(parsed.stamp))
+                self._seq += 1
+                if parsed.rtype in READ_TYPES:
+                    out.append("%s%012x\t%s\t%s\t%s\t%s" % (prefix, self._seq, cd, labels, _escape(parsed.rtype),
+                                                             _escape(parsed.body)))
+                else:  # kept for its _cd only (evidence)
+                    out.append("%s%012x\t%s\t%s\t\t" % (prefix, self._seq, cd, labels))
         return out
-
-    def _line(self, host: str, when: float, serial: int, stamp: str, cd: str, source: str, sourcetype: str,
-              payload: Any) -> Tuple[Tuple[str, float, int, str, int], str]:
-        self._seq += 1
-        key = (host, when, serial, stamp, self._seq)
-        return key, json.dumps([list(key), cd, source, sourcetype, payload], separators=(",", ":"))
-
-    @staticmethod
-    def line_key(line: str) -> Tuple[str, float, int, str, int]:
-        """The replay order of a spool line: (host, time, serial, stamp, arrival)."""
-        host, when, serial, stamp, seq = json.loads(line)[0]
-        return str(host), float(when), int(serial), str(stamp), int(seq)
 
     def _arrival(self, when: float) -> None:
         if self._oldest is not None and when > self._oldest + self.skew:
@@ -226,33 +279,36 @@ class Correlator:
             self._oldest = when
 
     def replay(self, lines: Iterable[str]) -> None:
-        """Process spool lines sorted by `line_key`, one event at a time (the records of an audit event are adjacent)."""
+        """Process spool lines in string order, one event at a time (the records of an audit event are adjacent)."""
         event: Optional[_Event] = None
-        group: Optional[Tuple[str, str, int]] = None
+        group: Optional[Tuple[str, str, str]] = None
         for line in lines:
-            (host, when, serial, stamp, _seq), cd, source, sourcetype, payload = json.loads(line)
-            if stamp == "sysmon":
+            host, time_key, serial, stamp, _seq, cd, source, sourcetype, rtype, payload = line.split("\t", 9)
+            if serial == SYSMON_SERIAL:
                 if event is not None:
                     self._dispatch(event)
                 event, group = None, None
-                sysmon = _Event(str(host), float(when), -1)
-                sysmon.sysmon = {str(k): str(v) for k, v in dict(payload).items()}
+                sysmon = _Event(_unescape(host), _time_value(time_key), -1)
+                sysmon.sysmon = {str(k): str(v) for k, v in dict(json.loads(payload)).items()}
+                cd = _unescape(cd)
                 sysmon.cds = [cd] if cd else []
-                sysmon.source, sysmon.sourcetype = source, sourcetype
+                sysmon.source, sysmon.sourcetype = _unescape(source), _unescape(sourcetype)
                 self._dispatch(sysmon)
                 continue
-            if event is None or group != (host, stamp, serial):
+            if event is None or group != (host, serial, stamp):
                 if event is not None:
                     self._dispatch(event)
-                event = _Event(str(host), float(when), int(serial))
-                event.source, event.sourcetype = source, sourcetype
-                group = (host, stamp, serial)
-            if payload:
-                parsed = auditd.parse_line(str(payload))
-                if parsed is not None:
-                    event.records.append(parsed)
-            if cd and cd not in event.cds:
-                event.cds.append(cd)
+                event = _Event(_unescape(host), _time_value(time_key), int(serial[2:]))
+                event.source, event.sourcetype = _unescape(source), _unescape(sourcetype)
+                group = (host, serial, stamp)
+            if rtype:
+                raw, _, tail = _unescape(payload).partition(auditd.GS)
+                event.records.append(auditd.AuditRecord(_unescape(rtype), _unescape(stamp), serial[2:], "", raw,
+                                                        tail))
+            if cd:
+                cd = _unescape(cd)
+                if cd not in event.cds:
+                    event.cds.append(cd)
         if event is not None:
             self._dispatch(event)
 
@@ -517,9 +573,8 @@ class Correlator:
     def finish(self) -> List[Dict[str, Value]]:
         """Replay the buffered events in time order and return one alert row per chain."""
         if self._buffer:
-            self._buffer.sort(key=lambda pair: pair[0])
-            lines = [line for _, line in self._buffer]
-            self._buffer = []
+            lines, self._buffer = self._buffer, []
+            lines.sort()
             self.replay(lines)
         rows: List[Dict[str, Value]] = []
         for (host, key), items in sorted(self._items.items()):

@@ -1,0 +1,126 @@
+"""escapecorrelate's spool lines: their string order is the replay order, they survive any field text, and the
+spooled path (escape_spool.Spool, run files in the dispatch directory) gives what the in-memory path gives."""
+import math
+import struct
+import tempfile
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from escape_engine import correlate
+from escape_engine.correlate import Correlator
+from escape_spool import Spool
+from tests.unit.linux_lab import lab_records
+
+# Every text a field may hold, weighted towards the characters the line format depends on.
+TEXT = st.text(alphabet=st.sampled_from(["a", "Z", "0", "\\", "\t", "\n", "\r", "\x00", "\x1d", "\x85", "\u2028",
+                                         "é", "\udcff", "t", "n"]), max_size=12)
+TIMES = st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0, 1795923940.422, -1.5, math.inf, -math.inf])
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_escaped_text_holds_no_separator_and_comes_back_whole(text: str) -> None:
+    escaped = correlate._escape(text)
+    assert not {"\t", "\n", "\r"} & set(escaped)
+    assert correlate._unescape(escaped) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(TIMES, TIMES)
+def test_time_keys_sort_as_the_numbers_do_and_decode_exactly(a: float, b: float) -> None:
+    ka, kb = correlate._time_key(a), correlate._time_key(b)
+    assert len(ka) == len(kb) == 16
+    assert (ka < kb) == (a < b) and (ka == kb) == (a == b)
+    assert correlate._time_value(ka) == a and struct.pack(">d", correlate._time_value(ka)) != struct.pack(">d", -0.0)
+
+
+def _audit(host: str, when: float, serial: str, cd: str) -> Dict[str, str]:
+    return {"_raw": "node=%s type=SYSCALL msg=audit(%r:%s): arch=c000003e syscall=59 success=yes pid=1" % (
+        host, when, serial), "_time": repr(when), "host": "fallback", "_cd": cd}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "ab", "a\\", "a\x01", "b", "é"]),
+                          st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+                          st.integers(min_value=0, max_value=10 ** 25).map(str) | st.sampled_from(["007", "0"])),
+                min_size=1, max_size=40))
+def test_string_order_of_lines_groups_hosts_and_orders_time_then_serial(events: List) -> None:
+    engine = Correlator()
+    lines = engine.encode([_audit(h, w, s, "1:%d" % i) for i, (h, w, s) in enumerate(events)])
+    assert len(lines) == len(events)
+    lines.sort()
+    hosts = [correlate._unescape(line.split("\t", 1)[0]) for line in lines]
+    seen: List[str] = []
+    for host in hosts:  # each host's lines are contiguous
+        if not seen or seen[-1] != host:
+            assert host not in seen
+            seen.append(host)
+    for host in seen:
+        keys = [(correlate._time_value(f[1]), int(f[2][2:])) for f in (line.split("\t") for line in lines)
+                if correlate._unescape(f[0]) == host]
+        assert keys == sorted(keys)
+
+
+def test_a_serial_that_python_calls_a_digit_but_int_refuses_is_counted_malformed() -> None:
+    engine = Correlator(report="all")
+    engine.feed([_audit("h", 1795923940.0, "\u00b2", "1:1"), _audit("h", 1795923941.0, "12", "1:2")])
+    engine.finish()
+    assert (engine.summary["malformed"], engine.summary["audit_events"]) == (1, 1)
+
+
+def test_an_interpreted_stamp_reading_sysmon_is_an_audit_event_not_a_sysmon_one() -> None:
+    # ausearch -i stamps are free text; the sysmon marker must not be something an audit stamp can spell.
+    engine = Correlator(report="all")
+    engine.feed([{"_raw": "type=SYSCALL msg=audit(sysmon:12) : arch=x86_64 syscall=execve success=yes pid=1",
+                  "_time": "1795923940", "host": "h", "_cd": "1:1"}])
+    engine.finish()
+    assert (engine.summary["audit_events"], engine.summary["sysmon_events"], engine.summary["malformed"]) == (1, 0, 0)
+
+
+def test_spool_files_give_back_every_line_in_order_whatever_the_text(tmp_path: Path) -> None:
+    saved, tempfile.tempdir = tempfile.tempdir, str(tmp_path)
+    try:
+        spool = Spool()
+        chunks = [["b\u2028x\x1dy\x85z", "a\rb", "a\udcffc", "c\\t"], ["a\x00", "b"], []]
+        for chunk in chunks:
+            spool.add_chunk(list(chunk))
+        assert len(list(tmp_path.iterdir())) == 2
+        assert list(spool.merged()) == sorted(line for chunk in chunks for line in chunk)
+        assert list(tmp_path.iterdir()) == []  # run files are removed once read
+    finally:
+        tempfile.tempdir = saved
+
+
+def test_more_runs_than_the_open_file_bound_are_merged_on_the_way(tmp_path: Path, monkeypatch) -> None:
+    import escape_spool
+    monkeypatch.setattr(escape_spool, "MAX_RUNS", 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spool = Spool()
+    expected = []
+    for n in range(10):
+        chunk = ["%03d" % ((n * 7 + k * 13) % 100) for k in range(5)]
+        expected.extend(chunk)
+        spool.add_chunk(list(chunk))
+        assert len(list(tmp_path.iterdir())) <= 4
+    assert list(spool.merged()) == sorted(expected)
+
+
+@pytest.mark.parametrize("chunk", [997, 5000])
+def test_the_spooled_path_gives_the_rows_and_counts_of_the_in_memory_path(tmp_path: Path, monkeypatch,
+                                                                          chunk: int) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    records = [r for r in lab_records() if 1795923885.0 <= float(r["_time"]) <= 1795923950.0]
+    memory, spooled = Correlator(report="all"), Correlator(report="all")
+    spool = Spool()
+    for start in range(0, len(records), chunk):
+        memory.feed(records[start:start + chunk])
+        spool.add_chunk(spooled.encode(records[start:start + chunk]))
+    spooled.replay(spool.merged())
+    rows = memory.finish()
+    assert len(rows) >= 8
+    assert spooled.finish() == rows
+    assert spooled.summary == memory.summary and spooled.state() == memory.state()
