@@ -1,6 +1,7 @@
 """escapecorrelate's spool lines: their string order is the replay order, they survive any field text, and the
 spooled path (escape_spool.Spool, run files in the dispatch directory) gives what the in-memory path gives."""
 import math
+import re
 import struct
 import tempfile
 from pathlib import Path
@@ -124,3 +125,17 @@ def test_the_spooled_path_gives_the_rows_and_counts_of_the_in_memory_path(tmp_pa
     assert len(rows) >= 8
     assert spooled.finish() == rows
     assert spooled.summary == memory.summary and spooled.state() == memory.state()
+
+
+@pytest.mark.parametrize("field", ["pid", "ppid", "syscall"])
+def test_unicode_digits_in_numeric_audit_fields_do_not_stop_the_search(field: str) -> None:
+    # Mutate every SYSCALL record of the lab window that holds the escapes: "²".isdigit() is True, int("²") raises.
+    records = [r for r in lab_records() if 1795923885.0 <= float(r["_time"]) <= 1795923950.0]
+    pattern = re.compile(r"(?<= %s=)\d+" % field)
+    mutated = [dict(r, _raw=pattern.sub("\u00b2", r["_raw"], 1)) if "type=SYSCALL" in r["_raw"] else r
+               for r in records]
+    assert mutated != records
+    engine = Correlator(report="all")
+    engine.feed(mutated)
+    engine.finish()
+    assert engine.summary["audit_events"] > 1000

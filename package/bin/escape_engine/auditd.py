@@ -160,7 +160,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if not sep:
         return None
     stamp, _, serial = header.rpartition(":")
-    if not (serial.isdigit() and serial.isascii()):  # str.isdigit() also takes "²", which int() refuses
+    if not is_decimal(serial):
         return None
     body = body.lstrip(":").lstrip(" ")
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
@@ -198,7 +198,7 @@ def arch_name(fields: Mapping[str, str]) -> str:
 def syscall_name(record: AuditRecord) -> str:
     """Name of the syscall of a SYSCALL record: numeric per architecture, or the interpreted name."""
     value = record.fields.get("syscall", "")
-    if value.isdigit():
+    if is_decimal(value):
         table = SYSCALL_NUMBERS.get(arch_name(record.fields))
         if table is None:
             return record.interpreted.get("SYSCALL", "syscall_" + value)
@@ -253,6 +253,11 @@ def proctitle(record: AuditRecord) -> List[str]:
         return [p.decode("utf-8", "replace") for p in bytes.fromhex(value).split(b"\x00") if p]
     _, found, rest = record.text.partition("proctitle=")
     return rest.split() if found else []
+
+
+def is_decimal(value: str) -> bool:
+    """ASCII decimal digits only: str.isdigit() also takes "²" and "٣", which int() refuses."""
+    return value.isdigit() and value.isascii()
 
 
 def is_hex_number(value: str) -> bool:

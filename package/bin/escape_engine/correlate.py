@@ -456,7 +456,7 @@ class Correlator:
         """The kernel's usermode helper: an unseen parent born after the container's trap (cgroup mount or agent write)
         and just before its child (pids grow: trap pid < parent pid < child pid, close together), cwd "/" (checked by
         the caller), within HELPER_WINDOW seconds. A fork of a long-lived unseen process fails the pid order."""
-        if not ppid.isdigit() or not pid.isdigit():
+        if not auditd.is_decimal(ppid) or not auditd.is_decimal(pid):
             return None
         parent, child = int(ppid), int(pid)
         if not parent < child <= parent + 1000:
@@ -527,7 +527,7 @@ class Correlator:
         self._add_item(table.host, key, Item(when, "syscall", cds, text.strip(), success, name, detail,
                                              source=event.source, sourcetype=event.sourcetype,
                                              attribution=attribution))
-        if name == "mount" and success and pid.isdigit() and self._cgroup_mount(proc, detail):
+        if name == "mount" and success and auditd.is_decimal(pid) and self._cgroup_mount(proc, detail):
             self._traps.setdefault(table.host, []).append((when, int(pid), key, cds))
 
     def _agent_write(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str,
@@ -538,7 +538,7 @@ class Correlator:
         self._add_item(table.host, key, Item(event.time, "agent_write", list(event.cds),
                                              "pid %s (%s) wrote %s" % (pid, comm, target), True, "write", target,
                                              source=event.source, sourcetype=event.sourcetype))
-        if pid.isdigit():
+        if auditd.is_decimal(pid):
             self._traps.setdefault(table.host, []).append((event.time, int(pid), key, list(event.cds)))
 
     @staticmethod
