@@ -46,6 +46,8 @@ HELPER_WINDOW = 10.0
 # Sysmon for Linux fields the correlation reads (EventID 1 and 11).
 SYSMON_FIELDS = frozenset(("EventID", "Computer", "UtcTime", "Image", "CommandLine", "ParentImage", "ParentProcessId",
                            "ProcessId", "User", "CurrentDirectory", "TargetFilename"))
+# Sysmon events the correlation reads, and the fields without which one is malformed.
+SYSMON_REQUIRED = {"1": ("ProcessId", "Image"), "11": ("TargetFilename",)}
 # Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
 READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
 REPORTS = ("escapes", "attempts", "all")
@@ -222,9 +224,12 @@ class Correlator:
             splunk_time: Optional[float] = None
             if "<Event" in raw and "<EventID>" in raw:
                 data = sysmon_linux.parse_event(raw)
-                if data is None or data["EventID"] not in ("1", "11"):
+                if data is None or data["EventID"] not in SYSMON_REQUIRED:
                     if data is None:
                         summary["malformed"] += 1
+                    continue
+                if not all(data.get(name) for name in SYSMON_REQUIRED[data["EventID"]]):
+                    summary["malformed"] += 1  # a process start without its process, a file create without its file
                     continue
                 when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or _splunk_time(record)
                 if when != when:

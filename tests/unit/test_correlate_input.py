@@ -1,5 +1,6 @@
-"""escapecorrelate's spool lines: their string order is the replay order, they survive any field text, and the
-spooled path (escape_spool.Spool, run files in the dispatch directory) gives what the in-memory path gives."""
+"""escapecorrelate's input side: spool lines (their string order is the replay order, they survive any field text,
+and the spooled path through escape_spool.Spool's run files gives what the in-memory path gives), and malformed
+events that look almost valid (Unicode digits, empty Sysmon events), which are counted and never stop the search."""
 import math
 import re
 import struct
@@ -139,3 +140,13 @@ def test_unicode_digits_in_numeric_audit_fields_do_not_stop_the_search(field: st
     engine.feed(mutated)
     engine.finish()
     assert engine.summary["audit_events"] > 1000
+
+
+@pytest.mark.parametrize("raw", ["<Event><System><EventID>1</EventID></System></Event>",
+                                 "<Event><EventID>11</EventID><Data Name='Image'>/bin/sh</Data></Event>",
+                                 "<Event>" * 20 + "<EventID>1</EventID>"])
+def test_a_sysmon_event_without_its_process_or_file_is_counted_malformed(raw: str) -> None:
+    engine = Correlator(report="all")
+    engine.feed([{"_raw": raw, "_time": "1795923940", "host": "h", "_cd": "1:1"}])
+    engine.finish()
+    assert (engine.summary["malformed"], engine.summary["sysmon_events"]) == (1, 0)
