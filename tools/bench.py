@@ -620,8 +620,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env = {"ESCAPE_STATE_DIR": str(Path(tmp) / "state")}
         _say("\n(2) throughput through SCP v2 (chunks of {}), command vs pass-through on the same input".format(
             options.chunk))
-        _say("  {:17s} {:>9s} {:>10s} {:>10s} {:>7s} {:>8s}  {}".format(
-            "command", "events", "cmd ev/s", "pass ev/s", "ratio", "rows out", "args"))
+        _say("  {:17s} {:>9s} {:>10s} {:>10s} {:>7s} {:>8s} {:>6s} {:>7s}  {}".format(
+            "command", "events", "cmd ev/s", "pass ev/s", "ratio", "rows out", "cmd MB", "pass MB", "args"))
         for name in conf_commands():
             case = COMMANDS[name]
             records: List[Event] = selected[case.detection]
@@ -641,11 +641,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             n = len(records)
             ratio = passthrough.seconds / run.seconds if run.seconds else 0.0
             ratios[name] = ratio
-            results["commands"][name] = {"events": n, "input": origin, "seconds": run.seconds, "passthrough_seconds": passthrough.seconds,
-                                         "ratio": ratio, "rows_out": run.rows_out, "args": args,
-                                         "max_rss_mb": run.max_rss_kb // 1024}
-            _say("  {:17s} {:9d} {:10.0f} {:10.0f} {:7.2f} {:8d}  {}{}".format(
-                name, n, n / run.seconds, n / passthrough.seconds, ratio, run.rows_out,
+            results["commands"][name] = {"events": n, "input": origin, "seconds": run.seconds,
+                                         "passthrough_seconds": passthrough.seconds, "ratio": ratio, "rows_out": run.rows_out, "args": args,
+                                         "max_rss_mb": run.max_rss_kb // 1024,
+                                         "passthrough_max_rss_mb": passthrough.max_rss_kb // 1024}
+            _say("  {:17s} {:9d} {:10.0f} {:10.0f} {:7.2f} {:8d} {:6d} {:7d}  {}{}".format(
+                name, n, n / run.seconds, n / passthrough.seconds, ratio, run.rows_out, run.max_rss_kb // 1024,
+                passthrough.max_rss_kb // 1024,
                 "" if origin == "workload" else "(input: its detection's samples) ", " ".join(args)[:60]))
         del workload, selected
         rss = correlation_memory(bin_dir, env, content, options.rss_events, options.chunk)
