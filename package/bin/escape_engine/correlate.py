@@ -111,7 +111,7 @@ def _splunk_time(record: Record) -> float:
 # A spool line: host, time, serial, stamp, arrival, _cd, source, sourcetype, record type, payload, tab-separated.
 # Text fields are escaped (backslash, tab, CR, LF) so that a line is one line and its fields split on tabs.
 SYSMON_SERIAL = "-"        # sorts before every audit serial ("%02d" length, then digits)
-MAX_SERIAL_DIGITS = 99     # audit serials are 32 or 64-bit counters; longer ones are malformed
+MAX_SERIAL_DIGITS = 99     # what "%02d" holds; audit serials are 32 or 64-bit counters (20 digits at most)
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 _UNESCAPES = {value[1]: key for key, value in _ESCAPES.items()}
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
