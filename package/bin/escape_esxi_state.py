@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+from escape_engine.scalars import finite_float
+
 COLLECTION = "escape_esxi_module_baseline"
 APP = "TA_escape_to_host"
 STOCK_LOOKUP = Path(__file__).resolve().parent.parent / "lookups" / "escape_esxi_stock_modules.csv"
@@ -35,7 +37,7 @@ def _collection(command):
 
 
 def load(command):
-    """{module: first_seen} from the baseline."""
+    """{module: first_seen} from the baseline; documents without a module name are skipped."""
     path = _state_file()
     if path is not None:
         if not path.is_file():
@@ -43,7 +45,15 @@ def load(command):
         documents = json.loads(path.read_text(encoding="utf-8")).get("modules", [])
     else:
         documents = _collection(command).query()
-    return {str(d["module"]).lower(): float(d.get("first_seen") or 0) for d in documents if d.get("module")}
+    if not isinstance(documents, list):
+        raise ValueError("the baseline holds no list of module documents")
+    baseline = {}
+    for document in documents:
+        module = document.get("module") if isinstance(document, dict) else None
+        if isinstance(module, str) and module:
+            # an unreadable first_seen ("abc", NaN, a list) keeps the module known: only the date is lost
+            baseline[module.lower()] = finite_float(document.get("first_seen")) or 0.0
+    return baseline
 
 
 def save(command, learned):

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .specrules import Container, Workload, normalise_capability
 
-_TIME = re.compile(r'(?:^|\s)time="?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)"?')
+_TIME = re.compile(r'(?:^|\s)time="?([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?'
+                   r'(Z|[+-][0-9]{2}:[0-9]{2})"?')
 _MSG = re.compile(r'(?:^|\s)msg="')
 _CALL = re.compile(r"^Calling (POST|GET|PUT|DELETE|HEAD) (/\S*)$")
 _API_PATH = re.compile(r"^(?:/v[0-9.]+)?(/containers/.*)$")
@@ -21,6 +22,7 @@ _GO_PLAIN = re.compile(r'[^"\\]+')
 _GO_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f",
                       "v": "\v", "'": "'"}
 _GO_HEX_WIDTHS = {"x": 2, "u": 4, "U": 8}
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _unquote_go(text: str, start: int) -> Optional[str]:
@@ -46,9 +48,11 @@ def _unquote_go(text: str, start: int) -> Optional[str]:
         if width is None:
             return None
         digits = text[i + 2:i + 2 + width]
+        if len(digits) != width or not all(c in _HEX for c in digits):  # int(x, 16) would take "+1", "1_0", "٣"
+            return None
         try:
             out.append(chr(int(digits, 16)))
-        except (ValueError, OverflowError):  # not hex, or a \U value beyond any code point (OverflowError)
+        except (ValueError, OverflowError):  # a \U value beyond any code point
             return None
         i += 2 + width
     return None
@@ -63,12 +67,15 @@ def message(text: str) -> Optional[str]:
 
 
 def line_time(text: str) -> Optional[float]:
-    """Epoch seconds of the logrus `time=` field."""
+    """Epoch seconds of the logrus `time=` field; None when there is none or it is no real date (month 13)."""
     match = _TIME.search(text)
     if match is None:
         return None
     base, fraction, zone = match.group(1), match.group(2) or "", match.group(3)
-    stamp = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    try:
+        stamp = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
     offset = 0
     if zone != "Z":
         sign = 1 if zone[0] == "+" else -1
@@ -82,7 +89,10 @@ def api_call(msg: str) -> Optional[Tuple[str, str]]:
     match = _CALL.match(msg)
     if match is None or match.group(1) != "POST":
         return None
-    parts = urlsplit(match.group(2))
+    try:
+        parts = urlsplit(match.group(2))
+    except ValueError:  # "//[..." reads as a malformed IPv6 host
+        return None
     path_match = _API_PATH.match(parts.path)
     if path_match is None:
         return None

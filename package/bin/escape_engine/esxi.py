@@ -19,6 +19,7 @@ import time
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple, Union
 
 from escape_engine.runstats import Stats, choose_findings, text as _text
+from escape_engine.scalars import finite_float
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -55,7 +56,7 @@ _VMX_CRASH = re.compile(
     r"unrecoverable error:\s*\((?:vmx|vcpu-\d+)\)|\bvmx(?:\[\d+\])?:.*\bPANIC\b|\bvcpu-\d+\|.*\bPANIC:|"
     r"UserDump:.*\bvmx\b.*\bDumping cartel\b|\bvmx\b.*\b(?:core dumped|crashed)\b", re.IGNORECASE)
 _VMKWARNING = re.compile(r"\bvmkwarning(?:\[\d+\])?:|\bvmkwarning\b.*\bWARNING:")
-_TIME_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?Z")
+_TIME_ISO = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?Z")
 _ACCEPTANCE_SEVERITY = {"communitysupported": "high", "partnersupported": "medium", "vmwareaccepted": "low",
                         "vmwarecertified": "low"}
 
@@ -106,16 +107,18 @@ def parse(raw: str) -> Optional[EsxiEvent]:
 
 
 def epoch(record: Record) -> Optional[float]:
-    """The event time: Splunk's _time (epoch seconds), else the first ISO 8601 UTC stamp in the line."""
-    value = _text(record, "_time")
-    try:
-        return float(value)
-    except ValueError:
-        pass
+    """The event time: Splunk's _time (finite epoch seconds), else the first ISO 8601 UTC stamp in the line, else None
+    ("nan", "inf" and a stamp that is no real date, such as month 13, are no time)."""
+    when = finite_float(_text(record, "_time"))
+    if when is not None:
+        return when
     match = _TIME_ISO.search(_text(record, "_raw"))
     if not match:
         return None
-    stamp = time.strptime("{} {}:{}:{}".format(*match.groups()), "%Y-%m-%d %H:%M:%S")
+    try:
+        stamp = time.strptime("{} {}:{}:{}".format(*match.groups()), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
     return float(calendar.timegm(stamp))
 
 

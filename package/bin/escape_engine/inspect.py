@@ -7,6 +7,7 @@ only the pairing of a dockerd "form data" line with its "Calling POST" line (bou
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import docker, kube
+from .scalars import finite_float, first_text
 from .specrules import AllowRule, Finding, Workload, allowlisted, findings, max_severity, parse_allowed_paths
 
 Value = Union[str, List[str]]
@@ -23,19 +24,15 @@ PENDING_SPAN = 10.0     # seconds of log after which an unpaired line is given u
 MAX_PENDING = 512
 
 
-def _first(value: Optional[Value]) -> str:
-    if isinstance(value, list):
-        return value[0] if value else ""
-    return value or ""
+_first = first_text
 
 
 def _time(record: Record, text: str) -> float:
-    raw = _first(record.get("_time"))
-    try:
-        return float(raw)
-    except ValueError:
-        parsed = docker.line_time(text)
-        return parsed if parsed is not None else 0.0
+    """Splunk's _time; else (missing, "nan", "inf", a list of garbage) the dockerd line's own time; else 0."""
+    when = finite_float(_first(record.get("_time")))
+    if when is None:
+        when = docker.line_time(text)
+    return when if when is not None else 0.0
 
 
 class _Pending:

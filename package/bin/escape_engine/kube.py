@@ -6,6 +6,7 @@ and the spec, never from fields Splunk extracted (its automatic JSON extraction 
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from .scalars import is_ascii_digits, numeric_key
 from .specrules import Container, Workload, normalise_capability
 
 WRITE_VERBS = ("create", "update", "patch")
@@ -179,8 +180,8 @@ def _listify(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
     converted = {k: _listify(v) for k, v in value.items()}
-    if converted and all(k.isdigit() or k == "-" for k in converted):
-        return [converted[k] for k in sorted(converted, key=lambda k: (k == "-", int(k) if k.isdigit() else 0))]
+    if converted and all(is_ascii_digits(k) or k == "-" for k in converted):  # never "²" or "١" (int() fails)
+        return [converted[k] for k in sorted(converted, key=lambda k: (k == "-", numeric_key(k)))]
     return converted
 
 

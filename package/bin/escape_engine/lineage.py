@@ -9,6 +9,8 @@ new image with another parent replaces the old one (pid reuse).
 """
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from .scalars import finite_float
+
 SHIMS = ("containerd-shim", "containerd-shim-runc-v2", "containerd-shim-runc-v1", "conmon")
 RUNTIME_CLIS = ("runc", "crun")
 LSM_CONTAINER_LABELS = ("container_t", "spc_t", "container_runtime_t", "docker-default", "cri-containerd",
@@ -65,14 +67,34 @@ class Proc:
                 "evidence": self.evidence, "runtime": self.runtime, "helper": self.helper, "last": self.last}
 
     @classmethod
-    def from_json(cls, data: Dict[str, Any]) -> "Proc":
-        proc = cls(str(data["pid"]), str(data.get("ppid", "")), float(data.get("start", 0.0)),
-                   str(data.get("comm", "")), str(data.get("exe", "")), str(data.get("dev", "")),
-                   [str(a) for a in data.get("argv", [])], str(data.get("uid", "")), str(data.get("container", "")),
-                   str(data.get("evidence", "")), bool(data.get("runtime", False)), bool(data.get("helper", False)))
-        proc.last = float(data.get("last", proc.start))
+    def from_json(cls, data: Any) -> Optional["Proc"]:
+        """The process persisted by to_json; None when the entry is unusable (no pid, no finite start time)."""
+        if not isinstance(data, dict):
+            return None
+        pid = _key_text(data.get("pid"))
+        start = finite_float(data.get("start"))
+        if not pid or start is None:
+            return None
+        argv = data.get("argv")
+        proc = cls(pid, _key_text(data.get("ppid")), start, _str(data.get("comm")), _str(data.get("exe")),
+                   _str(data.get("dev")), [a for a in argv if isinstance(a, str)] if isinstance(argv, list) else [],
+                   _key_text(data.get("uid")), _str(data.get("container")), _str(data.get("evidence")),
+                   data.get("runtime") is True, data.get("helper") is True)
+        last = finite_float(data.get("last"))
+        proc.last = max(last, start) if last is not None else start
         proc.persisted = True
         return proc
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _key_text(value: Any) -> str:
+    """A pid, ppid or uid as persisted: a string, or an int from an older or hand-edited state."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _str(value)
 
 
 def container_id_from_argv(argv: List[str]) -> str:
@@ -93,6 +115,17 @@ def container_id_from_argv(argv: List[str]) -> str:
     return ""
 
 
+def _container_entry(value: Any) -> Optional[Dict[str, Any]]:
+    """A persisted container entry with finite first/last times, else None."""
+    if not isinstance(value, dict):
+        return None
+    first, last = finite_float(value.get("first")), finite_float(value.get("last"))
+    if first is None or last is None:
+        return None
+    return {"first": min(first, last), "last": max(first, last), "evidence": _str(value.get("evidence")),
+            "id": _str(value.get("id"))}
+
+
 class HostLineage:
     """The process table and container registry of one host."""
 
@@ -104,6 +137,7 @@ class HostLineage:
         self.host_devs: Dict[str, float] = {}
         self.max_time = 0.0
         self.max_pid_seen: List[Tuple[float, int]] = []
+        self.dropped = 0  # unusable entries of the persisted state, skipped by from_json
 
     # ---- persistence -------------------------------------------------------------------------------------------
     def to_json(self, ttl: float) -> Dict[str, Any]:
@@ -119,14 +153,40 @@ class HostLineage:
                 "host_devs": devs}
 
     @classmethod
-    def from_json(cls, data: Dict[str, Any], runtime_names: Iterable[str] = DEFAULT_RUNTIME) -> "HostLineage":
-        table = cls(str(data.get("host", "")), runtime_names)
-        table.max_time = float(data.get("max_time", 0.0))
-        for item in data.get("procs", []):
+    def from_json(cls, data: Any, runtime_names: Iterable[str] = DEFAULT_RUNTIME) -> "HostLineage":
+        """The table persisted by to_json. A corrupted state (hand edits, a cut file, wrong types) never raises: each
+        unusable entry is skipped and counted in `dropped`; what is intact is kept."""
+        if not isinstance(data, dict):
+            table = cls("", runtime_names)
+            table.dropped = 1
+            return table
+        table = cls(_str(data.get("host")), runtime_names)
+        procs = data.get("procs", [])
+        for item in procs if isinstance(procs, list) else [procs]:
             proc = Proc.from_json(item)
+            if proc is None:
+                table.dropped += 1
+                continue
             table.procs[proc.pid] = [proc]
-        table.containers = {str(k): dict(v) for k, v in dict(data.get("containers", {})).items()}
-        table.host_devs = {str(k): float(v) for k, v in dict(data.get("host_devs", {})).items()}
+        containers = data.get("containers", {})
+        for key, value in (containers.items() if isinstance(containers, dict) else [("", containers)]):
+            entry = _container_entry(value)
+            if entry is None or not key:
+                table.dropped += 1
+                continue
+            table.containers[key] = entry
+        devs = data.get("host_devs", {})
+        for dev, value in (devs.items() if isinstance(devs, dict) else [("", devs)]):
+            when = finite_float(value)
+            if when is None or not dev:
+                table.dropped += 1
+                continue
+            table.host_devs[dev] = when
+        max_time = finite_float(data.get("max_time", 0.0))
+        if max_time is None:
+            table.dropped += 1
+            max_time = 0.0
+        table.max_time = max([max_time] + [p[-1].last for p in table.procs.values()])
         return table
 
     # ---- lookups -----------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 or fatal), the findings= option parser, and reading one text value from a Splunk record."""
 from typing import List, Mapping, Sequence, Tuple, Union
 
+from .scalars import first_text
+
 Value = Union[str, List[str]]
 
 MAX_REASONS = 5
@@ -40,6 +42,5 @@ def choose_findings(value: str, findings: Sequence[str], aliases: Mapping[str, T
 
 
 def text(record: Mapping[str, Value], name: str) -> str:
-    """A field's value as text; the first value of a multivalue field."""
-    value = record.get(name, "")
-    return value[0] if isinstance(value, list) and value else value if isinstance(value, str) else ""
+    """A field's value as text; the first value of a multivalue field; "" for anything else (None, a dict)."""
+    return first_text(record.get(name, ""))

@@ -7,6 +7,8 @@ import calendar
 import time
 from typing import Dict, Optional
 
+from .scalars import is_ascii_digits
+
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 
 
@@ -34,7 +36,7 @@ def parse_event(raw: str) -> Optional[Dict[str, str]]:
         return None
     xml = raw[start:]
     event_id = _element(xml, "EventID")
-    if not event_id.isdigit():
+    if not is_ascii_digits(event_id):
         return None
     result: Dict[str, str] = {"EventID": event_id, "Computer": _element(xml, "Computer")}
     position = 0
@@ -72,4 +74,4 @@ def utc_epoch(utc_time: str) -> Optional[float]:
         parsed = time.strptime(whole, "%Y-%m-%d %H:%M:%S")
     except ValueError:
         return None
-    return calendar.timegm(parsed) + (float("0." + fraction) if fraction.isdigit() else 0.0)
+    return calendar.timegm(parsed) + (float("0." + fraction) if is_ascii_digits(fraction) else 0.0)

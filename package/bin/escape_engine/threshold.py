@@ -5,8 +5,9 @@ fixed period (periods aligned to multiples of `period` seconds since the epoch, 
 a window of one period count the same way). A group with more launches than `threshold` gives one row with the
 count and the workloads. State is explicit: `feed()` once per chunk, `results()` after the last.
 """
-import math
 from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
+
+from .scalars import finite_float, first_text
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -15,15 +16,12 @@ Row = Dict[str, Value]
 MAX_LISTED = 100        # workloads and evidence references listed per alert row
 
 
-def _first(value: object) -> str:
-    if isinstance(value, list):
-        return str(value[0]) if value else ""
-    return value if isinstance(value, str) else ""
+_first = first_text
 
 
 def _values(value: object) -> List[str]:
     if isinstance(value, list):
-        return [str(v) for v in value]
+        return [v for v in value if isinstance(v, str)]
     return [value] if isinstance(value, str) and value else []
 
 
@@ -54,11 +52,8 @@ class ThresholdCounter:
             if _first(record.get("escape_launch")) != "1" or not ("privileged" in kinds or "host_process" in kinds):
                 self.skipped += 1
                 continue
-            try:
-                when = float(_first(record.get("_time")))
-            except ValueError:
-                when = float("nan")
-            if not math.isfinite(when):  # missing, unreadable, nan or inf: counted and reported, never a crash
+            when = finite_float(_first(record.get("_time")))
+            if when is None:  # missing, unreadable, nan or inf: counted and reported, never a crash
                 self.skipped += 1
                 self.malformed += 1
                 continue

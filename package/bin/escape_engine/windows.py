@@ -40,11 +40,11 @@ CONTAINER_ACCOUNTS = ("containeradministrator", "containeruser")
 _HOSTPROCESS_PARENTS = ("containerd-shim-runhcs-v1.exe",)
 
 _DATA = re.compile(r"<Data Name=(['\"])([^'\"]+)\1\s*(?:/>|>(.*?)</Data>)", re.DOTALL)
-_EVENT_ID = re.compile(r"<EventID(?:\s[^>]*)?>(\d+)</EventID>")
+_EVENT_ID = re.compile(r"<EventID(?:\s[^>]*)?>([0-9]+)</EventID>")  # ASCII: "٤٦٨٨" is no event id
 _COMPUTER = re.compile(r"<Computer>([^<]*)</Computer>")
 _PROVIDER = re.compile(r"<Provider Name=(['\"])([^'\"]+)\1")
 _CLASSIC_KV = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):[ \t]*(.*?)\s*$")
-_CLASSIC_EVENTCODE = re.compile(r"^EventCode=(\d+)\s*$", re.MULTILINE)
+_CLASSIC_EVENTCODE = re.compile(r"^EventCode=([0-9]+)\s*$", re.MULTILINE)
 _CLASSIC_COMPUTER = re.compile(r"^ComputerName=(.*?)\s*$", re.MULTILINE)
 _XML_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&#39;", "'"), ("&amp;", "&"))
 
