@@ -441,8 +441,14 @@ def test_sysmon_linux_parser_survives_hostile_scalars(data: st.DataObject) -> No
 
 
 @pytest.mark.parametrize("fraction", ["²", "٣", "𝟘", "１"])
-def test_sysmon_linux_utc_time_with_a_unicode_digit_fraction_is_read_without_it(fraction: str) -> None:
-    assert sysmon_linux.utc_epoch("2026-11-29 03:43:47." + fraction) == 1795923827.0
+def test_sysmon_linux_utc_time_with_a_unicode_digit_fraction_is_no_time(fraction: str) -> None:
+    assert sysmon_linux.utc_epoch("2026-11-29 03:43:47." + fraction) is None  # the caller falls back to _time
+    assert sysmon_linux.utc_epoch("2026-11-29 03:43:47.5") == 1795923827.5
+
+
+@pytest.mark.parametrize("utc_time", ["٢٠٢٦-11-29 03:43:47.531", "2026-１1-29 03:43:47", "2026-11-29 03:43:٤٧"])
+def test_sysmon_linux_utc_time_in_unicode_digits_is_no_time(utc_time: str) -> None:
+    assert sysmon_linux.utc_epoch(utc_time) is None
 
 
 @pytest.mark.parametrize("event_id", ["²", "١", "１", "𝟙"])
@@ -460,6 +466,51 @@ def test_kube_json_patch_with_a_non_ascii_or_huge_list_position_does_not_crash(i
     assert result is not None
     containers = result["spec"]["containers"]
     assert isinstance(containers, list) == scalars.is_ascii_digits(index)
+
+
+@lru_cache(maxsize=None)
+def pod_creates() -> Tuple[str, ...]:
+    """Real pod creates with a request body (the Kubernetes samples)."""
+    return tuple(first(e["_raw"]) for e in inspect_events() if e["sourcetype"] == "kube:apiserver-audit"
+                 and '"verb":"create"' in first(e["_raw"]).replace(" ", "") and '"requestObject"' in first(e["_raw"])
+                 and '"resource":"pods"' in first(e["_raw"]).replace(" ", ""))
+
+
+def _as_json_patch(event: Dict[str, Any]) -> Dict[str, Any]:
+    """The same pod write as a JSON patch (RFC 6902): one add per leaf of requestObject.spec."""
+    spec = event["requestObject"]["spec"]
+    ops = []
+    for path in _leaf_paths(spec):
+        node = spec
+        for key in path:
+            node = node[key]
+        if isinstance(node, (dict, list)):
+            continue
+        pointer = "/".join(str(k).replace("~", "~0").replace("/", "~1") for k in path)
+        ops.append({"op": "add", "path": "/spec/" + pointer, "value": node})
+    patched = dict(event, verb="patch", requestObject=ops)
+    patched.pop("responseObject", None)
+    return patched
+
+
+def _findings(raw: str) -> List[str]:
+    return sorted(str(r["escape_finding"]) for r in inspect.run([{"_raw": raw, "_cd": "0:1", "host": "h"}],
+                                                                 allowed_host_paths="/var/log", suppressed="include"))
+
+
+@FUZZ
+@given(data=st.data())
+def test_kube_json_patch_of_a_real_pod_survives_hostile_list_positions(data: st.DataObject) -> None:
+    original = data.draw(st.sampled_from(pod_creates()))
+    patched = _as_json_patch(json.loads(original))
+    assert _findings(json.dumps(patched)) == _findings(original)  # the patch rebuilds the same spec
+    ops = patched["requestObject"]
+    for index in data.draw(st.lists(st.integers(0, len(ops) - 1), min_size=1, max_size=4, unique=True)):
+        segments = ops[index]["path"].split("/")
+        position = data.draw(st.integers(2, len(segments) - 1))
+        segments[position] = data.draw(hostile_text).replace("~", "~0").replace("/", "~1")
+        ops[index] = dict(ops[index], path="/".join(segments))
+    _findings(json.dumps(patched))
 
 
 def test_kube_json_patch_positions_sort_numerically_however_long() -> None:

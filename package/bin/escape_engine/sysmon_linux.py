@@ -67,7 +67,7 @@ def parse_event(raw: str) -> Optional[Dict[str, str]]:
 def utc_epoch(utc_time: str) -> Optional[float]:
     """Sysmon UtcTime `2026-11-29 03:43:47.538` to epoch seconds."""
     text = utc_time.strip()
-    if not text:
+    if not text or not text.isascii():  # time.strptime would read "٢٠٢٦" as a year
         return None
     whole, _, fraction = text.partition(".")
     try:
