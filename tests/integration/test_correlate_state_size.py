@@ -5,7 +5,8 @@ then the same window with every audit event four and eight times (fresh serials,
 processes producing more events, as a busier host does). The alerts must be the same, the persisted state must not
 grow, and neither must the memory the command needs: it runs as escapecorrelate.py does (each chunk encoded and
 spooled to a sorted run file by escape_spool.Spool, the runs merged into Correlator.replay), and the peak of the
-Python memory it allocates is counted with tracemalloc (sizes are counted, not timed).
+Python memory it allocates is counted with tracemalloc (sizes are counted, not timed). Last, the same window copied
+later in time (a longer search range): the chain items the engine holds at once must not grow.
 """
 import json
 import re
@@ -93,3 +94,42 @@ def test_working_memory_does_not_grow_with_twice_the_events_over_one_window(runs
     four, eight = runs[4][2], runs[8][2]
     assert four > 100000, "the measure holds the chunk and the lineage ({} bytes)".format(four)
     assert eight <= four * 1.10, "peak memory grew from {} to {} bytes with twice the events".format(four, eight)
+
+
+class _CountingCorrelator(Correlator):
+    """Counts the most chain items the engine holds at once (the open clusters of its containers)."""
+
+    peak_items = 0
+
+    def _add_item(self, host, key, item) -> None:  # type: ignore[no-untyped-def]
+        super()._add_item(host, key, item)
+        held = sum(len(cluster) for clusters in self._items.values() for cluster in clusters.values())
+        self.peak_items = max(self.peak_items, held)
+
+
+def _later_copies(copies: int, gap: float) -> List[Dict[str, str]]:
+    """The lab window `copies` times, each copy `gap` seconds after the previous one (a longer search range)."""
+    base = [r for r in lab_records() if WINDOW[0] <= float(r["_time"]) < WINDOW[1]]
+    out = []
+    for copy in range(copies):
+        for record in base:
+            raw = STAMP.sub(lambda m: "msg=audit(%.3f:%d)" % (float(m.group(1)) + copy * gap,
+                                                             int(m.group(2)) + copy * 1000000), record["_raw"], 1)
+            out.append(dict(record, _raw=raw, _time="%.3f" % (float(record["_time"]) + copy * gap),
+                            _cd="%d:%s" % (copy, record["_cd"].split(":")[1])))
+    out.sort(key=lambda r: float(r["_time"]), reverse=True)
+    return out
+
+
+def test_chain_items_held_do_not_grow_with_the_search_range() -> None:
+    # Spec: memory is bounded by the window and the persisted state, not by the search range. Four copies of the
+    # window, each 1,000 s after the previous (more than the 300 s window), give four times the alerts while the
+    # engine holds no more chain items at once than for one copy.
+    peaks, alerts = {}, {}
+    for copies in (1, 4):
+        engine = _CountingCorrelator(window=300.0)
+        engine.feed(_later_copies(copies, 1000.0))
+        alerts[copies] = sorted(str(r["escape_finding"]) for r in engine.finish())
+        peaks[copies] = engine.peak_items
+    assert alerts[1] and alerts[4] == sorted(alerts[1] * 4)
+    assert 0 < peaks[4] <= peaks[1], "held chain items grew from {} to {}".format(peaks[1], peaks[4])

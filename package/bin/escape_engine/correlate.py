@@ -78,6 +78,22 @@ class Item:
         self.sourcetype = sourcetype
 
 
+class _Chain:
+    """A classified cluster: its alert row but for what reads the container table, which is filled in at the end
+    (a container's id or evidence may be learnt after its chain closed)."""
+
+    __slots__ = ("row", "host", "key", "attribution", "first_text", "result_texts")
+
+    def __init__(self, row: Dict[str, Value], host: str, key: str, attribution: str, first_text: str,
+                 result_texts: List[str]) -> None:
+        self.row = row
+        self.host = host
+        self.key = key
+        self.attribution = attribution
+        self.first_text = first_text
+        self.result_texts = result_texts
+
+
 class _Event:
     __slots__ = ("host", "time", "serial", "records", "cds", "sysmon", "source", "sourcetype")
 
@@ -184,7 +200,12 @@ class Correlator:
         self._seq = 0
         self._last_key: Optional[Tuple[str, str, str]] = None
         self._oldest: Optional[float] = None
-        self._items: Dict[Tuple[str, str], List[Item]] = {}
+        # The open cluster of each container, per host: items closer than `window` apart. A cluster is classified as
+        # soon as replay time passes its last item by more than `window` (no later item can join it), so what is held
+        # is bounded by the window, not by the search range; the rows wait in _chains for the container table.
+        self._items: Dict[str, Dict[str, List[Item]]] = {}
+        self._chains: List[Tuple[Tuple[str, str, int], _Chain]] = []
+        self._swept: Tuple[str, float] = ("", float("-inf"))
         self._traps: Dict[str, List[Tuple[float, int, str, List[str]]]] = {}
         self._clients: Dict[str, List[Tuple[float, str, str, List[str]]]] = {}
         self._order = 0
@@ -325,6 +346,9 @@ class Correlator:
         return table
 
     def _dispatch(self, event: _Event) -> None:
+        host, swept = self._swept
+        if event.host != host or event.time > swept + self.window:
+            self._sweep(event.host, event.time)
         self.summary["sysmon_events" if event.sysmon is not None else "audit_events"] += 1
         if event.sysmon is not None:
             self._sysmon_event(event)
@@ -400,9 +424,40 @@ class Correlator:
                                   data.get("Image", ""), target)
 
     def _add_item(self, host: str, key: str, item: Item) -> None:
+        """Items arrive in replay order, so per container in time order: a gap over `window` closes the cluster."""
         self._order += 1
         item.order = self._order
-        self._items.setdefault((host, key), []).append(item)
+        clusters = self._items.setdefault(host, {})
+        cluster = clusters.get(key)
+        if cluster and item.time - cluster[-1].time > self.window:
+            self._close(host, key, cluster)
+            cluster = None
+        if cluster:
+            cluster.append(item)
+        else:
+            clusters[key] = [item]
+
+    def _sweep(self, host: str, now: float) -> None:
+        """Classify the clusters replay time has left behind and forget traps and clients too old to match."""
+        previous, _ = self._swept
+        if previous != host:  # replay is ordered by host: the previous host has no more events
+            for key, cluster in sorted(self._items.pop(previous, {}).items()):
+                self._close(previous, key, cluster)
+            self._traps.pop(previous, None)
+            self._clients.pop(previous, None)
+        clusters = self._items.get(host, {})
+        for key in [k for k, cluster in clusters.items() if now - cluster[-1].time > self.window]:
+            self._close(host, key, clusters.pop(key))
+        if host in self._traps:
+            self._traps[host] = [t for t in self._traps[host] if now - t[0] <= HELPER_WINDOW]
+        if host in self._clients:
+            self._clients[host] = [c for c in self._clients[host] if now - c[0] <= self.window]
+        self._swept = (host, now)
+
+    def _close(self, host: str, key: str, cluster: List[Item]) -> None:
+        chain = self._classify(host, key, cluster)
+        if chain is not None:
+            self._chains.append(((host, key, cluster[0].order), chain))
 
     def _exec(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str, dev: str,
               argv: List[str], title: List[str], uid: str, subj: str, explicit: str, cwd: str = "") -> None:
@@ -581,25 +636,18 @@ class Correlator:
             lines, self._buffer = self._buffer, []
             lines.sort()
             self.replay(lines)
-        rows: List[Dict[str, Value]] = []
-        for (host, key), items in sorted(self._items.items()):
-            items.sort(key=lambda i: (i.time, i.order))
-            cluster: List[Item] = []
-            for item in items:
-                if cluster and item.time - cluster[-1].time > self.window:
-                    row = self._classify(host, key, cluster)
-                    if row is not None:
-                        rows.append(row)
-                    cluster = []
-                cluster.append(item)
-            if cluster:
-                row = self._classify(host, key, cluster)
-                if row is not None:
-                    rows.append(row)
+        for host in sorted(self._items):
+            for key, cluster in sorted(self._items[host].items()):
+                self._close(host, key, cluster)
+        self._items, self._traps, self._clients = {}, {}, {}
+        self._swept = ("", float("-inf"))
+        self._chains.sort(key=lambda pair: pair[0])
+        rows = [self._row(chain) for _, chain in self._chains]
+        self._chains = []
         rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)
         return rows
 
-    def _classify(self, host: str, key: str, items: List[Item]) -> Optional[Dict[str, Value]]:
+    def _classify(self, host: str, key: str, items: List[Item]) -> Optional["_Chain"]:
         triggers = [i for i in items if i.kind in ("syscall", "tool", "socket_client", "agent_write")]
         if not triggers:
             return None
@@ -648,10 +696,6 @@ class Correlator:
             return None
         self.summary["escapes" if category == "escape" else "suspicious" if category == "suspicious"
                      else "attempts"] += 1
-        table = self._table(host)
-        container = table.containers.get(key, {})
-        attribution = next((i.attribution for i in triggers if i.attribution), "") or \
-            str(container.get("evidence", "")) or "unknown"
         evidence: List[str] = []
         for item in items:
             if item.kind in ("host_exec", "helper_exec", "child_start") and item.time < first_trigger.time - self.skew:
@@ -664,8 +708,6 @@ class Correlator:
         chain_id = hashlib.sha1(chain_seed.encode("utf-8")).hexdigest()[:20]
         tools = sorted({i.name for i in triggers if i.kind in ("tool", "socket_client")})
         host_bins = sorted({i.name for i in results if i.kind in ("host_exec", "helper_exec")})
-        summary = self._summary(category, finding, host, key, attribution, names, tools, host_bins, results,
-                                first_trigger)
         row: Dict[str, Value] = {
             "_time": "%.3f" % anchor.time,
             "host": host,
@@ -674,12 +716,12 @@ class Correlator:
             "escape_severity": severity,
             "escape_finding": finding,
             "escape_category": category,
-            "escape_summary": summary,
+            "escape_summary": "",  # these three read the container table: filled in by _row
             "escape_chain_id": chain_id,
             "escape_evidence_cd": evidence,
             "escape_container": key,
-            "escape_container_id": str(container.get("id", "")),
-            "escape_attribution": attribution,
+            "escape_container_id": "",
+            "escape_attribution": "",
             "escape_syscalls": names,
             "escape_tools": tools,
             "escape_host_binaries": host_bins,
@@ -688,15 +730,27 @@ class Correlator:
         }
         if first_trigger.cds:
             row["_cd"] = first_trigger.cds[0]
+        attribution = next((i.attribution for i in triggers if i.attribution), "")
+        return _Chain(row, host, key, attribution, first_trigger.text, [i.text for i in results[:3]])
+
+    def _row(self, chain: "_Chain") -> Dict[str, Value]:
+        """The chain's alert row, with what the container table knows at the end of the search."""
+        container = self._table(chain.host).containers.get(chain.key, {})
+        attribution = chain.attribution or str(container.get("evidence", "")) or "unknown"
+        row = chain.row
+        row["escape_container_id"] = str(container.get("id", ""))
+        row["escape_attribution"] = attribution
+        row["escape_summary"] = self._summary(row, attribution, chain.first_text, chain.result_texts)
         return row
 
     @staticmethod
-    def _summary(category: str, finding: str, host: str, key: str, attribution: str, names: List[str],
-                 tools: List[str], host_bins: List[str], results: List[Item], first: Item) -> str:
-        where = "container %s on %s (attributed by %s)" % (key[:24], host, attribution)
+    def _summary(row: Mapping[str, Value], attribution: str, first_text: str, result_texts: List[str]) -> str:
+        category, finding = row["escape_category"], row["escape_finding"]
+        names, tools = list(row["escape_syscalls"]), list(row["escape_tools"])
+        where = "container %s on %s (attributed by %s)" % (str(row["escape_container"])[:24], row["host"], attribution)
         if category == "escape":
             return "Escape chain %s in %s: %s, then %s." % (
-                finding, where, ", ".join(names + tools) or first.text, "; ".join(i.text for i in results[:3]))
+                finding, where, ", ".join(names + tools) or first_text, "; ".join(result_texts))
         if category == "suspicious":
             return "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
         return "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
