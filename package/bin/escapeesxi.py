@@ -43,7 +43,7 @@ class EsxiCommand(StreamingCommand):
                                      findings=self.findings, threshold=int(self.threshold), window=int(self.window),
                                      mode=self.mode)
         except ValueError as error:
-            self.write_error(str(error))
+            self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)
 
     def stream(self, records):

@@ -31,7 +31,7 @@ class WindowsCommand(StreamingCommand):
         try:  # an empty run checks the options, so a bad value fails the search at once with the engine's message
             list(run([], restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess))
         except ValueError as error:
-            self.write_error(str(error))
+            self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)
 
     lineage = None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -189,23 +190,36 @@ def assert_kept(baseline: List[Tuple[str, ...]], rows: Iterable[Dict[str, Any]],
 
 
 def _lines(path: Path) -> List[str]:
-    return [b.decode("utf-8") for b in path.read_bytes().split(b"\n") if b.strip()]
+    return [b.decode("utf-8", "replace") for b in path.read_bytes().split(b"\n") if b.strip()]
+
+
+@lru_cache(maxsize=None)
+def detection_samples(analytic: str) -> Tuple[Tuple[Path, str, str], ...]:
+    """(path, sourcetype, source) of every fires / silent sample the detections of `analytic` name, plain files only."""
+    found: Dict[Path, Tuple[Path, str, str]] = {}
+    for path in sorted((ROOT / "content" / "detections").glob("*.yml")):
+        detection = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if detection["analytic"] != analytic:
+            continue
+        for sample in detection["samples"]["fires"] + detection["samples"]["silent"]:
+            file = (ROOT / sample["path"]).resolve()
+            if file.suffix != ".gz":
+                found.setdefault(file, (file, sample["sourcetype"], sample.get("source", "")))
+    return tuple(found.values())
 
 
 # ---- escapeinspect: Kubernetes audit, dockerd debug lines, docker inspect (inspect, kube, docker, specrules) ----
 @lru_cache(maxsize=None)
 def inspect_events() -> Tuple[Event, ...]:
-    files = sorted(SAMPLES.glob("kube_*.json")) + [SAMPLES / "panther_k8s_cases_fire.jsonl",
-                                                   SAMPLES / "dockerd_debug_attack_creates.log",
-                                                   SAMPLES / "docker_inspect_attack.jsonl"]
-    files += sorted((SHARED / "data" / "public" / "kube_apiserver").glob("falco_create_*.json"))
+    files = [path for path, _, _ in detection_samples("container")]
+    files += [p for p in sorted(SAMPLES.glob("kube_*.json")) if p.resolve() not in files]
     events = []
     for path in files:
         for raw in _lines(path):
             number = len(events)
             event: Event = {"_raw": raw, "_cd": "0:%d" % number, "host": "cluster-a", "source": path.name,
                             "_time": "%.3f" % (1795923900 - number), "sourcetype": "kube:apiserver-audit"}
-            if path.suffix == ".log":  # dockerd lines: their own time decides the pairing
+            if path.name.startswith("dockerd"):  # dockerd lines: their own time decides the pairing
                 event.update(sourcetype="docker:daemon", _time="%.6f" % (docker.line_time(raw) or 0.0))
             elif path.name.startswith("docker_inspect"):
                 event["sourcetype"] = "docker:inspect"
@@ -305,7 +319,7 @@ def test_threshold_survives_hostile_scalars_and_counts_unreadable_times() -> Non
 @lru_cache(maxsize=None)
 def windows_events() -> Tuple[Event, ...]:
     events: List[Event] = []
-    for path in sorted(SAMPLES.glob("windows_*")):
+    for path, _, _ in detection_samples("windows"):
         sourcetype, source = windows_kind(path)
         for record in sample_records(path, sourcetype, source, host="winhost"):
             record["_cd"] = "%d:%s" % (len(events), record["_cd"])
@@ -368,7 +382,8 @@ def test_winpath_never_raises_but_on_a_bad_restricted_list(path: str, directory:
 @lru_cache(maxsize=None)
 def esxi_events() -> Tuple[Event, ...]:
     events: List[Event] = []
-    for path in sorted(SAMPLES.glob("esxi_*.log")):
+    files = [path for path, _, _ in detection_samples("esxi")]
+    for path in files + [p for p in sorted(SAMPLES.glob("esxi_*.log")) if p.resolve() not in files]:
         for record in sample_records(path, "vmware:esxlog:vmkernel", host="esx01"):
             record["_cd"] = "%d:%s" % (len(events), record["_cd"])
             events.append(record)
@@ -466,6 +481,18 @@ def test_kube_json_patch_with_a_non_ascii_or_huge_list_position_does_not_crash(i
     assert result is not None
     containers = result["spec"]["containers"]
     assert isinstance(containers, list) == scalars.is_ascii_digits(index)
+
+
+@pytest.mark.parametrize("name", ["{", "}", "{0}", "{x}", "a}b{", "{apparmor}"])
+def test_kube_container_name_with_braces_is_read_and_its_apparmor_annotation_applies(name: str) -> None:
+    event = json.loads(pod_creates()[0])
+    container = event["requestObject"]["spec"]["containers"][0]
+    container["name"] = name
+    annotations = event["requestObject"].setdefault("metadata", {}).setdefault("annotations", {})
+    annotations["container.apparmor.security.beta.kubernetes.io/" + name] = "unconfined"
+    rows = list(inspect.run([{"_raw": json.dumps(event), "_cd": "0:1"}], allowed_host_paths="/",
+                            finding="apparmor_unconfined"))
+    assert [r["escape_detail"] for r in rows] == ["container {} runs without an AppArmor profile (low)".format(name)]
 
 
 @lru_cache(maxsize=None)
@@ -642,10 +669,19 @@ def test_a_persisted_process_with_bad_optional_fields_keeps_its_pid_and_containe
 
 
 # ---- Linux audit (auditd.parse_line, correlate.run): owned by the lead, rewritten there ---------------------------
+@lru_cache(maxsize=None)
+def audit_lines() -> Tuple[str, ...]:
+    """E02's records and every line of the public audit logs the Linux detections name (raw, other kernels)."""
+    lines = [first(e["_raw"]) for e in audit_events()]
+    for path, _, _ in detection_samples("linux"):
+        lines.extend(_lines(path))
+    return tuple(lines)
+
+
 @FUZZ
 @given(data=st.data())
 def test_auditd_parse_line_survives_hostile_scalars(data: st.DataObject) -> None:
-    line = mutate_text(data, first(data.draw(st.sampled_from(audit_events()))["_raw"]))
+    line = mutate_text(data, data.draw(st.sampled_from(audit_lines())))
     record = auditd.parse_line(line)
     if record is None:
         return

@@ -292,8 +292,9 @@ def workload(event: AuditEvent) -> Optional[Workload]:
             _security(container, _dict(item.get("securityContext")))
             if pod_defaults.host_process:
                 container.host_process = True
-            prefix = "container.{}.security.beta.kubernetes.io/" + container.name
-            if _text(annotations.get(prefix.format("apparmor"))).lower() == "unconfined":
+            # concatenated, never str.format: a container name may hold "{" or "}"
+            if _text(annotations.get("container.apparmor.security.beta.kubernetes.io/" + container.name)).lower() \
+                    == "unconfined":
                 container.apparmor_unconfined = True
             if _text(annotations.get("container.seccomp.security.alpha.kubernetes.io/" + container.name)).lower() \
                     == "unconfined":
