@@ -659,6 +659,12 @@ def test_corrupted_lineage_state_is_read_without_raising_and_counted(data: Any, 
     assert table.dropped == dropped
 
 
+@pytest.mark.parametrize("data", [{}, {"host": 5}, {"host": "stale-name"}, None])
+def test_lineage_state_takes_the_host_it_was_stored_under(data: Any) -> None:
+    assert lineage.HostLineage.from_json(data, host="labvm").host == "labvm"
+    assert lineage.HostLineage.from_json({"host": "labvm"}).host == "labvm"
+
+
 def test_a_persisted_process_with_bad_optional_fields_keeps_its_pid_and_container() -> None:
     table = lineage.HostLineage.from_json({"max_time": 10.0, "procs": [
         {"pid": 42, "ppid": None, "start": 5.0, "last": "inf", "argv": "sh", "container": "c1", "runtime": "yes"}]})
@@ -763,3 +769,27 @@ def test_esxi_baseline_that_is_no_list_of_documents_is_a_clear_error(tmp_path: P
     (tmp_path / "escape_esxi_module_baseline.json").write_text('{"modules": "vmkdrvhelper"}', encoding="utf-8")
     with pytest.raises(ValueError, match="no list of module documents"):
         escape_esxi_state.load(None)
+
+
+# A persisted host state that is no JSON object (a hand-edited file, a cut KV document): HostLineage.from_json takes
+# anything and counts it dropped, but correlate.py (the lead's) converts it with dict() first.
+CORRELATE_STATE_CRASHES = ("'garbage'", "[1]", "5", "None")
+# ... and without a host field the table's host is "" (the state's key is not passed to from_json): the host's alerts
+# then carry host="" and another chain id.
+CORRELATE_STATE_HOSTLESS = ("[]", "{'procs': 'x', 'max_time': 'nan'}")
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(value, id=repr(value), marks=[pytest.mark.xfail(
+        strict=True, reason="correlate.py calls dict() on a persisted host state before from_json (lead's rewrite)")]
+        if repr(value) in CORRELATE_STATE_CRASHES else [pytest.mark.xfail(
+            strict=True, reason="correlate.py does not pass the state's key to from_json(host=) (lead's rewrite)")]
+        if repr(value) in CORRELATE_STATE_HOSTLESS else [])
+    for value in ("garbage", [1], 5, None, [], {"procs": "x", "max_time": "nan"}, {"host": "labvm", "procs": 7})
+])
+def test_correlate_starts_from_a_corrupted_host_state(value: Any) -> None:
+    valid = list(audit_events())
+    baseline = keys(correlate.run(valid), lambda r: (str(r["escape_chain_id"]),))
+    correlator = correlate.Correlator(state={"labvm": value, "other-host": json.loads(persisted_state())})
+    correlator.feed(valid)
+    assert_kept(baseline, correlator.finish(), lambda r: (str(r["escape_chain_id"]),))

@@ -153,14 +153,15 @@ class HostLineage:
                 "host_devs": devs}
 
     @classmethod
-    def from_json(cls, data: Any, runtime_names: Iterable[str] = DEFAULT_RUNTIME) -> "HostLineage":
-        """The table persisted by to_json. A corrupted state (hand edits, a cut file, wrong types) never raises: each
-        unusable entry is skipped and counted in `dropped`; what is intact is kept."""
+    def from_json(cls, data: Any, runtime_names: Iterable[str] = DEFAULT_RUNTIME, host: str = "") -> "HostLineage":
+        """The table persisted by to_json. `host`, when given, is the name the state was stored under and wins over
+        the state's own (possibly missing) host field. A corrupted state (hand edits, a cut file, wrong types) never
+        raises: each unusable entry is skipped and counted in `dropped`; what is intact is kept."""
         if not isinstance(data, dict):
-            table = cls("", runtime_names)
+            table = cls(host, runtime_names)
             table.dropped = 1
             return table
-        table = cls(_str(data.get("host")), runtime_names)
+        table = cls(host or _str(data.get("host")), runtime_names)
         procs = data.get("procs", [])
         for item in procs if isinstance(procs, list) else [procs]:
             proc = Proc.from_json(item)
