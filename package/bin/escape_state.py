@@ -7,7 +7,7 @@ the whole collection is one file, <ESCAPE_STATE_DIR>/<collection>.json, replaced
 import json
 import os
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 
 def _state_dir():
@@ -19,9 +19,10 @@ def location(collection):
     return os.path.join(directory, collection + ".json") if directory else "KV store collection " + collection
 
 
-def load(command, collection):
-    # type: (Any, str) -> Dict[str, Dict[str, Any]]
-    """Every host's state; an absent file or empty collection is an empty state."""
+def load(command, collection, unreadable=None):
+    # type: (Any, str, Optional[List[str]]) -> Dict[str, Any]
+    """Every host's state; an absent file or empty collection is an empty state. A KV document whose state is not
+    JSON is skipped and its key appended to `unreadable` (the engine then starts that host afresh)."""
     directory = _state_dir()
     if directory:
         path = os.path.join(directory, collection + ".json")
@@ -32,8 +33,16 @@ def load(command, collection):
         if not isinstance(data, dict):
             raise ValueError("{} does not hold a JSON object".format(path))
         return data
-    documents = command.service.kvstore[collection].data.query()
-    return {doc["_key"]: json.loads(doc["state"]) for doc in documents if "state" in doc}
+    states = {}  # type: Dict[str, Any]
+    for document in command.service.kvstore[collection].data.query():
+        if "state" not in document:
+            continue
+        try:
+            states[document["_key"]] = json.loads(document["state"])
+        except (TypeError, ValueError):
+            if unreadable is not None:
+                unreadable.append(str(document.get("_key", "")))
+    return states
 
 
 def save(command, collection, state):

@@ -40,7 +40,11 @@ class CorrelateCommand(StreamingCommand):
 
     def stream(self, records):
         if not hasattr(self, "_engine"):
-            saved = escape_state.load(self, COLLECTION) if self.state != "none" else {}
+            unreadable = []
+            saved = escape_state.load(self, COLLECTION, unreadable) if self.state != "none" else {}
+            if unreadable:
+                self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts afresh: "
+                                   "{}", len(unreadable), ", ".join(unreadable)[:500])  # args: hosts may hold braces
             self._engine = Correlator(window=float(self.window), skew=float(self.skew),
                                       allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
                                       ttl=float(self.ttl), report=self.report, state=saved)
@@ -52,11 +56,8 @@ class CorrelateCommand(StreamingCommand):
         rows = self._engine.finish()
         if self.state == "readwrite":
             escape_state.save(self, COLLECTION, self._engine.state())
-        self.write_info("escapecorrelate: {}".format(", ".join("{}={}".format(k, v) for k, v in
-                                                                 sorted(self._engine.summary.items()))))
-        if self._engine.summary["out_of_order"] or self._engine.summary["malformed"]:
-            self.write_warning("escapecorrelate: {out_of_order} events arrived out of the tolerated order, {malformed} "
-                               "records were not audit or Sysmon events".format(**self._engine.summary))
+        for level, text in self._engine.messages():
+            (self.write_info if level == "INFO" else self.write_warning)("{}", text)
         yield from rows
 
 

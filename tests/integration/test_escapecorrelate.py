@@ -67,7 +67,7 @@ def test_malformed_events_are_reported_in_the_inspector(command: Path, tmp_path:
                     "source": "x", "sourcetype": "linux:audit"}])
     run = run_command(command, ["state=none"], chunks, env={"ESCAPE_STATE_DIR": str(tmp_path)})
     assert run.returncode == 0, run.stderr
-    assert any("1 records were not audit" in text for level, text in run.messages if level == "WARN")
+    assert any("1 records were malformed" in text for level, text in run.messages if level == "WARN")
     assert not (tmp_path / "escape_linux_lineage.json").exists()
 
 

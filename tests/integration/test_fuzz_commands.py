@@ -181,9 +181,7 @@ INPUTS: Dict[str, Inputs] = {
                               r"escapethreshold: (\d+) row\(s\)", ("truncated", "wrong_types", "missing_fields")),
     "escapecorrelate": Inputs(_audit_events, _audit_malformed,
                               lambda r: (str(r.get("escape_chain_id")),),
-                              # deep_nesting is not counted: the engine takes "<Event>"*N<EventID>1</EventID> for
-                              # a Sysmon event with no fields (reported to the Linux analytic's owner)
-                              r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields"),
+                              r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields", "deep_nesting"),
                               r"out_of_order=(\d+)"),
     "escapewindows": Inputs(_sample_events("windows_container_symlink_abuse"), _text_malformed,
                             lambda r: (str(r.get("_cd")), str(r.get("escape_finding"))),

@@ -47,7 +47,7 @@ def _audit(host: str, when: float, serial: str, cd: str) -> Dict[str, str]:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["a", "ab", "a\\", "a\x01", "b", "é"]),
-                          st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+                          st.floats(min_value=0.0, max_value=correlate.EPOCH_RANGE[1], exclude_max=True),
                           st.integers(min_value=0, max_value=10 ** 25).map(str) | st.sampled_from(["007", "0"])),
                 min_size=1, max_size=40))
 def test_string_order_of_lines_groups_hosts_and_orders_time_then_serial(events: List) -> None:
@@ -150,3 +150,25 @@ def test_a_sysmon_event_without_its_process_or_file_is_counted_malformed(raw: st
     engine.feed([{"_raw": raw, "_time": "1795923940", "host": "h", "_cd": "1:1"}])
     engine.finish()
     assert (engine.summary["malformed"], engine.summary["sysmon_events"]) == (1, 0)
+
+
+@pytest.mark.parametrize("stamp", ["1e300", "4102444800.5", "-5.0", "inf", "nan"])
+def test_a_time_outside_1970_to_2100_is_malformed_and_cannot_age_out_the_persisted_lineage(stamp: str) -> None:
+    # One far-future record made the host's newest time 1e300, and the TTL (counted back from it) dropped the lineage.
+    records = [r for r in lab_records() if 1795923885.0 <= float(r["_time"]) <= 1795923950.0]
+    engine = Correlator()
+    engine.feed(records)
+    engine.finish()
+    poisoned = Correlator(state=engine.state())
+    poisoned.feed([{"_raw": "type=SYSCALL msg=audit(%s:99): arch=c000003e syscall=59 success=yes pid=1" % stamp,
+                    "_time": stamp, "host": "labvm", "_cd": "1:1"}])
+    poisoned.finish()
+    assert poisoned.summary["malformed"] == 1
+    assert poisoned.state() == engine.state()
+
+
+def test_unusable_entries_of_the_persisted_state_are_counted_and_reported() -> None:
+    engine = Correlator(state={"labvm": {"procs": [{"pid": "1", "start": "nan"}, 7]}, "h2": "garbage"})
+    engine.finish()
+    assert engine.summary["state_dropped"] == 3
+    assert any(level == "WARN" and "3 unusable entries" in text for level, text in engine.messages())

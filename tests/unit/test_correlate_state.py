@@ -60,3 +60,12 @@ def test_kv_store_holds_one_document_per_host_saved_in_batches(monkeypatch: pyte
     assert [len(batch) for batch in data.saved] == [100, 100, 50]
     first = data.saved[0][0]
     assert first["_key"] == "host0" and json.loads(first["state"]) == {"max_time": 0.0}
+
+
+def test_a_kv_document_whose_state_is_not_json_is_skipped_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESCAPE_STATE_DIR", raising=False)
+    data = _Data([{"_key": "h1", "state": json.dumps({"max_time": 5.0})}, {"_key": "cut", "state": '{"procs": [1'},
+                  {"_key": "h{2}", "state": None}])
+    unreadable: List[str] = []
+    assert escape_state.load(_Command(data), "escape_linux_lineage", unreadable) == {"h1": {"max_time": 5.0}}
+    assert unreadable == ["cut", "h{2}"]

@@ -707,7 +707,7 @@ def test_correlate_survives_hostile_scalars_and_keeps_valid_chains() -> None:
     @FUZZ
     @given(data=st.data())
     def one(data: st.DataObject) -> None:
-        bad = draw_bad(data, valid, values=splunk_value)  # the other kinds of value: CORRELATE_NON_STRING below
+        bad = draw_bad(data, valid, values=splunk_value)  # other kinds of value: test_correlate_survives_non_string_...
         correlator = correlate.Correlator()
         correlator.feed(mixed(data, valid, bad))
         rows = correlator.finish()
@@ -719,18 +719,9 @@ def test_correlate_survives_hostile_scalars_and_keeps_valid_chains() -> None:
 
 
 # Field values that are no string and no list of strings (None, [None], numbers, booleans, dicts): Splunk's SCP
-# hands over strings and lists of strings, yet a command fed by another command's rows or a future splunklib may
-# not. escapecorrelate's engine (correlate.py, owned by the lead) still crashes on the cases marked xfail here.
-_NOT_TEXT = ("[None]", "5", "1.5", "True", "[5, 'x']")  # repr() of the values; None, [] and _time are handled
-CORRELATE_NON_STRING_CRASHES = {(field, value) for field in ("_raw", "host", "_cd", "source", "sourcetype")
-                                for value in _NOT_TEXT} | {(field, "{'a': 'b'}") for field in ("_raw", "source",
-                                                                                               "sourcetype")}
-
-
+# hands over strings and lists of strings, yet a command fed by another command's rows or a future splunklib may not.
 @pytest.mark.parametrize("field,value", [
-    pytest.param(field, value, id="{}={!r}".format(field, value), marks=[pytest.mark.xfail(
-        strict=True, reason="correlate.py reads a non-string field value as text (lead's rewrite)")]
-        if (field, repr(value)) in CORRELATE_NON_STRING_CRASHES else [])
+    pytest.param(field, value, id="{}={!r}".format(field, value))
     for field in ("_raw", "_time", "host", "_cd", "source", "sourcetype")
     for value in (None, [None], [], 5, 1.5, True, {"a": "b"}, [5, "x"])
 ])
@@ -771,20 +762,10 @@ def test_esxi_baseline_that_is_no_list_of_documents_is_a_clear_error(tmp_path: P
         escape_esxi_state.load(None)
 
 
-# A persisted host state that is no JSON object (a hand-edited file, a cut KV document): HostLineage.from_json takes
-# anything and counts it dropped, but correlate.py (the lead's) converts it with dict() first.
-CORRELATE_STATE_CRASHES = ("'garbage'", "[1]", "5", "None")
-# ... and without a host field the table's host is "" (the state's key is not passed to from_json): the host's alerts
-# then carry host="" and another chain id.
-CORRELATE_STATE_HOSTLESS = ("[]", "{'procs': 'x', 'max_time': 'nan'}")
-
-
+# A persisted host state that is no JSON object or misses its host field (a hand-edited file, a cut KV document): the
+# host starts afresh under the name it was stored under, and its unusable entries are counted.
 @pytest.mark.parametrize("value", [
-    pytest.param(value, id=repr(value), marks=[pytest.mark.xfail(
-        strict=True, reason="correlate.py calls dict() on a persisted host state before from_json (lead's rewrite)")]
-        if repr(value) in CORRELATE_STATE_CRASHES else [pytest.mark.xfail(
-            strict=True, reason="correlate.py does not pass the state's key to from_json(host=) (lead's rewrite)")]
-        if repr(value) in CORRELATE_STATE_HOSTLESS else [])
+    pytest.param(value, id=repr(value))
     for value in ("garbage", [1], 5, None, [], {"procs": "x", "max_time": "nan"}, {"host": "labvm", "procs": 7})
 ])
 def test_correlate_starts_from_a_corrupted_host_state(value: Any) -> None:

@@ -11,6 +11,8 @@ str.partition / str.split.
 """
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from escape_engine.scalars import is_ascii_digits
+
 GS = "\x1d"
 
 ARCH_NAMES = {"c000003e": "x86_64", "c00000b7": "aarch64", "40000003": "i386", "x86_64": "x86_64",
@@ -160,7 +162,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if not sep:
         return None
     stamp, _, serial = header.rpartition(":")
-    if not is_decimal(serial):
+    if not is_ascii_digits(serial):
         return None
     body = body.lstrip(":").lstrip(" ")
     if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
@@ -198,7 +200,7 @@ def arch_name(fields: Mapping[str, str]) -> str:
 def syscall_name(record: AuditRecord) -> str:
     """Name of the syscall of a SYSCALL record: numeric per architecture, or the interpreted name."""
     value = record.fields.get("syscall", "")
-    if is_decimal(value):
+    if is_ascii_digits(value):
         table = SYSCALL_NUMBERS.get(arch_name(record.fields))
         if table is None:
             return record.interpreted.get("SYSCALL", "syscall_" + value)
@@ -253,11 +255,6 @@ def proctitle(record: AuditRecord) -> List[str]:
         return [p.decode("utf-8", "replace") for p in bytes.fromhex(value).split(b"\x00") if p]
     _, found, rest = record.text.partition("proctitle=")
     return rest.split() if found else []
-
-
-def is_decimal(value: str) -> bool:
-    """ASCII decimal digits only: str.isdigit() also takes "²" and "٣", which int() refuses."""
-    return value.isdigit() and value.isascii()
 
 
 def is_hex_number(value: str) -> bool:

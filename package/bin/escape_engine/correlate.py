@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 from escape_engine import auditd, sysmon_linux
 from escape_engine.lineage import (DEFAULT_RUNTIME, RUNC_INIT_TITLE, HostLineage, Proc, basename,
                                    container_id_from_argv, is_runc_init)
+from escape_engine.scalars import finite_float, first_text, is_ascii_digits
 
 Value = Union[str, List[str]]
 Record = Mapping[str, Value]
@@ -82,15 +83,15 @@ class _Chain:
     """A classified cluster: its alert row but for what reads the container table, which is filled in at the end
     (a container's id or evidence may be learnt after its chain closed)."""
 
-    __slots__ = ("row", "host", "key", "attribution", "first_text", "result_texts")
+    __slots__ = ("row", "host", "key", "attribution", "trigger_text", "result_texts")
 
-    def __init__(self, row: Dict[str, Value], host: str, key: str, attribution: str, first_text: str,
+    def __init__(self, row: Dict[str, Value], host: str, key: str, attribution: str, trigger_text: str,
                  result_texts: List[str]) -> None:
         self.row = row
         self.host = host
         self.key = key
         self.attribution = attribution
-        self.first_text = first_text
+        self.trigger_text = trigger_text
         self.result_texts = result_texts
 
 
@@ -108,24 +109,17 @@ class _Event:
         self.sourcetype = ""
 
 
-def _text(value: Optional[Value]) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return value[0] if value else ""
-    return value
-
-
 def _splunk_time(record: Record) -> float:
-    try:
-        return float(_text(record.get("_time")) or "nan")
-    except ValueError:
-        return float("nan")
+    when = finite_float(first_text(record.get("_time")))
+    return float("nan") if when is None else when
 
 
 # ---- spool line encoding -----------------------------------------------------------------------------------------
 # A spool line: host, time, serial, stamp, arrival, _cd, source, sourcetype, record type, payload, tab-separated.
 # Text fields are escaped (backslash, tab, CR, LF) so that a line is one line and its fields split on tabs.
+# Event times outside 1970-2100 are malformed: a far-future stamp would age the host's whole persisted lineage out
+# (the TTL counts back from the newest time seen).
+EPOCH_RANGE = (0.0, 4102444800.0)
 SYSMON_SERIAL = "-"        # sorts before every audit serial ("%02d" length, then digits)
 MAX_SERIAL_DIGITS = 99     # what "%02d" holds; audit serials are 32 or 64-bit counters (20 digits at most)
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\r": "\\r", "\n": "\\n"}
@@ -194,8 +188,12 @@ class Correlator:
         self.ttl = ttl
         self.report = report
         self.hosts: Dict[str, HostLineage] = {}
-        for host, data in (state or {}).items():
-            self.hosts[host] = HostLineage.from_json(dict(data), self.runtime)
+        self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
+                                        "out_of_order": 0, "runtime_suppressed": 0, "allowlisted": 0,
+                                        "escapes": 0, "suspicious": 0, "attempts": 0, "state_dropped": 0}
+        for host, data in (state or {}).items():  # unusable entries (a hand edit, a cut document) are skipped, counted
+            self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
+            self.summary["state_dropped"] += self.hosts[host].dropped
         self._buffer: List[str] = []
         self._seq = 0
         self._last_key: Optional[Tuple[str, str, str]] = None
@@ -210,9 +208,6 @@ class Correlator:
         self._clients: Dict[str, List[Tuple[float, str, str, List[str]]]] = {}
         self._order = 0
         self._started: Set[Tuple[str, str]] = set()
-        self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
-                                        "out_of_order": 0, "runtime_suppressed": 0, "allowlisted": 0,
-                                        "escapes": 0, "suspicious": 0, "attempts": 0}
 
     # ---- input: records -> compact spool lines ------------------------------------------------------------------
     # Each record becomes one tab-separated line holding only what the correlation reads (spool line encoding). Its
@@ -232,13 +227,13 @@ class Correlator:
         labels_key: Optional[Tuple[str, str]] = None
         for record in records:
             summary["records"] += 1
-            raw = _text(record.get("_raw"))
+            raw = first_text(record.get("_raw"))
             if not raw.strip():
                 summary["malformed"] += 1
                 continue
-            host = _text(record.get("host"))
-            cd = _escape(_text(record.get("_cd")))
-            source, sourcetype = _text(record.get("source")), _text(record.get("sourcetype"))
+            host = first_text(record.get("host"))
+            cd = _escape(first_text(record.get("_cd")))
+            source, sourcetype = first_text(record.get("source")), first_text(record.get("sourcetype"))
             if labels_key != (source, sourcetype):
                 labels_key = (source, sourcetype)
                 labels = _escape(source) + "\t" + _escape(sourcetype)
@@ -253,7 +248,7 @@ class Correlator:
                     summary["malformed"] += 1  # a process start without its process, a file create without its file
                     continue
                 when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or _splunk_time(record)
-                if when != when:
+                if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1]:  # also NaN: no time from the event or from Splunk
                     summary["malformed"] += 1
                     continue
                 self._arrival(when)
@@ -277,7 +272,7 @@ class Correlator:
                     if splunk_time is None:
                         splunk_time = _splunk_time(record)
                     when = splunk_time
-                if when != when or len(parsed.serial) > MAX_SERIAL_DIGITS:  # NaN: no time from the record or Splunk
+                if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1] or len(parsed.serial) > MAX_SERIAL_DIGITS:
                     summary["malformed"] += 1
                     continue
                 event_host = parsed.node or host
@@ -516,7 +511,7 @@ class Correlator:
         """The kernel's usermode helper: an unseen parent born after the container's trap (cgroup mount or agent write)
         and just before its child (pids grow: trap pid < parent pid < child pid, close together), cwd "/" (checked by
         the caller), within HELPER_WINDOW seconds. A fork of a long-lived unseen process fails the pid order."""
-        if not auditd.is_decimal(ppid) or not auditd.is_decimal(pid):
+        if not is_ascii_digits(ppid) or not is_ascii_digits(pid):
             return None
         parent, child = int(ppid), int(pid)
         if not parent < child <= parent + 1000:
@@ -587,7 +582,7 @@ class Correlator:
         self._add_item(table.host, key, Item(when, "syscall", cds, text.strip(), success, name, detail,
                                              source=event.source, sourcetype=event.sourcetype,
                                              attribution=attribution))
-        if name == "mount" and success and auditd.is_decimal(pid) and self._cgroup_mount(proc, detail):
+        if name == "mount" and success and is_ascii_digits(pid) and self._cgroup_mount(proc, detail):
             self._traps.setdefault(table.host, []).append((when, int(pid), key, cds))
 
     def _agent_write(self, event: _Event, table: HostLineage, pid: str, ppid: str, comm: str, exe: str,
@@ -598,7 +593,7 @@ class Correlator:
         self._add_item(table.host, key, Item(event.time, "agent_write", list(event.cds),
                                              "pid %s (%s) wrote %s" % (pid, comm, target), True, "write", target,
                                              source=event.source, sourcetype=event.sourcetype))
-        if auditd.is_decimal(pid):
+        if is_ascii_digits(pid):
             self._traps.setdefault(table.host, []).append((event.time, int(pid), key, list(event.cds)))
 
     @staticmethod
@@ -740,21 +735,34 @@ class Correlator:
         row = chain.row
         row["escape_container_id"] = str(container.get("id", ""))
         row["escape_attribution"] = attribution
-        row["escape_summary"] = self._summary(row, attribution, chain.first_text, chain.result_texts)
+        row["escape_summary"] = self._summary(row, attribution, chain.trigger_text, chain.result_texts)
         return row
 
     @staticmethod
-    def _summary(row: Mapping[str, Value], attribution: str, first_text: str, result_texts: List[str]) -> str:
+    def _summary(row: Mapping[str, Value], attribution: str, trigger_text: str, result_texts: List[str]) -> str:
         category, finding = row["escape_category"], row["escape_finding"]
         names, tools = list(row["escape_syscalls"]), list(row["escape_tools"])
         where = "container %s on %s (attributed by %s)" % (str(row["escape_container"])[:24], row["host"], attribution)
         if category == "escape":
             return "Escape chain %s in %s: %s, then %s." % (
-                finding, where, ", ".join(names + tools) or first_text, "; ".join(result_texts))
+                finding, where, ", ".join(names + tools) or trigger_text, "; ".join(result_texts))
         if category == "suspicious":
             return "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
         return "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
             where, ", ".join(tools) or ", ".join(names))
+
+    def messages(self) -> List[Tuple[str, str]]:
+        """(level, text) for the search inspector after finish: the counts, then one warning per kind of problem."""
+        counts = self.summary
+        out = [("INFO", "escapecorrelate: " + ", ".join("%s=%d" % pair for pair in sorted(counts.items())))]
+        if counts["state_dropped"]:
+            out.append(("WARN", "escapecorrelate: %d unusable entries of the persisted lineage were skipped"
+                        % counts["state_dropped"]))
+        if counts["out_of_order"] or counts["malformed"]:
+            out.append(("WARN", "escapecorrelate: %d events arrived out of the tolerated order, %d records were "
+                                "malformed (not an audit or Sysmon event, no time between 1970 and 2100, or a Sysmon "
+                                "event without its process or file)" % (counts["out_of_order"], counts["malformed"])))
+        return out
 
     def state(self) -> Dict[str, Dict[str, Any]]:
         """The per-host lineage to persist for the next search (after finish)."""
