@@ -55,7 +55,7 @@ class InspectCommand(StreamingCommand):
         if self._finished:  # splunklib 2.1.1 (pinned): True on the last chunk of this process
             yield from self.inspector.flush()
             for note in self.inspector.report():
-                self.write_warning(note)
+                self.write_warning("{}", note)  # the note is text, never a format
 
 
 dispatch(InspectCommand, sys.argv, sys.stdin, sys.stdout, __name__)
