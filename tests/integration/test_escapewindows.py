@@ -18,8 +18,8 @@ def script(built_app: Path, tmp_path: Path) -> Path:
 
 
 def sample_chunks(path: Path, sourcetype: str, source: str, size: int = 8) -> List[List[Dict[str, str]]]:
-    """Newest first, several chunks for the longer files. Lineage resolves within a chunk (splunkd's are ~50,000
-    events); a child handed over in an earlier chunk than its container ancestor is a documented miss."""
+    """Newest first, several chunks for the longer files (a child handed over a chunk before its container ancestor
+    waits and is reported with the ancestor's chunk)."""
     events = records(path, sourcetype, source)
     return [events[i:i + size] for i in range(0, len(events), size)] or [[]]
 
@@ -99,3 +99,15 @@ def test_malformed_events_are_reported_and_do_not_stop_the_search(script: Path) 
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 4
     assert any(level == "WARN" and "1 malformed" in text for level, text in run.messages), run.messages
+
+
+def test_descendants_handed_over_before_their_ancestor_are_reported_with_its_chunk(script: Path) -> None:
+    # One event per execute chunk, newest first (as Splunk orders them): the CExecSvc.exe ancestor comes last.
+    path = SAMPLES / "windows_sysmon_container_lineage_attack.xml"
+    events = records(path, *windows_kind(path))
+    args = [a for a in command_args("windows_container_restricted_dir_exec") if not a.startswith("findings=")]
+    run = run_command(script, args + ["findings=all"], [[event] for event in events])
+    assert run.returncode == 0, run.stderr
+    assert len(run.chunk_replies) == len(events)
+    assert sorted(row["escape_finding"] for row in run.records) == ["restricted_dir_exec", "restricted_dir_write"]
+    assert all("container process" in str(row["escape_container_marker"]) for row in run.records)

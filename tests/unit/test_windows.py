@@ -2,7 +2,7 @@
 import base64
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -217,14 +217,39 @@ def test_lineage_is_per_computer_and_bounded() -> None:
     assert lineage.get("w1", "{a}") == "" and lineage.get("w1", "{c}") == "container"
 
 
-def test_a_child_handed_over_before_its_container_ancestor_in_an_earlier_chunk_is_a_known_miss() -> None:
-    """Documented limitation: streaming output cannot wait for a later chunk (newest-first order across chunks)."""
+def _row_keys(rows: List[Dict]) -> List[Tuple[str, str, str]]:
+    return sorted((str(r["_cd"]), str(r["escape_finding"]), str(r["escape_container_marker"])) for r in rows)
+
+
+def test_a_child_handed_over_before_its_container_ancestor_is_reported_when_the_ancestor_comes() -> None:
+    # Splunk hands events newest first: the children come a chunk before the CExecSvc.exe ancestor. They wait, and
+    # are reported with the chunk that brings the ancestor.
     path = SAMPLES / "windows_sysmon_container_lineage_attack.xml"
     newest_first = records(path, *windows_kind(path))
     lineage = windows.Lineage()
-    first = list(windows.run(newest_first[:3], restricted=RESTRICTED, lineage=lineage))
-    assert first == []
-    assert list(windows.run(newest_first[3:], restricted=RESTRICTED, lineage=lineage)) == []
+    assert list(windows.run(newest_first[:3], restricted=RESTRICTED, lineage=lineage)) == []
+    later = list(windows.run(newest_first[3:], restricted=RESTRICTED, lineage=lineage))
+    assert _row_keys(later) == _row_keys(list(windows.run(newest_first, restricted=RESTRICTED)))
+    assert len(later) == 2 and lineage.waiting_count == 0
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
+def test_any_chunking_of_newest_first_events_gives_the_rows_of_one_chunk(size: int) -> None:
+    for path in sorted(SAMPLES.glob("windows_sysmon_*.xml")):
+        events = records(path, *windows_kind(path))
+        lineage = windows.Lineage()
+        chunked = [r for start in range(0, len(events), size)
+                   for r in windows.run(events[start:start + size], restricted=RESTRICTED, lineage=lineage)]
+        assert _row_keys(chunked) == _row_keys(list(windows.run(events, restricted=RESTRICTED))), (path.name, size)
+
+
+def test_waiting_events_are_bounded_oldest_first() -> None:
+    path = SAMPLES / "windows_sysmon_container_lineage_attack.xml"
+    newest_first = records(path, *windows_kind(path))
+    lineage = windows.Lineage(wait_limit=1)
+    list(windows.run(newest_first[:3], restricted=RESTRICTED, lineage=lineage))
+    assert lineage.waiting_count == 1  # the others were given up: memory stays bounded
+    assert len(list(windows.run(newest_first[3:], restricted=RESTRICTED, lineage=lineage))) < 2
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

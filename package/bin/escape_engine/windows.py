@@ -226,22 +226,58 @@ def _container_context(event: WinEvent) -> Tuple[str, Tuple[str, ...]]:
 class Lineage:
     """Sysmon ProcessGuids of processes known to be in a container's context, per computer, across the chunks of one
     search (bounded: the oldest entries go first). A Sysmon 1 whose ParentProcessGuid is known inherits the context,
-    which carries CExecSvc.exe lineage past the first generation; a Sysmon 11 inherits it through its ProcessGuid."""
+    which carries CExecSvc.exe lineage past the first generation; a Sysmon 11 inherits it through its ProcessGuid.
 
-    def __init__(self, limit: int = 200000) -> None:
+    Splunk hands events newest first, so a child often comes a chunk before its container ancestor. Sysmon events
+    without a context wait, keyed by the GUID they would inherit through (bounded by `wait_limit`, the oldest waiting
+    first to go); when that GUID becomes known in a later chunk they are resolved and their findings emitted then."""
+
+    def __init__(self, limit: int = 200000, wait_limit: int = 20000) -> None:
         self.limit = limit
         self.known: Dict[Tuple[str, str], str] = {}
+        self.wait_limit = wait_limit
+        self.waiting: Dict[Tuple[str, str], List[Tuple[Optional[Record], WinEvent, List[Dict[str, str]]]]] = {}
+        self.waiting_count = 0
+        self.fresh: List[Tuple[str, str]] = []  # GUIDs added since the waiting events were last looked at
 
     def add(self, computer: str, guid: str, context: str) -> bool:
         if not guid or guid.strip("{}0-") == "" or (computer.lower(), guid) in self.known:
             return False
         self.known[(computer.lower(), guid)] = context
+        self.fresh.append((computer.lower(), guid))
         if len(self.known) > self.limit:
             del self.known[next(iter(self.known))]
         return True
 
     def get(self, computer: str, guid: str) -> str:
         return self.known.get((computer.lower(), guid), "") if guid else ""
+
+    def wait(self, record: Record, event: WinEvent, rows: List[Dict[str, str]]) -> None:
+        """Keep a Sysmon event that has no context yet: its findings (`rows`, with the record), or for a process start
+        without findings only the event, which later generations may inherit through."""
+        guid = event.parent_process_guid if event.kind == "sysmon_1" else event.process_guid
+        if not guid or guid.strip("{}0-") == "" or (event.kind == "sysmon_11" and not rows):
+            return
+        self.waiting.setdefault((event.computer.lower(), guid), []).append((record if rows else None, event, rows))
+        self.waiting_count += 1
+        while self.waiting_count > self.wait_limit:
+            self.waiting_count -= len(self.waiting.pop(next(iter(self.waiting))))
+
+    def resolve(self) -> List[Tuple[Record, WinEvent, List[Dict[str, str]]]]:
+        """The waiting events whose GUID has become known, each with its findings; a resolved process start makes its
+        own GUID known in turn, so deeper generations follow."""
+        resolved: List[Tuple[Record, WinEvent, List[Dict[str, str]]]] = []
+        while self.fresh:
+            fresh, self.fresh = self.fresh, []
+            for key in fresh:
+                for record, event, rows in self.waiting.pop(key, []):
+                    self.waiting_count -= 1
+                    context, _reasons = _context_with_lineage(event, self)
+                    if event.kind == "sysmon_1" and context:
+                        self.add(event.computer, event.process_guid, context)
+                    if record is not None and context:
+                        resolved.append((record, event, rows))
+        return resolved
 
 
 def _context_with_lineage(event: WinEvent, lineage: Lineage) -> Tuple[str, List[str]]:
@@ -314,7 +350,8 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
     """Yield one alert row per finding. `restricted` is escape_restricted_host_dirs ("C:/Windows,C:/ProgramData").
 
     One call handles one chunk: it reads the whole chunk first, so Sysmon lineage resolves whatever the order of the
-    events inside it; pass the same `lineage` to every call of one search to carry it across chunks."""
+    events inside it; pass the same `lineage` to every call of one search to carry it across chunks (a Sysmon event
+    whose container ancestor comes in a later chunk is then reported with that chunk)."""
     directories = winpath.parse_dir_list(restricted)
     if not directories:
         raise ValueError("restricted: name at least one directory, e.g. restricted=\"C:/Windows,C:/ProgramData\"")
@@ -346,8 +383,14 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
     for record, event in parsed:
         context, reasons = _context_with_lineage(event, known)
         if not context:
+            if event.kind != "security_4688":  # 4688 carries no GUID to inherit through
+                known.wait(record, event, list(_findings(event, directories, wanted)))
             continue
         for row in _findings(event, directories, wanted):
+            yield _alert(record, event, context, reasons, row, hostprocess)
+    for record, event, rows in known.resolve():  # events of earlier chunks whose container ancestor came in this one
+        context, reasons = _context_with_lineage(event, known)
+        for row in rows:
             yield _alert(record, event, context, reasons, row, hostprocess)
 
 
