@@ -657,7 +657,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ratio = passthrough.seconds / run.seconds if run.seconds else 0.0
             ratios[name] = ratio
             results["commands"][name] = {"events": n, "input": origin, "seconds": run.seconds,
-                                         "passthrough_seconds": passthrough.seconds, "ratio": ratio, "rows_out": run.rows_out, "args": args,
+                                         "passthrough_seconds": passthrough.seconds, "ratio": ratio,
+                                         "rows_out": run.rows_out, "args": args,
                                          "max_rss_mb": run.max_rss_kb // 1024,
                                          "passthrough_max_rss_mb": passthrough.max_rss_kb // 1024}
             _say("  {:17s} {:9d} {:10.0f} {:10.0f} {:7.2f} {:8d} {:6d} {:7d}  {}{}".format(

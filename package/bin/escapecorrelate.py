@@ -43,8 +43,8 @@ class CorrelateCommand(StreamingCommand):
             unreadable = []
             saved = escape_state.load(self, COLLECTION, unreadable) if self.state != "none" else {}
             if unreadable:
-                self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts afresh: "
-                                   "{}", len(unreadable), ", ".join(unreadable)[:500])  # args: hosts may hold braces
+                self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts "
+                                   "afresh: {}", len(unreadable), ", ".join(unreadable)[:500])  # hosts may hold braces
             self._engine = Correlator(window=float(self.window), skew=float(self.skew),
                                       allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
                                       ttl=float(self.ttl), report=self.report, state=saved)

@@ -3,9 +3,10 @@
 tests/integration/test_fuzz_commands.py feeds fixed malformed variants through the real SCP v2 protocol; this file
 instead takes REAL events (the fires / silent samples content/detections names, the other tests/knowledge/samples,
 lab-run1 from ../shared/data) and replaces the values that engines turn into numbers or keys (times, pids, serials,
-event ids, status codes, ports, list positions, field values) with hostile scalars: st.text() mixed with the traps Python's number parsing sets, such as "²" ("²".isdigit() is True but
-int("²") raises), "٣", "𝟘", "１", "inf", "nan", "1e400", "0x10", 5,000 ASCII digits (int() refuses more than 4,300),
-negative numbers, empty strings, None, lists and dicts. It asserts that no exception escapes, that an engine with a
+event ids, status codes, ports, list positions, field values) with hostile scalars: st.text() mixed with the traps
+Python's number parsing sets, such as "²" ("²".isdigit() is True but int("²") raises), "٣", "𝟘", "１", "inf",
+"nan", "1e400", "0x10", 5,000 ASCII digits (int() refuses more than 4,300), negative numbers, empty strings, None,
+lists and dicts. It asserts that no exception escapes, that an engine with a
 malformed / unreadable counter counts the events that are surely malformed, and that the valid events fed alongside
 still give every row they give alone.
 

@@ -1,9 +1,9 @@
 """Namespace-aware correlation of Linux audit (and Sysmon for Linux) events into container-escape chains.
 
 Records arrive newest first, chunk by chunk. `Correlator.encode` turns them into compact lines (what the correlation
-reads) whose string order is the replay order; the command spools each chunk's lines sorted to a file and, on the last
-chunk, feeds the merged runs to `Correlator.replay` (`feed` + `finish` do the same in memory, for tests and one-shot use). Replay
-joins the records of one audit event (adjacent in that order) and processes events in time order through a per-host
+reads) whose string order is the replay order; the command spools each chunk's lines sorted to a file and, on the
+last chunk, feeds the merged runs to `Correlator.replay` (`feed` + `finish` do the same in memory, for tests and
+one-shot use). Replay joins the records of one audit event (adjacent in that order) and processes events in time order through a per-host
 process table (`lineage.HostLineage`) that was loaded from the persisted state. Per container it collects:
 
 - triggers: the suspicious syscalls (unshare, setns, mount, umount2, keyctl, add_key, request_key, pivot_root, chroot,

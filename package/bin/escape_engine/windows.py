@@ -263,20 +263,20 @@ class Lineage:
         while self.waiting_count > self.wait_limit:
             self.waiting_count -= len(self.waiting.pop(next(iter(self.waiting))))
 
-    def resolve(self) -> List[Tuple[Record, WinEvent, List[Dict[str, str]]]]:
-        """The waiting events whose GUID has become known, each with its findings; a resolved process start makes its
-        own GUID known in turn, so deeper generations follow."""
-        resolved: List[Tuple[Record, WinEvent, List[Dict[str, str]]]] = []
+    def resolve(self) -> List[Tuple[Record, WinEvent, List[Dict[str, str]], str, List[str]]]:
+        """The waiting events whose GUID has become known, each with its findings, context and reasons; a resolved
+        process start makes its own GUID known in turn, so deeper generations follow."""
+        resolved: List[Tuple[Record, WinEvent, List[Dict[str, str]], str, List[str]]] = []
         while self.fresh:
             fresh, self.fresh = self.fresh, []
             for key in fresh:
                 for record, event, rows in self.waiting.pop(key, []):
                     self.waiting_count -= 1
-                    context, _reasons = _context_with_lineage(event, self)
+                    context, reasons = _context_with_lineage(event, self)
                     if event.kind == "sysmon_1" and context:
                         self.add(event.computer, event.process_guid, context)
                     if record is not None and context:
-                        resolved.append((record, event, rows))
+                        resolved.append((record, event, rows, context, reasons))
         return resolved
 
 
@@ -388,8 +388,7 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
             continue
         for row in _findings(event, directories, wanted):
             yield _alert(record, event, context, reasons, row, hostprocess)
-    for record, event, rows in known.resolve():  # events of earlier chunks whose container ancestor came in this one
-        context, reasons = _context_with_lineage(event, known)
+    for record, event, rows, context, reasons in known.resolve():  # earlier chunks' events whose ancestor came now
         for row in rows:
             yield _alert(record, event, context, reasons, row, hostprocess)
 
