@@ -223,6 +223,11 @@ def _container_context(event: WinEvent) -> Tuple[str, Tuple[str, ...]]:
     return ("hostprocess", tuple(hostprocess)) if hostprocess else ("", ())
 
 
+def _is_guid(guid: str) -> bool:
+    """A ProcessGuid that names a process: not empty and not the all-zero GUID Sysmon writes when it has none."""
+    return guid.strip("{}0-") != ""
+
+
 class Lineage:
     """Sysmon ProcessGuids of processes known to be in a container's context, per computer, across the chunks of one
     search (bounded: the oldest entries go first). A Sysmon 1 whose ParentProcessGuid is known inherits the context,
@@ -241,7 +246,7 @@ class Lineage:
         self.fresh: List[Tuple[str, str]] = []  # GUIDs added since the waiting events were last looked at
 
     def add(self, computer: str, guid: str, context: str) -> bool:
-        if not guid or guid.strip("{}0-") == "" or (computer.lower(), guid) in self.known:
+        if not _is_guid(guid) or (computer.lower(), guid) in self.known:
             return False
         self.known[(computer.lower(), guid)] = context
         self.fresh.append((computer.lower(), guid))
@@ -256,7 +261,7 @@ class Lineage:
         """Keep a Sysmon event that has no context yet: its findings (`rows`, with the record), or for a process start
         without findings only the event, which later generations may inherit through."""
         guid = event.parent_process_guid if event.kind == "sysmon_1" else event.process_guid
-        if not guid or guid.strip("{}0-") == "" or (event.kind == "sysmon_11" and not rows):
+        if not _is_guid(guid) or (event.kind == "sysmon_11" and not rows):
             return
         self.waiting.setdefault((event.computer.lower(), guid), []).append((record if rows else None, event, rows))
         self.waiting_count += 1
