@@ -28,10 +28,12 @@ environments() {
   venv .venv-psa requirements/psa.txt
 }
 
-# Hash of every file the build reads: ./test.sh rebuilds only when it changed.
+# Hash of every file the build reads (names and contents): ./test.sh rebuilds only when it changed. Plain find, not
+# git, so an export without .git builds too; byte-compiled caches are not sources.
 fingerprint() {
-  git ls-files -co --exclude-standard -- package content tools globalConfig.json additional_packaging.py requirements \
-    | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1
+  find package content tools globalConfig.json additional_packaging.py requirements -type f \
+      ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
+    | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 
 version() { .venv/bin/python -c 'import json; print(json.load(open("globalConfig.json"))["meta"]["version"])'; }

@@ -1,4 +1,4 @@
-"""Shared paths and fixtures. Tests reach ../shared through a path relative to the repository, never an absolute one."""
+"""Shared paths and fixtures. Every sample, capture and ground truth a test reads lives under tests/ (tests/data/PROVENANCE.md)."""
 import json
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 APP_NAME = "TA_escape_to_host"
 BUILT_APP = ROOT / "output" / APP_NAME
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "package" / "bin"))

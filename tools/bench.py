@@ -3,10 +3,10 @@ escape<verb> command's throughput through the real SCP v2 protocol next to a pas
 input, and the correlation command's peak memory as events and windows grow.
 
 The workload is generated from real record shapes (never invented ones):
-- Linux audit: the lab's raw ENRICHED audit.log (../shared/data/lab-run1/audit-session1.log.gz, 55k records, runtime
-  noise about 80 % of the keyed volume as telemetry.md section 3.5 measured), replayed as copies on several hosts with
+- Linux audit: the lab's raw ENRICHED audit.log (tests/data/lab-run1/audit-session1.log.gz, 55k records, runtime
+  noise about 80 % of the keyed volume, as its ground truth labels it), replayed as copies on several hosts with
   shifted times, pids and serials;
-- Kubernetes API-server audit: the falco sample events (../shared/data/public/kube_apiserver/falco_*.json) with new
+- Kubernetes API-server audit: the falco sample events (tests/data/public/kube_apiserver/falco_*.json) with new
   audit ids, names, namespaces and times; writes carry the kubectl last-applied-configuration annotation that real
   `kubectl apply` adds (a second copy of the spec, so bodies are large), reads are the same events at level Metadata;
 - docker: the lab's dockerd debug log, docker events and docker inspect output with shifted times and names.
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, IO, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-LAB = SHARED / "data" / "lab-run1"
-PUBLIC = SHARED / "data" / "public"
+DATA = ROOT / "tests" / "data"
+LAB = DATA / "lab-run1"
+PUBLIC = DATA / "public"
 APP = "TA_escape_to_host"
 BUILT_APP = ROOT / "output" / APP
 PASSTHROUGH = ROOT / "tests" / "integration" / "harness" / "commands" / "escapepassthrough.py"

@@ -211,14 +211,14 @@ def detections(content_dir: Path = CONTENT) -> List[Detection]:
 
 
 def search_lines(search: str) -> str:
-    """One pipe per line (top-level pipes only), as style.md §8 asks."""
+    """One pipe per line (top-level pipes only), as docs/development.md asks for conf files."""
     from tools.spllint import split_pipes
     pipes = [re.sub(r"\s*\n\s*", " ", pipe) for pipe in split_pipes(search.strip())]
     return "\n| ".join(pipes)
 
 
 def saved_search(detection: Detection) -> Dict[str, str]:
-    """The savedsearches.conf keys of one detection (spec.md "Scheduled alerts", style.md §6), in file order."""
+    """The savedsearches.conf keys of one detection (docs/development.md section 1), in file order."""
     description = "{} How to tune: {} Known false positives: {}".format(
         detection.text("description"), detection.text("how_to_tune"), detection.text("known_false_positives"))
     if detection.status == "experimental":

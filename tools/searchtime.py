@@ -1,6 +1,6 @@
 """A strict, small offline evaluator of Splunk's search-time knowledge for one app.
 
-It follows the documented order (docs: splunk-toolchain.md section 7): EXTRACT (ASCII order of class) -> REPORT ->
+It follows the order of Splunk's search-time operations sequence (Knowledge Manager Manual): EXTRACT (ASCII order of class) -> REPORT ->
 KV_MODE -> FIELDALIAS -> EVAL (in parallel) -> LOOKUP -> eventtypes -> tags. Regexes are PCRE (the pcre2 package).
 It implements exactly what is written here and raises `Unsupported`, naming the setting, for anything else: an
 unknown props or transforms key, an EVAL function outside the whitelist, a stanza-precedence case it does not

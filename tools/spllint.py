@@ -401,7 +401,7 @@ def has_index(definition: str) -> bool:
     return bool(re.search(r"(?<![\w.])index\s*=", _outside_quotes(definition), re.IGNORECASE))
 
 
-# ---------------------------------------------------------------- scheduling and detection rules (spec.md "Scheduled alerts")
+# ---------------------------------------------------------------- scheduling and detection rules (docs/development.md section 1)
 def cron_period_minutes(cron: str) -> int:
     """The interval between runs of a regular cron schedule; irregular ones are refused."""
     fields = cron.split()

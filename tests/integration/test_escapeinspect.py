@@ -10,10 +10,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import APP_NAME, ROOT, SHARED
+from tests.conftest import APP_NAME, DATA, ROOT
 from tests.integration.harness.scp import run_command
 
-KUBE = SHARED / "data" / "public" / "kube_apiserver"
+KUBE = DATA / "public" / "kube_apiserver"
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"
 ALLOWED = "allowed=/var/log,/etc/localtime,/usr/share/zoneinfo"
 
@@ -118,7 +118,7 @@ def test_threshold_pipeline_fires_at_threshold_plus_one(built_app: Path) -> None
 
 def test_docker_inspect_scripted_input_with_a_stand_in_cli(built_app: Path, tmp_path: Path) -> None:
     """The shell input run by sh with a stand-in docker CLI that answers from the lab-run1 inspect capture."""
-    items = json.loads((SHARED / "data" / "lab-run1" / "docker-inspect.json").read_text())
+    items = json.loads((DATA / "lab-run1" / "docker-inspect.json").read_text())
     by_id = {i["Id"]: i for i in items[:2]}
     (tmp_path / "inspect.json").write_text(json.dumps(by_id))
     fake = tmp_path / "docker"

@@ -1,5 +1,5 @@
 """Replay acceptance of the containers analytic (tools/replay.py, as ./build.sh replay runs it): alerts on the attack
-events of shared/data/public/kube_apiserver and on the create bodies of lab-run1's attack containers (esc*), none on
+events of tests/data/public/kube_apiserver and on the create bodies of lab-run1's attack containers (esc*), none on
 the benign ones. Expectations that differ from a source label are explained in test_inspect_public.OVERRIDES and
 test_inspect_docker (README quirk 5, privileged look-alikes)."""
 import csv
@@ -9,13 +9,13 @@ from typing import Dict, List, Sequence
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from tests.unit.test_inspect_docker import PRIVILEGED_LOOKALIKES, SPEC_CLEAN_ATTACKS
 from tests.unit.test_inspect_public import FALCO
 from tools import replay
 
-KUBE = SHARED / "data" / "public" / "kube_apiserver"
-LAB = SHARED / "data" / "lab-run1"
+KUBE = DATA / "public" / "kube_apiserver"
+LAB = DATA / "lab-run1"
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"
 
 

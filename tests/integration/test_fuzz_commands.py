@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from tests.integration.harness.scp import encode_records
 from tests.unit.linux_lab import lab_records
 from tools import bench
@@ -39,8 +39,8 @@ Event = Dict[str, Any]
 
 # ---- valid inputs and malformed variants by input kind ----------------------------------------------------------
 def _kube_events() -> List[Event]:
-    paths = sorted((SHARED / "data" / "public" / "kube_apiserver").glob("falco_create_*.json"))
-    docker = json.loads((SHARED / "data" / "lab-run1" / "docker-inspect.json").read_text(encoding="utf-8"))[:4]
+    paths = sorted((DATA / "public" / "kube_apiserver").glob("falco_create_*.json"))
+    docker = json.loads((DATA / "lab-run1" / "docker-inspect.json").read_text(encoding="utf-8"))[:4]
     texts = [p.read_text(encoding="utf-8").strip() for p in paths] + [json.dumps(d) for d in docker]
     events = []
     for i, text in enumerate(texts):

@@ -1,7 +1,7 @@
 """pytest-splunk-addon 6.4.0 over the built add-on: test generation offline, the real tests when a Splunk is reachable.
 
 pytest-splunk-addon pins pytest<8 and auto-loads into every pytest run, so it runs as a subprocess of .venv-psa
-(splunk-toolchain.md section 6), in a temporary working directory (it writes events.pickle, logs and tokenised
+(requirements/psa.txt pins it), in a temporary working directory (it writes events.pickle, logs and tokenised
 events into the current one).
 """
 import os

@@ -12,16 +12,16 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from tests.integration.harness.replay_fixture import PROPS, detection, make_app, make_content
 from tools import content, replay
 
-AUDIT = SHARED / "data" / "lab-run1" / "audit-session1.log.gz"
-RHEL7 = SHARED / "data" / "public" / "linux_auditd" / "go-libaudit_audit-rhel7.log"
-DOCKERD = SHARED / "data" / "lab-run1" / "dockerd-debug.log.gz"
-EVENTS = SHARED / "data" / "lab-run1" / "docker-events.jsonl"
-KUBE = SHARED / "data" / "public" / "kube_apiserver"
-WINDOWS = SHARED / "data" / "public" / "wineventlog"
+AUDIT = DATA / "lab-run1" / "audit-session1.log.gz"
+RHEL7 = DATA / "public" / "linux_auditd" / "go-libaudit_audit-rhel7.log"
+DOCKERD = DATA / "lab-run1" / "dockerd-debug.log.gz"
+EVENTS = DATA / "lab-run1" / "docker-events.jsonl"
+KUBE = DATA / "public" / "kube_apiserver"
+WINDOWS = DATA / "public" / "wineventlog"
 ALERT_KEYS = ["analytic", "detection", "time", "host", "severity", "summary", "evidence"]
 
 

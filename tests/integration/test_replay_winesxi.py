@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from tests.integration.harness.scp import run_command
 from tests.integration.winesxi_commands import app_bin
 from tests.unit.winesxi_samples import SAMPLES, records
@@ -24,7 +24,7 @@ def run(inputs: Sequence[str], built_app: Path, only: Sequence[str], settings: S
 
 
 def test_all_windows_detections_stay_silent_on_every_real_public_windows_file(built_app: Path) -> None:
-    folder = SHARED / "data" / "public" / "wineventlog"
+    folder = DATA / "public" / "wineventlog"
     inputs = ["WinEventLog,source=WinEventLog:Security={}".format(folder / "splunk_attack_data_T1202_windows-security_4688.log"),
               "{}={}".format(SYSMON, folder / "splunk_attack_data_T1202_windows-sysmon.log"),
               "{}={}".format(SYSMON, folder / "splunk_attack_data_T1649_certify_esc1_abuse_sysmon.log")]

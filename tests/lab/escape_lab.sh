@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live container-escape lab (docs: ../../../shared/docs/escape-lab.md): real escapes and benign controls on this
+# Live container-escape lab (docs: tests/lab/README.md): real escapes and benign controls on this
 # machine, captured by auditd (ENRICHED) and dockerd --debug.
 #
 #   sudo tests/lab/escape_lab.sh OUTDIR

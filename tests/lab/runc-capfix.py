@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Lab-only runc wrapper for VMs whose capability bounding set lacks CAP_SYS_RESOURCE (escape-lab.md §6.1).
+"""Lab-only runc wrapper for VMs whose capability bounding set lacks CAP_SYS_RESOURCE (tests/lab/README.md).
 
 Deletes CAP_SYS_RESOURCE from every capability list of the bundle's config.json (create/run) or of the --process
 JSON (exec), then execs the real /usr/sbin/runc with the same arguments. Installed only when CapBnd lacks bit 24.

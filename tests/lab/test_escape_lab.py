@@ -2,7 +2,7 @@
 
 It changes the host (auditd, docker, iptables, loop devices), so it runs only with ESCAPE_LAB=1 on a disposable
 Debian 12 VM, never in ./test.sh. ESCAPE_LAB_CAPTURE=<dir> replays an earlier capture instead of running the lab.
-Assertions are per marker window and label (escape-lab.md §11), never on pids, serials or counts.
+Assertions are per marker window and label (tests/lab/README.md), never on pids, serials or counts.
 """
 import os
 import subprocess

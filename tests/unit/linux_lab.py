@@ -5,10 +5,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-LAB = SHARED / "data" / "lab-run1"
-PUBLIC_AUDITD = SHARED / "data" / "public" / "linux_auditd"
+LAB = DATA / "lab-run1"
+PUBLIC_AUDITD = DATA / "public" / "linux_auditd"
 HOST = "labvm"
 
 

@@ -314,7 +314,7 @@ def test_sysmon_chroot_into_host_root_is_an_escape_chain() -> None:
 
 
 def test_sysmon_stamping_the_first_process_early_still_forms_one_chain_with_auditd() -> None:
-    # Sysmon stamps a container's first process ~0.4 s before auditd's execve of it (telemetry.md §4).
+    # Sysmon stamps a container's first process ~0.4 s before auditd's execve of it (sysmon_linux_handwritten.log and the lab capture).
     sysmon = _sysmon(1, "2026-11-29 03:45:40.000", 60, 50, "/usr/bin/nsenter", "/usr/bin/containerd-shim-runc-v2",
                      "nsenter -t 1 -m -p -- /bin/sh")
     audit = _exec(2, 1795923940.4, 60, 50, "nsenter", "/usr/bin/nsenter", "00:27",

@@ -2,7 +2,7 @@
 
 tests/integration/test_fuzz_commands.py feeds fixed malformed variants through the real SCP v2 protocol; this file
 instead takes REAL events (the fires / silent samples content/detections names, the other tests/knowledge/samples,
-lab-run1 from ../shared/data) and replaces the values that engines turn into numbers or keys (times, pids, serials,
+lab-run1 from tests/data) and replaces the values that engines turn into numbers or keys (times, pids, serials,
 event ids, status codes, ports, list positions, field values) with hostile scalars: st.text() mixed with the traps
 Python's number parsing sets, such as "²" ("²".isdigit() is True but int("²") raises), "٣", "𝟘", "１", "inf",
 "nan", "1e400", "0x10", 5,000 ASCII digits (int() refuses more than 4,300), negative numbers, empty strings, None,
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from escape_engine import (auditd, correlate, docker, esxi, inspect, kube, lineage, scalars, specrules, sysmon_linux,
                            threshold, windows, winpath)
 from escape_engine.runstats import Stats
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from tests.unit.linux_lab import lab_records
 from tests.unit.winesxi_samples import RESTRICTED, SAMPLES, records as sample_records, windows_kind
 

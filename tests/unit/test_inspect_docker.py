@@ -6,11 +6,11 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from escape_engine import docker
 from escape_engine.inspect import Inspector, run
 
-LAB = SHARED / "data" / "lab-run1"
+LAB = DATA / "lab-run1"
 ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 # Quirk 5 of lab-run1's README: labelled attack by name, default spec; only auditd sees their attempt.
 SPEC_CLEAN_ATTACKS = {"esc06a-unshare", "esc07a-keyctl"}

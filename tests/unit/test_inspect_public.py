@@ -1,6 +1,6 @@
 """The containers analytic on the public Kubernetes audit samples (Falco captures, Panther's labelled cases).
 
-Panther's labels encode Panther's policy. Where our spec (shared/docs/spec.md, AN0612) disagrees, OVERRIDES records
+Panther's labels encode Panther's policy. Where our containers analytic (AN0612, docs/detections.md) disagrees, OVERRIDES records
 the case, what we expect instead, and why; every other case must match Panther's ExpectedResult.
 """
 import json
@@ -9,11 +9,11 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 from escape_engine import kube
 from escape_engine.inspect import run
 
-KUBE = SHARED / "data" / "public" / "kube_apiserver"
+KUBE = DATA / "public" / "kube_apiserver"
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"
 ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"
-PUBLIC_WINEVENTLOG = SHARED / "data" / "public" / "wineventlog"
+PUBLIC_WINEVENTLOG = DATA / "public" / "wineventlog"
 RESTRICTED = "C:/Windows,C:/ProgramData,C:/Program Files,C:/Program Files (x86)"
 _CLASSIC_START = re.compile(rb"^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d [AP]M$")
 _ISO = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})")

@@ -18,7 +18,8 @@ GS = "\x1d"
 ARCH_NAMES = {"c000003e": "x86_64", "c00000b7": "aarch64", "40000003": "i386", "x86_64": "x86_64",
               "aarch64": "aarch64", "i386": "i386", "i686": "i386"}
 
-# Syscall numbers of the calls the Linux analytic reads, per architecture (telemetry.md §3.2).
+# Syscall numbers of the calls the Linux analytic reads, per architecture (the kernel's syscall tables:
+# arch/x86/entry/syscalls/syscall_64.tbl and _32.tbl, include/uapi/asm-generic/unistd.h for aarch64).
 SYSCALL_NUMBERS: Dict[str, Dict[int, str]] = {
     "x86_64": {272: "unshare", 308: "setns", 165: "mount", 166: "umount2", 155: "pivot_root", 161: "chroot",
                250: "keyctl", 248: "add_key", 249: "request_key", 175: "init_module", 313: "finit_module",

@@ -33,12 +33,12 @@ DETECTION: Dict[str, Any] = {
     "known_false_positives": "Admins running nsenter.",
     "mitre_attack": ["T1611"],
     "samples": {
-        "fires": [{"sourcetype": "linux:audit", "path": "../shared/data/lab-run1/audit-session1.log.gz"}],
-        "silent": [{"sourcetype": "linux:audit", "path": "../shared/data/public/linux_auditd/go-libaudit_audit-rhel7.log"}],
+        "fires": [{"sourcetype": "linux:audit", "path": "tests/data/lab-run1/audit-session1.log.gz"}],
+        "silent": [{"sourcetype": "linux:audit", "path": "tests/data/public/linux_auditd/go-libaudit_audit-rhel7.log"}],
     },
 }
 
-# Our own index-time settings for the owned sourcetypes, written for these tests from the formats in telemetry.md §2.
+# Our own index-time settings for the owned sourcetypes, written for these tests from the formats in docs/sourcetypes.md.
 PROPS = """
 [docker:daemon]
 SHOULD_LINEMERGE = false
