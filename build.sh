@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 APP=TA_escape_to_host
+# The one import path of the tools (tools.*) and the engine (escape_engine, package/bin): for `python -m tools.X`
+# and for ucc-gen, which runs additional_packaging.py. pyproject.toml sets the same two folders for pytest.
+export PYTHONPATH="$ROOT:$ROOT/package/bin"
 
 log() { echo "build.sh: $*" >&2; }
 
@@ -68,7 +71,7 @@ appinspect() {
   local rc=0
   .venv-appinspect/bin/splunk-appinspect inspect "$1" --mode precert --skip-trusted-libraries-update --ci \
       --data-format json --output-file dist/appinspect.json > dist/appinspect.out 2>&1 || rc=$?
-  .venv/bin/python tools/appinspect_summary.py dist/appinspect.json >&2
+  .venv/bin/python -m tools.appinspect_summary dist/appinspect.json >&2
   case $rc in
     0|103) log "AppInspect report: dist/appinspect.json (exit $rc: no failure, no future failure)";;
     *) log "AppInspect failed (exit $rc); report: dist/appinspect.json, log: dist/appinspect.out"; exit 1;;
@@ -84,10 +87,10 @@ fresh_build() {
 case "${1:-}" in
   "") build
       # A newcomer sees alerts a minute after cloning: every detection over its own bundled samples (stderr).
-      .venv/bin/python tools/replay.py --samples;;
+      .venv/bin/python -m tools.replay --samples;;
   env) environments;;
   fingerprint) fingerprint;;
-  replay) shift; fresh_build >&2; exec .venv/bin/python tools/replay.py "$@";;
+  replay) shift; fresh_build >&2; exec .venv/bin/python -m tools.replay "$@";;
   bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
 esac

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tools import content
 
-from tools import content  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ANALYTIC_TITLES = {
     "container": ("Containers", "AN0612"),
