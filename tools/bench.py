@@ -287,7 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 up_name, up_args = command_args(case, content, pipe=pipe)
                 up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), env=env,
                              keep_bodies=True)
-                records = decode_bodies(up.bodies)  # type: ignore[assignment]
+                records = decode_bodies(up.bodies)
             command, args = command_args(case, content)
             bodies = chunked(records, options.chunk)
             passthrough, run = measure_pair(bin_dir, command + ".py", args, bodies, env, options.repeat)

@@ -227,14 +227,14 @@ class Eval:
 
     def _binary(self, op: str, left_node: Node, right_node: Node, fields: Mapping[str, List[str]]) -> EvalValue:
         if op in ("AND", "OR", "XOR"):
-            left, right = self._cond(left_node, fields), self._cond(right_node, fields)
-            return {"AND": left and right, "OR": left or right, "XOR": left != right}[op]
+            p, q = self._cond(left_node, fields), self._cond(right_node, fields)
+            return {"AND": p and q, "OR": p or q, "XOR": p != q}[op]
         left, right = self._ev(left_node, fields), self._ev(right_node, fields)
         if isinstance(left, list) or isinstance(right, list):
             raise Unsupported("{}: operator {} on a multivalue field is not implemented".format(self.where, op))
         if op == ".":
-            a, b = _text(left, self.where), _text(right, self.where)
-            return None if a is None or b is None else a + b
+            first, second = _text(left, self.where), _text(right, self.where)
+            return None if first is None or second is None else first + second
         if op in ("+", "-", "*", "/", "%"):
             if op == "+" and isinstance(left, str) and isinstance(right, str) and (_num(left) is None or _num(right) is None):
                 return left + right
@@ -256,7 +256,9 @@ class Eval:
             a, b = x, y
         else:
             a, b = _text(left, self.where), _text(right, self.where)
-        return {"=": a == b, "==": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+        result: bool = {"=": a == b, "==": a == b, "!=": a != b, "<": a < b, ">": a > b, "<=": a <= b,
+                        ">=": a >= b}[op]
+        return result
 
     def _call(self, name: str, args: Sequence[Node], fields: Mapping[str, List[str]]) -> EvalValue:
         where = "{}: {}()".format(self.where, name)

@@ -142,7 +142,7 @@ def read_kube_audit(data: bytes) -> List[Record]:
             return [(text.strip(), _kube_time(whole), {})]
     except ValueError:
         pass
-    records = []
+    records: List[Record] = []
     for line in lines:  # keep every line; the malformed ones are counted by the caller (no time)
         try:
             records.append((line.strip(), _kube_time(json.loads(line)), {}))
@@ -214,7 +214,7 @@ def read_sysmon_linux(data: bytes) -> List[Record]:
 
 
 def read_esxi_syslog(data: bytes) -> List[Record]:
-    records = []
+    records: List[Record] = []
     for line in _lines(data):
         match = re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", line[:128])
         records.append((line, _epoch_iso(line[match.start():]) if match else None, {}))
