@@ -28,7 +28,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from tools import content as content_model
 from tools import replay
 from tools.benchscp import (
-    APP, MAX_ROUNDS, SHORT_RUN_SECONDS, chunked, decode_bodies, measure_pair, run_raw, stage_app,
+    APP,
+    MAX_ROUNDS,
+    SHORT_RUN_SECONDS,
+    chunked,
+    decode_bodies,
+    measure_pair,
+    run_raw,
+    stage_app,
 )
 from tools.inputs import load_events
 from tools.searchterms import BREAKERS, BoolOp, Node, matches, parse_search_expression, wildcard
@@ -75,7 +82,7 @@ COMMANDS: Dict[str, CommandCase] = {
 
 def conf_commands(path: Path = COMMANDS_CONF) -> List[str]:
     """The escape<verb> stanzas of commands.conf, in file order."""
-    names = re.findall(r"^\[(escape[a-z0-9]+)\]\s*$", path.read_text(encoding="utf-8"), flags=re.M)
+    names = re.findall(r"^\[(escape[a-z0-9]+)\]\s*$", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
     return names
 
 

@@ -8,9 +8,9 @@ and the search-term parser (tools/searchterms.py) below it.
 """
 import re
 import sys
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import List, Mapping, Set, Tuple
+from xml.etree import ElementTree
 
 from tools import conffile, content
 from tools.searchterms import check_pure_definition

@@ -32,7 +32,7 @@ def conf_bool(value: str, what: str) -> bool:
 def compile_pcre(regex: str, what: str) -> "pcre2.Pattern":
     try:
         return pcre2.compile(regex)
-    except Exception as err:  # pcre2 raises its own error types
+    except Exception as err:  # noqa: BLE001  pcre2 raises its own error types
         raise Unsupported("{}: PCRE does not compile {!r}: {}".format(what, regex, err)) from None
 
 
@@ -46,7 +46,7 @@ class Extract:
         self.regex = compile_pcre(regex, "EXTRACT-" + name)
         self.groups = [g for g in self.regex.groupindex]
         for group in self.groups:
-            if group.startswith("_KEY_") or group.startswith("_VAL_"):
+            if group.startswith(("_KEY_", "_VAL_")):
                 raise Unsupported("EXTRACT-{}: dynamic field names (_KEY_/_VAL_ groups) are not implemented".format(name))
         if not self.groups:
             raise Unsupported("EXTRACT-{}: the regex has no named group, so it extracts nothing".format(name))

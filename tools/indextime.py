@@ -108,7 +108,7 @@ def _zone(name: Optional[str]) -> timezone:
     try:
         from zoneinfo import ZoneInfo
         return ZoneInfo(name)  # type: ignore[return-value]
-    except Exception:
+    except Exception:  # noqa: BLE001  whatever stops the zone from loading (unknown name, no tz database)
         raise IndexTimeError("TZ {!r} is not a zone this machine knows".format(name)) from None
 
 
@@ -146,7 +146,7 @@ def break_events(data: bytes, settings: Mapping[str, str], name: str = "<input>"
     try:
         breaker = pcre2.compile(settings.get("LINE_BREAKER", r"([\r\n]+)"))
         prefix = pcre2.compile(settings["TIME_PREFIX"]) if settings.get("TIME_PREFIX") else None
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  pcre2 raises its own error types
         raise IndexTimeError("{}: bad regex in props.conf: {}".format(name, err)) from None
     if breaker.groups < 1:
         raise IndexTimeError("{}: LINE_BREAKER needs a capturing group (the delimiter)".format(name))

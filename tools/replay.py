@@ -11,6 +11,7 @@
 4. One JSON object per alert row on stdout; diagnostics on stderr.
 """
 import argparse
+import functools
 import json
 import re
 import sys
@@ -189,7 +190,8 @@ class Replay:
             event = self.events[position]
             try:
                 extracted: Event = dict(self.function({k: v for k, v in event.items() if isinstance(v, str)}))
-            except Exception as err:  # a knowledge setting the evaluator refuses: a user error, not a crash
+            # A knowledge setting the evaluator refuses is a user error, not a crash.
+            except Exception as err:  # noqa: BLE001
                 raise ReplayError("search-time fields of {} event {}: {}".format(
                     event["sourcetype"], event["_cd"], err)) from None
             extracted.update(event)  # the default fields win, as in Splunk
@@ -218,7 +220,7 @@ class Replay:
         provider: Rows = first_rows
         for pipe in replayed:
             rows = run_pipe(pipe, provider, self.macros, self.app_dir, env, detection.slug)
-            provider = (lambda previous: lambda required: project(previous, required))(rows)
+            provider = functools.partial(project, rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))

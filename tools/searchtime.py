@@ -100,7 +100,7 @@ class _Stanza:
     def __init__(self, name: str, keys: Mapping[str, str], owner: "SearchTimeKnowledge") -> None:
         self.name = name
         self.kind, self.pattern = "sourcetype", None
-        if name.startswith("source::") or name.startswith("host::"):
+        if name.startswith(("source::", "host::")):
             self.kind, _, text = name.partition("::")
             self.pattern = _stanza_pattern(text)
         elif "::" in name or name == "default":

@@ -15,10 +15,17 @@ from typing import Dict, FrozenSet, List, Tuple
 
 from tools.searchterms import parse_search_expression
 from tools.spl import (
-    Macro, SplError, check_balance, command_name, expand_macros, macro_references, outside_quotes, replay_plan,
-    split_pipes, strip_comments,
+    Macro,
+    SplError,
+    check_balance,
+    command_name,
+    expand_macros,
+    macro_references,
+    outside_quotes,
+    replay_plan,
+    split_pipes,
+    strip_comments,
 )
-
 
 # Splunk Search Reference (Splunk Enterprise 9.x/10.x), built-in commands. Written by hand from the public index.
 BUILTIN_COMMANDS = frozenset("""
@@ -102,9 +109,10 @@ def lint_search(spl: str, knowledge: Knowledge, subsearch: bool = False) -> List
             problems.append("unknown command {!r}".format(name))
         if leading_pipe and position == 0 and name not in GENERATING_COMMANDS:
             problems.append("{!r} follows a leading pipe but is not a generating command".format(name))
-        if position > 0 and name in GENERATING_COMMANDS and name != "search":
-            if not (name in GENERATING_ANYWHERE_WITH_APPEND and re.search(r"\bappend\s*=\s*t(rue)?\b", args, re.I)):
-                problems.append("generating command {!r} must come first, after a leading pipe".format(name))
+        appended = name in GENERATING_ANYWHERE_WITH_APPEND and re.search(r"\bappend\s*=\s*t(rue)?\b", args,
+                                                                         re.IGNORECASE)
+        if position > 0 and name in GENERATING_COMMANDS and name != "search" and not appended:
+            problems.append("generating command {!r} must come first, after a leading pipe".format(name))
         bare = outside_quotes(args)
         allowed = FUNCTION_COMMANDS.get(name)
         if allowed is not None:
@@ -264,8 +272,8 @@ def lint_schedule(view: DetectionView, knowledge: Knowledge) -> List[str]:
                             "at least cron period + time window = {} s".format(window, period + view.time_window_seconds))
         if "escape_chain_id" not in fields:
             problems.append("a chain detection suppresses on escape_chain_id (a chain seen by two runs alerts once)")
-    if view.type == "threshold":
-        if not any(re.fullmatch(r"escape_\w+_(period|window)", ref) for ref in macro_references(view.search)):
-            problems.append("a threshold counts over a period set in a macro (escape_<what>_period or "
-                            "escape_<what>_window), not over whatever the cron happens to be")
+    periods = [ref for ref in macro_references(view.search) if re.fullmatch(r"escape_\w+_(period|window)", ref)]
+    if view.type == "threshold" and not periods:
+        problems.append("a threshold counts over a period set in a macro (escape_<what>_period or "
+                        "escape_<what>_window), not over whatever the cron happens to be")
     return problems

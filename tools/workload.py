@@ -155,6 +155,12 @@ def docker_templates() -> List[Tuple[str, str, float]]:
     return out
 
 
+def _renamed(text: str, copy_no: int) -> str:
+    """A docker line or object with a per-copy suffix on every container name."""
+    return re.sub(r"(name=|\"Name\":\"/?)([A-Za-z0-9_.-]+)", lambda m: m.group(1) + m.group(2) + "-c%d" % copy_no,
+                  text)
+
+
 def generate_docker(count: int, rng: random.Random, shift_span: float, serial_base: int = 0) -> List[Row]:
     templates = docker_templates()
     events: List[Row] = []
@@ -163,8 +169,7 @@ def generate_docker(count: int, rng: random.Random, shift_span: float, serial_ba
         copy_no = i // len(templates)
         shift = copy_no * 400.0 % max(shift_span, 400.0)
         if copy_no:
-            text = re.sub(r"(name=|\"Name\":\"/?)([A-Za-z0-9_.-]+)", lambda m: m.group(1) + m.group(2) + "-c%d" % copy_no,
-                          text)
+            text = _renamed(text, copy_no)
         record = _meta(sourcetype, {"docker:daemon": "/var/log/dockerd.log", "docker:events": "docker_events",
                                     "docker:inspect": "escape_docker_inspect"}[sourcetype],
                        "bench-docker-%d" % (copy_no % 4), epoch + shift, serial_base + i)
@@ -176,7 +181,7 @@ def generate_docker(count: int, rng: random.Random, shift_span: float, serial_ba
 def generate_workload(total: int, seed: int = 1611) -> Dict[str, List[Row]]:
     """The whole workload by source (each newest first), `total` events over all sources."""
     rng = random.Random(seed)
-    counts = {name: int(round(total * share)) for name, share in MIX}
+    counts = {name: round(total * share) for name, share in MIX}
     counts["audit"] = total - counts["kube"] - counts["docker"]
     audit = generate_audit(counts["audit"])
     newest = float(str(audit[0]["_time"])) if audit else 1795923651.0
