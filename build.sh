@@ -3,6 +3,10 @@
 # ./build.sh env        only create or refresh the virtual environments (.venv, .venv-appinspect, .venv-psa)
 # ./build.sh replay ... run the add-on's analytics over raw log files (see README)
 # ./build.sh bench      benchmark the custom commands
+# ./build.sh docs [--check]          regenerate (or check) the README's detection list, docs/detections.md, docs/tunables.md
+# ./build.sh setup-page [--check]    rewrite (or check) the setup page's generated tabs in globalConfig.json
+# ./build.sh lint                    the SPL lint over everything the built add-on ships
+# ./build.sh record-release VERSION  add the current saved-search and macro names to content/released.yml
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -92,5 +96,9 @@ case "${1:-}" in
   fingerprint) fingerprint;;
   replay) shift; fresh_build >&2; exec .venv/bin/python -m tools.replay "$@";;
   bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
-  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
+  docs) shift; environments; exec .venv/bin/python -m tools.docs "$@";;
+  setup-page) shift; environments; exec .venv/bin/python -m tools.setup_page "$@";;
+  lint) shift; fresh_build >&2; exec .venv/bin/python -m tools.contentlint "$@";;
+  record-release) shift; environments; exec .venv/bin/python -m tools.content --record-release "$@";;
+  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench|docs|setup-page|lint|record-release])"; exit 2;;
 esac
