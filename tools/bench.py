@@ -177,7 +177,8 @@ def command_args(case: CommandCase, content: Content, pipe: Optional[int] = None
     replayed = _plan(content.detections[case.detection], content.macros)[1]
     number = case.pipe if pipe is None else pipe
     if not 1 <= number <= len(replayed):
-        raise ValueError("{}: pipe {} is not one of its {} replayed pipes".format(case.detection, number, len(replayed)))
+        raise ValueError("{}: pipe {} is not one of its {} replayed pipes".format(
+            case.detection, number, len(replayed)))
     name, arg_text = command_name(expand_macros(replayed[number - 1], content.macros))
     args = replay.split_args(arg_text)
     if pipe is None:
@@ -266,7 +267,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.perf_counter()
     workload = generate_workload(options.events)
     total = sum(len(v) for v in workload.values())
-    _say("bench: generated {} events ({}) in {:.1f} s; container-runtime noise {:.0%} of keyed non-execve audit syscalls (lab ground truth)".format(
+    _say("bench: generated {} events ({}) in {:.1f} s; container-runtime noise {:.0%} of keyed non-execve audit "
+         "syscalls (lab ground truth)".format(
         total, ", ".join("{} {}".format(len(v), k) for k, v in workload.items()), time.perf_counter() - started,
         runtime_noise_share(workload["audit"])))
     counts, selected = selectivity(workload, content)

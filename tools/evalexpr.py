@@ -79,7 +79,8 @@ Node = Tuple[Any, ...]
 
 class _EvalParser:
     # precedence, lowest first
-    LEVELS = (("OR", "XOR"), ("AND",), ("==", "=", "!=", "<", ">", "<=", ">=", "LIKE"), ("+", "-", "."), ("*", "/", "%"))
+    LEVELS = (("OR", "XOR"), ("AND",), ("==", "=", "!=", "<", ">", "<=", ">=", "LIKE"), ("+", "-", "."),
+              ("*", "/", "%"))
 
     def __init__(self, expr: str, where: str) -> None:
         self.where = where
@@ -236,7 +237,8 @@ class Eval:
             first, second = _text(left, self.where), _text(right, self.where)
             return None if first is None or second is None else first + second
         if op in ("+", "-", "*", "/", "%"):
-            if op == "+" and isinstance(left, str) and isinstance(right, str) and (_num(left) is None or _num(right) is None):
+            if op == "+" and isinstance(left, str) and isinstance(right, str) \
+                    and (_num(left) is None or _num(right) is None):
                 return left + right
             x, y = _num(left), _num(right)
             if x is None or y is None:
@@ -325,7 +327,9 @@ class Eval:
             arity(1, 1)
             if texts[0] is None:
                 return None
-            return texts[0].lower() if name == "lower" else texts[0].upper() if name == "upper" else float(len(texts[0]))
+            if name == "len":
+                return float(len(texts[0]))
+            return texts[0].lower() if name == "lower" else texts[0].upper()
         if name == "substr":
             arity(2, 3)
             start = _num(values[1])

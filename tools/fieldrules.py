@@ -47,7 +47,8 @@ class Extract:
         self.groups = [g for g in self.regex.groupindex]
         for group in self.groups:
             if group.startswith(("_KEY_", "_VAL_")):
-                raise Unsupported("EXTRACT-{}: dynamic field names (_KEY_/_VAL_ groups) are not implemented".format(name))
+                raise Unsupported("EXTRACT-{}: dynamic field names (_KEY_/_VAL_ groups) are not implemented".format(
+                    name))
         if not self.groups:
             raise Unsupported("EXTRACT-{}: the regex has no named group, so it extracts nothing".format(name))
 
@@ -76,7 +77,8 @@ class Report:
             for token in keys["FORMAT"].split():
                 field, sep, value = token.partition("::")
                 if not sep or not field or not value:
-                    raise Unsupported("transforms.conf [{}]: FORMAT token {!r} is not <name>::<value>".format(name, token))
+                    raise Unsupported("transforms.conf [{}]: FORMAT token {!r} is not <name>::<value>".format(
+                        name, token))
                 pairs.append((field, value))
             self.format = pairs
         elif not self.regex.groupindex:
@@ -145,10 +147,13 @@ class Lookup:
         keys = transforms[self.table]
         for key in keys:
             if key not in LOOKUP_TRANSFORM_KEYS:
-                raise Unsupported("transforms.conf [{}]: setting {} is not implemented for LOOKUP".format(self.table, key))
+                raise Unsupported("transforms.conf [{}]: setting {} is not implemented for LOOKUP".format(
+                    self.table, key))
         if "filename" not in keys:
-            raise Unsupported("transforms.conf [{}]: only file-based lookups (filename) are implemented".format(self.table))
-        self.case_sensitive = conf_bool(keys.get("case_sensitive_match", "true"), "[{}] case_sensitive_match".format(self.table))
+            raise Unsupported("transforms.conf [{}]: only file-based lookups (filename) are implemented".format(
+                self.table))
+        self.case_sensitive = conf_bool(keys.get("case_sensitive_match", "true"),
+                                        "[{}] case_sensitive_match".format(self.table))
         self.max_matches = int(keys.get("max_matches", "100"))
         self.min_matches = int(keys.get("min_matches", "0"))
         self.default_match = keys.get("default_match")
@@ -198,7 +203,8 @@ class Lookup:
             if not values:
                 return  # Splunk does not run a lookup whose input field is missing
             if len(values) > 1:
-                raise Unsupported("LOOKUP-{}: multivalue input field {} is not implemented".format(self.name, event_field))
+                raise Unsupported("LOOKUP-{}: multivalue input field {} is not implemented".format(
+                    self.name, event_field))
             wanted.append((column, values[0]))
         if self.mode == "OUTPUTNEW" and all(f in fields for _, f in self.outputs):
             return

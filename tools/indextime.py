@@ -26,7 +26,8 @@ import pcre2
 INDEX_TIME_KEYS = frozenset({"LINE_BREAKER", "SHOULD_LINEMERGE", "TRUNCATE", "TIME_PREFIX", "TIME_FORMAT",
                              "MAX_TIMESTAMP_LOOKAHEAD", "TZ", "CHARSET", "NO_BINARY_CHECK"})
 # Search-time keys (tools/searchtime.py's business) and stanza metadata: ignored here.
-_SEARCH_TIME = re.compile(r"(EXTRACT|REPORT|FIELDALIAS|EVAL|LOOKUP|SEDCMD_SEARCH)-.+|KV_MODE|AUTO_KV_JSON|KV_TRIM_SPACE|"
+_SEARCH_TIME = re.compile(r"(EXTRACT|REPORT|FIELDALIAS|EVAL|LOOKUP|SEDCMD_SEARCH)-.+|KV_MODE|AUTO_KV_JSON|"
+                          r"KV_TRIM_SPACE|"
                           r"category|description|pulldown_type|INDEXED_EXTRACTIONS_SEARCH|ANNOTATE_PUNCT")
 
 
@@ -52,7 +53,8 @@ def index_time_settings(stanza: Mapping[str, str], name: str) -> Dict[str, str]:
             raise IndexTimeError("props.conf [{}]: {} is not an index-time setting the offline evaluator implements "
                                  "(allowed: {})".format(name, key, ", ".join(sorted(INDEX_TIME_KEYS))))
     if settings.get("SHOULD_LINEMERGE", "true").strip().lower() not in ("false", "0"):
-        raise IndexTimeError("props.conf [{}]: SHOULD_LINEMERGE must be false (line merging is not implemented)".format(name))
+        raise IndexTimeError("props.conf [{}]: SHOULD_LINEMERGE must be false (line merging is not "
+                             "implemented)".format(name))
     if settings.get("CHARSET", "UTF-8").strip().upper() == "AUTO":
         raise IndexTimeError("props.conf [{}]: CHARSET = AUTO is not implemented".format(name))
     if "TIME_FORMAT" not in settings:

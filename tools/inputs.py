@@ -284,7 +284,8 @@ def load_events(specs: Sequence[InputSpec], app_dir: Path) -> List[Row]:
                 "host": spec.host or defaults.get("host") or DEFAULT_HOST,
             })
         if untimed:
-            warn("{}: {} event(s) without a readable timestamp took the previous event's time".format(spec.path, untimed))
+            warn("{}: {} event(s) without a readable timestamp took the previous event's time".format(
+                spec.path, untimed))
         if not records:
             warn("{}: no events".format(spec.path))
     return events

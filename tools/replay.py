@@ -89,7 +89,8 @@ def validate_overrides(settings: Sequence[str], content_dir: Path) -> Dict[str, 
                 check_pure_definition(match.group(1))
                 overrides[name] = value
             elif name in shipped:
-                raise ReplayError("--set {}: only tunables, data-scope and filter macros can be set in a replay".format(name))
+                raise ReplayError("--set {}: only tunables, data-scope and filter macros can be set in a "
+                                  "replay".format(name))
             else:
                 raise ReplayError("--set {}: unknown macro (known: {})".format(
                     name, ", ".join(sorted(set(specs) | set(scope) | filters))))
@@ -304,7 +305,8 @@ def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[obje
             parts.append(conf.stat().st_mtime_ns if conf.is_file() else None)
         for spec in specs:
             stat = spec.path.stat()
-            parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source, spec.host))
+            parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source,
+                          spec.host))
         return tuple(parts)
     except OSError:
         return None  # load_events reports the unreadable file

@@ -44,7 +44,10 @@ class Refusals:
 
 NO_REFUSALS = Refusals()
 
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|([A-Za-z_][A-Za-z0-9_.{}-]*)=(?:"((?:[^"\\]|\\.)*)"|([^\s()"]+))|"((?:[^"\\]|\\.)*)"|([^\s()"=]+))')
+_TOKEN = re.compile(r'\s*(?:(\()|(\))'                                                # parentheses
+                    r'|([A-Za-z_][A-Za-z0-9_.{}-]*)=(?:"((?:[^"\\]|\\.)*)"|([^\s()"]+))'  # field="value" | field=value
+                    r'|"((?:[^"\\]|\\.)*)"'                                             # "a phrase"
+                    r'|([^\s()"=]+))')                                                  # a bare word
 _REFUSED_IN_TERMS = re.compile(r"[|`\[\]<>!]|^(?:TERM|CASE)\(", re.IGNORECASE)
 
 

@@ -1,8 +1,8 @@
 """A strict, small offline evaluator of Splunk's search-time knowledge for one app.
 
-It follows the order of Splunk's search-time operations sequence (Knowledge Manager Manual): EXTRACT (ASCII order of class) -> REPORT ->
-KV_MODE -> FIELDALIAS -> EVAL (in parallel) -> LOOKUP -> eventtypes -> tags. Regexes are PCRE (the pcre2 package).
-It implements exactly what is written here and raises `Unsupported`, naming the setting, for anything else: an
+It follows the order of Splunk's search-time operations sequence (Knowledge Manager Manual): EXTRACT (ASCII order of
+class) -> REPORT -> KV_MODE -> FIELDALIAS -> EVAL (in parallel) -> LOOKUP -> eventtypes -> tags. Regexes are PCRE
+(the pcre2 package). It implements exactly what is written here and raises `Unsupported`, naming the setting, for anything else: an
 unknown props or transforms key, an EVAL function outside the whitelist, a stanza-precedence case it does not
 model, an eventtype search beyond sourcetype / source / field=value / terms with AND, OR, NOT.
 
@@ -162,7 +162,8 @@ class SearchTimeKnowledge:
                 raise Unsupported("eventtypes.conf [{}]: no search".format(name))
             if conf_bool(keys.get("disabled", "0"), "[{}] disabled".format(name)):
                 continue
-            self.eventtype_searches[name] = _eventtype_search(keys["search"], "eventtypes.conf [{}] search".format(name))
+            where = "eventtypes.conf [{}] search".format(name)
+            self.eventtype_searches[name] = _eventtype_search(keys["search"], where)
         self.tag_map: Dict[str, List[str]] = {}
         for stanza, keys in tags.items():
             kind, _, name = stanza.partition("=")
@@ -234,8 +235,9 @@ class SearchTimeKnowledge:
         for stanza in self.stanzas:
             if stanza.matches(event):
                 if stanza.kind in by_kind:
-                    raise Unsupported("props.conf: [{}] and [{}] both match {} (precedence between two {} stanzas is not "
-                                      "implemented)".format(by_kind[stanza.kind].name, stanza.name, cache_key, stanza.kind))
+                    raise Unsupported("props.conf: [{}] and [{}] both match {} (precedence between two {} stanzas is "
+                                      "not implemented)".format(by_kind[stanza.kind].name, stanza.name, cache_key,
+                                                                stanza.kind))
                 by_kind[stanza.kind] = stanza
         merged: Dict[str, str] = {}
         for kind in ("sourcetype", "host", "source"):
@@ -264,7 +266,8 @@ class SearchTimeKnowledge:
             if not source:
                 continue
             if len(source) > 1:
-                raise Unsupported("EXTRACT-{}: extraction from multivalue field {} is not implemented".format(name, extract.source))
+                raise Unsupported("EXTRACT-{}: extraction from multivalue field {} is not implemented".format(
+                    name, extract.source))
             match = extract.regex.search(source[0])
             if match is None:
                 continue
@@ -273,8 +276,8 @@ class SearchTimeKnowledge:
                 if not got:
                     continue
                 if group in extracted_by:
-                    raise Unsupported("EXTRACT-{} and EXTRACT-{} both extract {} (which wins is not implemented)".format(
-                        extracted_by[group], name, group))
+                    raise Unsupported("EXTRACT-{} and EXTRACT-{} both extract {} (which wins is not "
+                                      "implemented)".format(extracted_by[group], name, group))
                 extracted_by[group] = name
                 fields[group] = [got]
         # 2. REPORT, classes in ASCII order, transforms left to right
@@ -314,7 +317,8 @@ class SearchTimeKnowledge:
         for alias in aliases:
             for source_field, target, _ in alias.pairs:
                 if target in targets:
-                    raise Unsupported("FIELDALIAS-{} and FIELDALIAS-{} both write {}".format(targets[target], alias.name, target))
+                    raise Unsupported("FIELDALIAS-{} and FIELDALIAS-{} both write {}".format(
+                        targets[target], alias.name, target))
                 targets[target] = alias.name
         for alias in aliases:
             for source_field, target, asnew in alias.pairs:

@@ -153,7 +153,7 @@ def has_index(definition: str) -> bool:
     return bool(re.search(r"(?<![\w.])index\s*=", outside_quotes(definition), re.IGNORECASE))
 
 
-# ---------------------------------------------------------------- scheduling and detection rules (docs/development.md section 1)
+# ------------------------------------------------- scheduling and detection rules (docs/development.md §1)
 def cron_period_minutes(cron: str) -> int:
     """The interval between runs of a regular cron schedule; irregular ones are refused."""
     fields = cron.split()
@@ -269,7 +269,8 @@ def lint_schedule(view: DetectionView, knowledge: Knowledge) -> List[str]:
     if view.type == "chain":
         if window < period + view.time_window_seconds:
             problems.append("a chain detection's window ({} s) must overlap the previous run by escape_time_window: "
-                            "at least cron period + time window = {} s".format(window, period + view.time_window_seconds))
+                            "at least cron period + time window = {} s".format(
+                                window, period + view.time_window_seconds))
         if "escape_chain_id" not in fields:
             problems.append("a chain detection suppresses on escape_chain_id (a chain seen by two runs alerts once)")
     periods = [ref for ref in macro_references(view.search) if re.fullmatch(r"escape_\w+_(period|window)", ref)]
