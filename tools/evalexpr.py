@@ -74,7 +74,7 @@ def _eval_tokens(expr: str, where: str) -> List[_Tok]:
     return tokens
 
 
-Node = Tuple[Any, ...]
+EvalNode = Tuple[Any, ...]
 
 
 class _EvalParser:
@@ -87,7 +87,7 @@ class _EvalParser:
         self.tokens = _eval_tokens(expr, where)
         self.pos = 0
 
-    def parse(self) -> Node:
+    def parse(self) -> EvalNode:
         node = self._level(0)
         if self.pos != len(self.tokens):
             raise Unsupported("{}: unexpected {!r}".format(self.where, self.tokens[self.pos].text))
@@ -102,7 +102,7 @@ class _EvalParser:
             raise Unsupported("{}: expected {!r}".format(self.where, text))
         self.pos += 1
 
-    def _level(self, level: int) -> Node:
+    def _level(self, level: int) -> EvalNode:
         if level == 2:
             # NOT binds looser than comparisons, tighter than AND
             tok = self._peek()
@@ -119,7 +119,7 @@ class _EvalParser:
             self.pos += 1
             node = ("bin", tok.text, node, self._level(level + 1))
 
-    def _unary(self) -> Node:
+    def _unary(self) -> EvalNode:
         tok = self._peek()
         if tok is None:
             raise Unsupported("{}: expression ends too early".format(self.where))
@@ -144,7 +144,7 @@ class _EvalParser:
                 if tok.text not in EVAL_FUNCTIONS:
                     raise Unsupported("{}: eval function {}() is not implemented".format(self.where, tok.text))
                 self.pos += 1
-                args: List[Node] = []
+                args: List[EvalNode] = []
                 nxt = self._peek()
                 if nxt is not None and nxt.kind == "op" and nxt.text == ")":
                     self.pos += 1
@@ -202,7 +202,7 @@ class Eval:
         text = _text(value, self.where)
         return None if text is None else [text]
 
-    def _ev(self, node: Node, fields: Mapping[str, List[str]]) -> EvalValue:
+    def _ev(self, node: EvalNode, fields: Mapping[str, List[str]]) -> EvalValue:
         kind = node[0]
         if kind == "lit":
             return node[1]  # type: ignore[no-any-return]
@@ -220,13 +220,13 @@ class Eval:
             return self._binary(node[1], node[2], node[3], fields)
         return self._call(node[1], node[2], fields)
 
-    def _cond(self, node: Node, fields: Mapping[str, List[str]]) -> bool:
+    def _cond(self, node: EvalNode, fields: Mapping[str, List[str]]) -> bool:
         value = self._ev(node, fields)
         if not isinstance(value, bool):
             raise Unsupported("{}: a condition must be a comparison or a boolean function".format(self.where))
         return value
 
-    def _binary(self, op: str, left_node: Node, right_node: Node, fields: Mapping[str, List[str]]) -> EvalValue:
+    def _binary(self, op: str, left_node: EvalNode, right_node: EvalNode, fields: Mapping[str, List[str]]) -> EvalValue:
         if op in ("AND", "OR", "XOR"):
             p, q = self._cond(left_node, fields), self._cond(right_node, fields)
             return {"AND": p and q, "OR": p or q, "XOR": p != q}[op]
@@ -262,7 +262,7 @@ class Eval:
                         ">=": a >= b}[op]
         return result
 
-    def _call(self, name: str, args: Sequence[Node], fields: Mapping[str, List[str]]) -> EvalValue:
+    def _call(self, name: str, args: Sequence[EvalNode], fields: Mapping[str, List[str]]) -> EvalValue:
         where = "{}: {}()".format(self.where, name)
 
         def arity(low: int, high: int) -> None:
