@@ -1,11 +1,11 @@
-"""ucc-gen hook: renders the conf files that content/ owns (macros.conf, later savedsearches.conf) into output/."""
-import sys
+"""ucc-gen hook: renders the conf files that content/ owns (macros.conf, later savedsearches.conf) into output/.
+
+The repository root and package/bin reach it on PYTHONPATH: build.sh exports them before it runs ucc-gen.
+"""
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tools.content import write_generated  # noqa: E402
-from tools.setup_manifest import write_manifest  # noqa: E402
+from tools.content import write_generated
+from tools.setup_manifest import write_manifest
 
 
 def additional_packaging(ta_name: str) -> None:

@@ -3,10 +3,17 @@
 # ./build.sh env        only create or refresh the virtual environments (.venv, .venv-appinspect, .venv-psa)
 # ./build.sh replay ... run the add-on's analytics over raw log files (see README)
 # ./build.sh bench      benchmark the custom commands
+# ./build.sh docs [--check]          regenerate (or check) the README's detection list, docs/detections.md, docs/tunables.md
+# ./build.sh setup-page [--check]    rewrite (or check) the setup page's generated tabs in globalConfig.json
+# ./build.sh lint                    the SPL lint over everything the built add-on ships
+# ./build.sh record-release VERSION  add the current saved-search and macro names to content/released.yml
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
 APP=TA_escape_to_host
+# The one import path of the tools (tools.*) and the engine (escape_engine, package/bin): for `python -m tools.X`
+# and for ucc-gen, which runs additional_packaging.py. pyproject.toml sets the same two folders for pytest.
+export PYTHONPATH="$ROOT:$ROOT/package/bin"
 
 log() { echo "build.sh: $*" >&2; }
 
@@ -68,7 +75,7 @@ appinspect() {
   local rc=0
   .venv-appinspect/bin/splunk-appinspect inspect "$1" --mode precert --skip-trusted-libraries-update --ci \
       --data-format json --output-file dist/appinspect.json > dist/appinspect.out 2>&1 || rc=$?
-  .venv/bin/python tools/appinspect_summary.py dist/appinspect.json >&2
+  .venv/bin/python -m tools.appinspect_summary dist/appinspect.json >&2
   case $rc in
     0|103) log "AppInspect report: dist/appinspect.json (exit $rc: no failure, no future failure)";;
     *) log "AppInspect failed (exit $rc); report: dist/appinspect.json, log: dist/appinspect.out"; exit 1;;
@@ -84,10 +91,14 @@ fresh_build() {
 case "${1:-}" in
   "") build
       # A newcomer sees alerts a minute after cloning: every detection over its own bundled samples (stderr).
-      .venv/bin/python tools/replay.py --samples;;
+      .venv/bin/python -m tools.replay --samples;;
   env) environments;;
   fingerprint) fingerprint;;
-  replay) shift; fresh_build >&2; exec .venv/bin/python tools/replay.py "$@";;
+  replay) shift; fresh_build >&2; exec .venv/bin/python -m tools.replay "$@";;
   bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
-  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench])"; exit 2;;
+  docs) shift; environments; exec .venv/bin/python -m tools.docs "$@";;
+  setup-page) shift; environments; exec .venv/bin/python -m tools.setup_page "$@";;
+  lint) shift; fresh_build >&2; exec .venv/bin/python -m tools.contentlint "$@";;
+  record-release) shift; environments; exec .venv/bin/python -m tools.content --record-release "$@";;
+  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench|docs|setup-page|lint|record-release])"; exit 2;;
 esac

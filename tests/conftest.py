@@ -1,7 +1,8 @@
 """Shared paths and fixtures. Every sample, capture and ground truth a test reads lives under tests/ (tests/data/PROVENANCE.md)."""
 import json
-import sys
+import os
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -10,8 +11,11 @@ APP_NAME = "TA_escape_to_host"
 BUILT_APP = ROOT / "output" / APP_NAME
 DATA = ROOT / "tests" / "data"
 
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "package" / "bin"))
+
+def tools_env() -> Dict[str, str]:
+    """The environment of a subprocess that runs a tool (`python -m tools.<name>`): the import path build.sh exports
+    (pytest itself gets it from pyproject.toml's pythonpath)."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "package" / "bin")]))
 
 
 def app_version() -> str:

@@ -37,7 +37,8 @@ def parse_text(text: str, name: str = "<conf>") -> Stanzas:
             order.append((current, number))
             continue
         if "=" not in line:
-            raise ConfError("{}:{}: line is neither a stanza, a comment nor key = value: {!r}".format(name, number, stripped))
+            raise ConfError("{}:{}: line is neither a stanza, a comment nor key = value: {!r}".format(
+                name, number, stripped))
         key, value = line.split("=", 1)
         key = key.strip()
         if not key:

@@ -26,7 +26,8 @@ import pcre2
 INDEX_TIME_KEYS = frozenset({"LINE_BREAKER", "SHOULD_LINEMERGE", "TRUNCATE", "TIME_PREFIX", "TIME_FORMAT",
                              "MAX_TIMESTAMP_LOOKAHEAD", "TZ", "CHARSET", "NO_BINARY_CHECK"})
 # Search-time keys (tools/searchtime.py's business) and stanza metadata: ignored here.
-_SEARCH_TIME = re.compile(r"(EXTRACT|REPORT|FIELDALIAS|EVAL|LOOKUP|SEDCMD_SEARCH)-.+|KV_MODE|AUTO_KV_JSON|KV_TRIM_SPACE|"
+_SEARCH_TIME = re.compile(r"(EXTRACT|REPORT|FIELDALIAS|EVAL|LOOKUP|SEDCMD_SEARCH)-.+|KV_MODE|AUTO_KV_JSON|"
+                          r"KV_TRIM_SPACE|"
                           r"category|description|pulldown_type|INDEXED_EXTRACTIONS_SEARCH|ANNOTATE_PUNCT")
 
 
@@ -52,7 +53,8 @@ def index_time_settings(stanza: Mapping[str, str], name: str) -> Dict[str, str]:
             raise IndexTimeError("props.conf [{}]: {} is not an index-time setting the offline evaluator implements "
                                  "(allowed: {})".format(name, key, ", ".join(sorted(INDEX_TIME_KEYS))))
     if settings.get("SHOULD_LINEMERGE", "true").strip().lower() not in ("false", "0"):
-        raise IndexTimeError("props.conf [{}]: SHOULD_LINEMERGE must be false (line merging is not implemented)".format(name))
+        raise IndexTimeError("props.conf [{}]: SHOULD_LINEMERGE must be false (line merging is not "
+                             "implemented)".format(name))
     if settings.get("CHARSET", "UTF-8").strip().upper() == "AUTO":
         raise IndexTimeError("props.conf [{}]: CHARSET = AUTO is not implemented".format(name))
     if "TIME_FORMAT" not in settings:
@@ -108,7 +110,7 @@ def _zone(name: Optional[str]) -> timezone:
     try:
         from zoneinfo import ZoneInfo
         return ZoneInfo(name)  # type: ignore[return-value]
-    except Exception:
+    except Exception:  # noqa: BLE001  whatever stops the zone from loading (unknown name, no tz database)
         raise IndexTimeError("TZ {!r} is not a zone this machine knows".format(name)) from None
 
 
@@ -146,7 +148,7 @@ def break_events(data: bytes, settings: Mapping[str, str], name: str = "<input>"
     try:
         breaker = pcre2.compile(settings.get("LINE_BREAKER", r"([\r\n]+)"))
         prefix = pcre2.compile(settings["TIME_PREFIX"]) if settings.get("TIME_PREFIX") else None
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  pcre2 raises its own error types
         raise IndexTimeError("{}: bad regex in props.conf: {}".format(name, err)) from None
     if breaker.groups < 1:
         raise IndexTimeError("{}: LINE_BREAKER needs a capturing group (the delimiter)".format(name))

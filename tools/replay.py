@@ -3,17 +3,16 @@
     ./build.sh replay --input SOURCETYPE[,source=S][,host=H]=PATH [--input ...] [--set MACRO=VALUE ...] [--state DIR]
 
 1. Event breaking and timestamps: owned sourcetypes through the built app's props.conf (tools/indextime.py), the
-   documented record format of the source otherwise (READERS below). Every event gets `_cd = 0:<n>`.
-2. Fields for the base search: one seam, `FieldFunction` (tools/searchtime.py once it exists).
-3. Per detection (content/detections/*.yml): macro expansion, the base search as a pure search-term expression
-   (tools/spllint.py parses it; anything else is refused), then its `replay_pipes` commands, run from the app's bin/
-   through the real splunklib dispatcher over SCP v2 (tools/scp.py), events newest first, in chunks.
+   documented record format of the source otherwise (tools/inputs.py). Every event gets `_cd = 0:<n>`.
+2. Fields for the base search: one seam, `FieldFunction` (tools/searchtime.py over the built app).
+3. Per detection (content/detections/*.yml): macro expansion (tools/spl.py), the base search as a pure search-term
+   expression (tools/searchterms.py parses it; anything else is refused), then its `replay_pipes` commands, run from
+   the app's bin/ through the real splunklib dispatcher over SCP v2 (tools/scp.py), events newest first, in chunks.
 4. One JSON object per alert row on stdout; diagnostics on stderr.
 """
 import argparse
-import gzip
+import functools
 import json
-import os
 import re
 import sys
 import tempfile
@@ -22,303 +21,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from escape_engine import tunables
+from tools import conffile, content, spl
+from tools.inputs import InputSpec, ReplayError, load_events, parse_input, warn
+from tools.scp import run_command
+from tools.searchterms import DEFAULT_FIELDS, check_pure_definition, fields_used, matches, parse_search_expression
+from tools.searchtime import SearchTimeKnowledge
+from tools.spl import Macro, SplError, command_name, expand_macros, replay_plan
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools import conffile, content, indextime, spllint  # noqa: E402
-from tools.scp import run_command  # noqa: E402
-from escape_engine import tunables  # noqa: E402
-
 APP_DIR = ROOT / "output" / "TA_escape_to_host"
 CHUNK = 1000
 Value = Union[str, List[str]]
 Event = Dict[str, Value]
 FieldFunction = Callable[[Mapping[str, str]], Mapping[str, Value]]
-OWNED = ("docker:daemon", "docker:events", "docker:inspect")
-DEFAULT_HOST = "replay"
 
 
-class ReplayError(Exception):
-    """A problem the user must fix (bad input, unknown macro, refused search): message to stderr, exit 2."""
-
-
-def warn(message: str) -> None:
-    print("replay: " + message, file=sys.stderr)
-
-
-# ---------------------------------------------------------------- inputs
-@dataclass
-class InputSpec:
-    sourcetype: str
-    path: Path
-    source: Optional[str] = None
-    host: Optional[str] = None
-
-
-_INPUT = re.compile(r"(?P<st>[^,=]+)(?P<opts>(?:,(?:source|host)=[^,=]*)*)=(?P<path>.+)")
-
-
-def parse_input(text: str) -> InputSpec:
-    match = _INPUT.fullmatch(text)
-    if not match:
-        raise ReplayError("--input {!r} is not SOURCETYPE[,source=SOURCE][,host=HOST]=PATH".format(text))
-    spec = InputSpec(match.group("st").strip(), Path(match.group("path")))
-    for option in filter(None, match.group("opts").split(",")):
-        key, value = option.split("=", 1)
-        setattr(spec, key, value)
-    return spec
-
-
-def read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-        return gzip.decompress(data) if path.suffix == ".gz" else data
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise ReplayError("cannot read {}: {}".format(path, err)) from None
-
-
-def _epoch_iso(text: str) -> Optional[float]:
-    """ISO 8601 with Z or an offset (no offset: UTC)."""
-    match = re.match(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", text)
-    if not match:
-        return None
-    stamp = datetime.strptime(match.group(1) + "T" + match.group(2), "%Y-%m-%dT%H:%M:%S")
-    zone = match.group(4) or "Z"
-    offset = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
-    return stamp.replace(tzinfo=timezone.utc).timestamp() - offset + float("0" + (match.group(3) or ""))
-
-
-# Each reader: bytes -> [(raw, time or None, {default fields from the record})]. Documented formats only.
-Record = Tuple[str, Optional[float], Dict[str, str]]
-
-
-def _lines(data: bytes) -> List[str]:
-    # Audit records may hold 0x1D (ENRICHED): split on b"\n" only, never str.splitlines().
-    return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in data.split(b"\n") if line.strip()]
-
-
-_AUDIT_EPOCH = re.compile(r"msg=audit\((\d+(?:\.\d+)?):\d+\)")
-# ausearch -i prints the date in the C locale's %x form (11/29/26); other locales give a four-digit year.
-_AUDIT_LOCAL = re.compile(r"msg=audit\((\d{2})/(\d{2})/(\d{4}|\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)?:\d+\)")
-
-
-def _audit_time(raw: str) -> Optional[float]:
-    match = _AUDIT_EPOCH.search(raw)
-    if match:
-        return float(match.group(1))
-    match = _AUDIT_LOCAL.search(raw)  # ausearch -i prints local time; the replay reads it as UTC
-    if match:
-        year = match.group(3) if len(match.group(3)) == 4 else "20" + match.group(3)
-        return _epoch_iso("{}-{}-{}T{}{}".format(year, match.group(1), match.group(2), match.group(4),
-                                                  match.group(5) or ""))
-    return None
-
-
-def read_linux_audit(data: bytes) -> List[Record]:
-    return [(line, _audit_time(line), {}) for line in _lines(data)]
-
-
-def read_auditd(data: bytes) -> List[Record]:
-    """ausearch -i output: events separated by '----' lines; without separators, one record per line."""
-    lines = [line.rstrip(b"\r") for line in data.split(b"\n")]
-    if not any(line.strip() == b"----" for line in lines):
-        return read_linux_audit(data)
-    records: List[Record] = []
-    current: List[bytes] = []
-    for line in lines + [b"----"]:
-        if line.strip() == b"----":
-            if any(part.strip() for part in current):
-                raw = b"\n".join(part for part in current if part.strip()).decode("utf-8", errors="replace")
-                records.append((raw, _audit_time(raw), {}))
-            current = []
-        else:
-            current.append(line)
-    return records
-
-
-_KUBE_TIME_KEYS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
-
-
-def _kube_time(event: object) -> Optional[float]:
-    if isinstance(event, dict):
-        for key in _KUBE_TIME_KEYS:
-            if isinstance(event.get(key), str):
-                return _epoch_iso(event[key])
-    return None
-
-
-def read_kube_audit(data: bytes) -> List[Record]:
-    """One audit.k8s.io Event per line; a file holding one pretty-printed JSON object is one event."""
-    text = data.decode("utf-8", errors="replace")
-    lines = [line for line in text.split("\n") if line.strip()]
-    try:
-        parsed = [json.loads(line) for line in lines]
-        return [(line.strip(), _kube_time(obj), {}) for line, obj in zip(lines, parsed)]
-    except ValueError:
-        pass
-    try:
-        whole = json.loads(text)
-        if isinstance(whole, dict):
-            return [(text.strip(), _kube_time(whole), {})]
-    except ValueError:
-        pass
-    records = []
-    for line in lines:  # keep every line; the malformed ones are counted by the caller (no time)
-        try:
-            records.append((line.strip(), _kube_time(json.loads(line)), {}))
-        except ValueError:
-            records.append((line.strip(), None, {}))
-    return records
-
-
-def _xml_fields(raw: str, prefix: str) -> Dict[str, str]:
-    fields = {}
-    computer = re.search(r"<Computer>([^<]+)</Computer>", raw)
-    if computer:
-        fields["host"] = computer.group(1)
-    channel = re.search(r"<Channel>([^<]+)</Channel>", raw)
-    if channel and prefix:
-        fields["source"] = prefix + channel.group(1)
-    return fields
-
-
-def _xml_time(raw: str) -> Optional[float]:
-    match = re.search(r"<TimeCreated SystemTime=['\"]([^'\"]+)['\"]", raw)
-    return _epoch_iso(match.group(1)) if match else None
-
-
-def read_xml_wineventlog(data: bytes) -> List[Record]:
-    text = data.decode("utf-8", errors="replace")
-    events = re.findall(r"<Event[\s>].*?</Event>", text, re.DOTALL)
-    return [(raw, _xml_time(raw), _xml_fields(raw, "XmlWinEventLog:")) for raw in events]
-
-
-_WIN_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([AP]M)$")
-
-
-def read_wineventlog(data: bytes) -> List[Record]:
-    """Classic multi-line WinEventLog: a new event starts at a line holding only its date (MM/DD/YYYY hh:mm:ss AM)."""
-    records: List[Record] = []
-    current: List[str] = []
-    lines = data.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n")
-
-    def flush() -> None:
-        raw = "\n".join(current).strip()
-        if raw:
-            first = _WIN_DATE.match(current[0].strip())
-            stamp = None
-            if first:
-                month, day, year, hour, minute, second, half = first.groups()
-                stamp = _epoch_iso("{}-{}-{}T{:02d}:{}:{}".format(
-                    year, month, day, int(hour) % 12 + (12 if half == "PM" else 0), minute, second))
-            fields = {}
-            computer = re.search(r"^ComputerName=(.+)$", raw, re.MULTILINE)
-            if computer:
-                fields["host"] = computer.group(1).strip()
-            log = re.search(r"^LogName=(.+)$", raw, re.MULTILINE)
-            if log:
-                fields["source"] = "WinEventLog:" + log.group(1).strip()
-            records.append((raw, stamp, fields))
-
-    for line in lines:
-        if _WIN_DATE.match(line.strip()) and current:
-            flush()
-            current = []
-        current.append(line)
-    flush()
-    return records
-
-
-def read_sysmon_linux(data: bytes) -> List[Record]:
-    return [(line, _xml_time(line), _xml_fields(line, "")) for line in _lines(data)]
-
-
-def read_esxi_syslog(data: bytes) -> List[Record]:
-    records = []
-    for line in _lines(data):
-        match = re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", line[:128])
-        records.append((line, _epoch_iso(line[match.start():]) if match else None, {}))
-    return records
-
-
-READERS: Dict[str, Callable[[bytes], List[Record]]] = {
-    "linux:audit": read_linux_audit,
-    "auditd": read_auditd,
-    "kube:apiserver-audit": read_kube_audit,
-    "XmlWinEventLog": read_xml_wineventlog,
-    "WinEventLog": read_wineventlog,
-    "sysmon:linux": read_sysmon_linux,
-    "vmw-syslog": read_esxi_syslog,
-}
-
-
-def reader_for(sourcetype: str) -> Optional[Callable[[bytes], List[Record]]]:
-    if sourcetype.startswith("vmware:esxlog:") and len(sourcetype) > len("vmware:esxlog:"):
-        return read_esxi_syslog
-    return READERS.get(sourcetype)
-
-
-def known_sourcetypes() -> List[str]:
-    return list(OWNED) + list(READERS) + ["vmware:esxlog:<program>"]
-
-
-def load_events(specs: Sequence[InputSpec], app_dir: Path) -> List[Event]:
-    """Break and timestamp every input; events keep file order and get _cd = 0:<n> across all inputs."""
-    events: List[Event] = []
-    props: Optional[Dict[str, Dict[str, str]]] = None
-    for spec in specs:
-        if spec.sourcetype not in OWNED and reader_for(spec.sourcetype) is None:
-            raise ReplayError("unknown sourcetype {!r}; the replay reads {}".format(
-                spec.sourcetype, ", ".join(known_sourcetypes())))
-        data = read_bytes(spec.path)
-        untimed = 0
-        if spec.sourcetype in OWNED:
-            if props is None:
-                path = app_dir / "default" / "props.conf"
-                props = conffile.parse(path) if path.is_file() else {}
-            if spec.sourcetype not in props:
-                raise ReplayError("{} is an owned sourcetype but {} has no [{}] stanza".format(
-                    spec.sourcetype, app_dir / "default" / "props.conf", spec.sourcetype))
-            try:
-                settings = indextime.index_time_settings(props[spec.sourcetype], spec.sourcetype)
-                broken = indextime.break_events(data, settings, str(spec.path))
-            except indextime.IndexTimeError as err:
-                raise ReplayError(str(err)) from None
-            records: List[Record] = [(raw, stamp, {}) for raw, stamp in broken.events]
-            untimed = broken.untimed
-            if broken.truncated:
-                warn("{}: {} event(s) cut at TRUNCATE".format(spec.path, broken.truncated))
-        else:
-            reader = reader_for(spec.sourcetype)
-            assert reader is not None
-            records = reader(data)
-        previous = 0.0
-        for raw, stamp, defaults in records:
-            if stamp is None:
-                untimed += spec.sourcetype not in OWNED
-                stamp = previous
-            previous = stamp
-            events.append({
-                "_raw": raw, "_time": repr(stamp), "_cd": "0:{}".format(len(events)), "index": "main",
-                "sourcetype": spec.sourcetype, "source": spec.source or defaults.get("source") or str(spec.path),
-                "host": spec.host or defaults.get("host") or DEFAULT_HOST,
-            })
-        if untimed:
-            warn("{}: {} event(s) without a readable timestamp took the previous event's time".format(spec.path, untimed))
-        if not records:
-            warn("{}: no events".format(spec.path))
-    return events
-
-
-# ---------------------------------------------------------------- fields (the one seam) and the base search
+# ---------------------------------------------------------------- fields (the one seam)
 def default_field_function(app_dir: Path) -> FieldFunction:
-    """Search-time fields from tools/searchtime.py when it exists; else only the default fields."""
-    try:
-        from tools.searchtime import SearchTimeKnowledge  # type: ignore[import-not-found]
-    except ImportError:
-        warn("tools/searchtime.py is not here yet: base searches see only _raw, sourcetype, source and host")
-        return lambda event: {}
+    """Search-time fields from tools/searchtime.py over the built app, with eventtype and tag."""
     knowledge = SearchTimeKnowledge.from_app(app_dir)
 
     def fields(event: Mapping[str, str]) -> Mapping[str, Value]:
@@ -334,51 +55,12 @@ def default_field_function(app_dir: Path) -> FieldFunction:
     return fields
 
 
-_BREAKERS = r"\s\[\]<>(){}|!;,'\"*&?+=/:@.\-$#%\\_"
-
-
-def _wildcard(value: str, bounded: bool) -> "re.Pattern[str]":
-    body = ".*".join(re.escape(part) for part in value.split("*"))
-    if bounded:  # a term matches whole segments of _raw (Splunk's major and minor breakers)
-        body = r"(?:^|(?<=[{0}])){1}(?=$|[{0}])".format(_BREAKERS, body)
-        return re.compile(body, re.IGNORECASE | re.DOTALL)
-    return re.compile(body + r"\Z", re.IGNORECASE | re.DOTALL)
-
-
-DEFAULT_FIELDS = frozenset({"_raw", "_time", "_cd", "index", "sourcetype", "source", "host"})
-
-
-def _fields_used(node: spllint.Node) -> "set[str]":
-    if isinstance(node, spllint.BoolOp):
-        return set().union(*(_fields_used(child) for child in node.children))
-    return {node.field or "_raw"}
-
-
-def matches(node: spllint.Node, event: Mapping[str, Value]) -> bool:
-    """Evaluate a parsed base search on one event, case-insensitively like Splunk."""
-    if isinstance(node, spllint.BoolOp):
-        if node.op == "NOT":
-            return not matches(node.children[0], event)
-        results = (matches(child, event) for child in node.children)
-        return all(results) if node.op == "AND" else any(results)
-    if node.field is None:
-        raw = event.get("_raw", "")
-        return bool(_wildcard(node.value, True).search(raw if isinstance(raw, str) else "\n".join(raw)))
-    if node.field == "index":
-        return True  # every replayed input is in scope, whatever index the macro names
-    value = event.get(node.field)
-    if value is None:
-        return False
-    pattern = _wildcard(node.value, False)
-    return any(pattern.match(v) for v in ([value] if isinstance(value, str) else value))
-
-
 # ---------------------------------------------------------------- macros and --set
-def macro_table(content_dir: Path, overrides: Mapping[str, str]) -> Dict[str, spllint.Macro]:
-    table = spllint.macro_table([spllint.Macro(str(m["name"]), str(m["definition"]), tuple(m.get("args") or ()))
+def macro_table(content_dir: Path, overrides: Mapping[str, str]) -> Dict[str, Macro]:
+    table = spl.macro_table([Macro(str(m["name"]), str(m["definition"]), tuple(m.get("args") or ()))
                                  for m in content.macros(content_dir)])
     for name, definition in overrides.items():
-        table[name] = spllint.Macro(name, definition)
+        table[name] = Macro(name, definition)
     return table
 
 
@@ -398,20 +80,21 @@ def validate_overrides(settings: Sequence[str], content_dir: Path) -> Dict[str, 
             if name in specs:
                 overrides[name] = tunables.render(specs[name], value)
             elif name in scope:
-                spllint.check_pure_definition(value)
+                check_pure_definition(value)
                 overrides[name] = value
             elif name in filters:
                 match = re.fullmatch(r"\s*search\s+(.*)", value, re.DOTALL)
                 if not match:
                     raise ValueError("a filter macro is 'search <terms>', e.g. search NOT host=\"build-*\"")
-                spllint.check_pure_definition(match.group(1))
+                check_pure_definition(match.group(1))
                 overrides[name] = value
             elif name in shipped:
-                raise ReplayError("--set {}: only tunables, data-scope and filter macros can be set in a replay".format(name))
+                raise ReplayError("--set {}: only tunables, data-scope and filter macros can be set in a "
+                                  "replay".format(name))
             else:
                 raise ReplayError("--set {}: unknown macro (known: {})".format(
                     name, ", ".join(sorted(set(specs) | set(scope) | filters))))
-        except (ValueError, spllint.LintError) as err:
+        except (ValueError, SplError) as err:
             raise ReplayError("--set {}: {}".format(name, err)) from None
     return overrides
 
@@ -466,11 +149,11 @@ def project(records: Sequence[Event], required: Optional[Sequence[str]]) -> List
     return [{k: v for k, v in r.items() if k in keep} for r in records]
 
 
-def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, spllint.Macro], app_dir: Path,
+def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
              env: Mapping[str, str], label: str) -> List[Event]:
     """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
-    expanded = spllint.expand_macros(pipe, macros)
-    name, arg_text = spllint.command_name(expanded)
+    expanded = expand_macros(pipe, macros)
+    name, arg_text = command_name(expanded)
     script = _command_script(app_dir, name)
 
     def chunks(getinfo: Dict[str, Any]) -> List[List[Event]]:
@@ -508,7 +191,8 @@ class Replay:
             event = self.events[position]
             try:
                 extracted: Event = dict(self.function({k: v for k, v in event.items() if isinstance(v, str)}))
-            except Exception as err:  # a knowledge setting the evaluator refuses: a user error, not a crash
+            # A knowledge setting the evaluator refuses is a user error, not a crash.
+            except Exception as err:  # noqa: BLE001
                 raise ReplayError("search-time fields of {} event {}: {}".format(
                     event["sourcetype"], event["_cd"], err)) from None
             extracted.update(event)  # the default fields win, as in Splunk
@@ -517,11 +201,11 @@ class Replay:
 
     def run(self, detection: content.Detection) -> List[Dict[str, object]]:
         try:
-            base, replayed, after = spllint.replay_plan(detection.search, detection.replay_pipes, self.macros)
-            tree = spllint.parse_search_expression(base)
-        except spllint.LintError as err:
+            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros)
+            tree = parse_search_expression(base)
+        except SplError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
-        needs_fields = bool(_fields_used(tree) - DEFAULT_FIELDS)
+        needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
         selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
         # Splunk hands events newest first; among equal times, the later-read event first.
         selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
@@ -537,7 +221,7 @@ class Replay:
         provider: Rows = first_rows
         for pipe in replayed:
             rows = run_pipe(pipe, provider, self.macros, self.app_dir, env, detection.slug)
-            provider = (lambda previous: lambda required: project(previous, required))(rows)
+            provider = functools.partial(project, rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
@@ -548,11 +232,11 @@ class Replay:
     def _filter(self, detection: content.Detection, after: List[str], rows: List[Event]) -> List[Event]:
         """Apply the filter hook when it is `search <terms>`; other pipes after the replayed part only on Splunk."""
         for pipe in after:
-            expanded = spllint.expand_macros(pipe, self.macros).strip()
+            expanded = expand_macros(pipe, self.macros).strip()
             match = re.fullmatch(r"search\s+(.*)", expanded, re.DOTALL)
             if pipe == "`{}`".format(detection.filter_macro) and match:
                 if match.group(1).strip() != "*":
-                    tree = spllint.parse_search_expression(match.group(1))
+                    tree = parse_search_expression(match.group(1))
                     rows = [r for r in rows if matches(tree, r)]
             else:
                 warn("{}: pipe {!r} is not replayed (confirmed only on a real Splunk)".format(detection.slug, pipe))
@@ -621,7 +305,8 @@ def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[obje
             parts.append(conf.stat().st_mtime_ns if conf.is_file() else None)
         for spec in specs:
             stat = spec.path.stat()
-            parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source, spec.host))
+            parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source,
+                          spec.host))
         return tuple(parts)
     except OSError:
         return None  # load_events reports the unreadable file
@@ -651,14 +336,14 @@ def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
 
 def plan(content_dir: Path) -> str:
     """A Markdown table: per detection, what the replay runs and what only a real Splunk confirms."""
-    table = spllint.macro_table([spllint.Macro(str(m["name"]), str(m["definition"]), tuple(m.get("args") or ()))
+    table = spl.macro_table([Macro(str(m["name"]), str(m["definition"]), tuple(m.get("args") or ()))
                                  for m in content.macros(content_dir)])
     lines = ["| detection | replayed pipes | confirmed only on a real Splunk |", "|---|---|---|"]
     for detection in content.detections(content_dir):
-        _, replayed, after = spllint.replay_plan(detection.search, detection.replay_pipes, table)
+        _, replayed, after = replay_plan(detection.search, detection.replay_pipes, table)
         splunk_only = ["dispatch window and scheduling", "alert suppression on " + ", ".join(detection.suppress_fields)]
         for pipe in after:
-            expanded = spllint.expand_macros(pipe, table).strip()
+            expanded = expand_macros(pipe, table).strip()
             if not re.fullmatch(r"search\s+.*", expanded, re.DOTALL) or pipe != "`{}`".format(detection.filter_macro):
                 splunk_only.insert(0, "`` {} ``".format(pipe))
         lines.append("| {} | {} | {} |".format(detection.stanza, "<br>".join(

@@ -18,7 +18,6 @@ DETECTION_KEYS = ("slug", "title", "analytic", "type", "schedule")
 DETECTION_TYPES = ("single", "chain", "threshold", "health")
 _MACRO_CALL = re.compile(r"`([A-Za-z0-9_]+)(?:\([^`]*\))?`")
 
-sys.path.insert(0, str(ROOT / "package" / "bin"))
 
 from escape_engine import setup, tunables  # noqa: E402
 

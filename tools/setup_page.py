@@ -16,7 +16,6 @@ from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
-sys.path.insert(0, str(ROOT))
 
 from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402
 

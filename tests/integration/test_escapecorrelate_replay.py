@@ -7,8 +7,9 @@ from typing import Dict, List, Set, Tuple
 
 import pytest
 
-from tools import replay
 from tests.unit.linux_lab import LAB, ground_truth, stamp_serial
+from tools import replay
+from tools.inputs import InputSpec
 
 CHAIN = "linux_container_escape_chain"
 ATTEMPT = "linux_container_escape_attempt"
@@ -38,7 +39,7 @@ def _keys(alert: Dict) -> Set[Tuple[str, str]]:
 @pytest.fixture(scope="module")
 def alerts(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> List[Dict]:
     path = _slice(tmp_path_factory.mktemp("lab"), "passes-2-3.log", *PASSES_2_3)
-    return replay.replay([replay.InputSpec("linux:audit", path)], app_dir=built_app, only=[CHAIN, ATTEMPT])
+    return replay.replay([InputSpec("linux:audit", path)], app_dir=built_app, only=[CHAIN, ATTEMPT])
 
 
 def _steps_of(alert: Dict) -> Set[str]:
@@ -75,12 +76,12 @@ def test_replay_second_run_alerts_from_the_state_of_the_first(built_app: Path, t
     first = _slice(tmp_path, "first.log", 1795923930.0, SPLIT)
     second = _slice(tmp_path, "second.log", SPLIT, 1795923950.0)
     state = tmp_path / "state"
-    replay.replay([replay.InputSpec("linux:audit", first)], app_dir=built_app, state_dir=state, only=[CHAIN])
+    replay.replay([InputSpec("linux:audit", first)], app_dir=built_app, state_dir=state, only=[CHAIN])
     assert (state / "escape_linux_lineage.json").is_file()
-    later = replay.replay([replay.InputSpec("linux:audit", second)], app_dir=built_app, state_dir=state, only=[CHAIN])
+    later = replay.replay([InputSpec("linux:audit", second)], app_dir=built_app, state_dir=state, only=[CHAIN])
     nsenter = [a for a in later if "nsenter_host_exec" in a["summary"]]
     assert len(nsenter) == 1 and nsenter[0]["severity"] == "critical"
     assert "persisted state" in nsenter[0]["summary"]
-    fresh = replay.replay([replay.InputSpec("linux:audit", second)], app_dir=built_app, state_dir=tmp_path / "empty",
+    fresh = replay.replay([InputSpec("linux:audit", second)], app_dir=built_app, state_dir=tmp_path / "empty",
                           only=[CHAIN])
     assert all("persisted state" not in a["summary"] for a in fresh)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.conftest import DATA, ROOT
 from tests.integration.harness.scp import encode_records
 from tests.unit.linux_lab import lab_records
-from tools import bench
+from tools import bench, benchscp
 
 EXAMPLES = int(os.environ.get("ESCAPE_FUZZ_EXAMPLES", "3"))
 BAD_BYTES = b"\xff\xfe\xc3(\x80"          # invalid UTF-8 as it might reach splunkd from a misdeclared CHARSET
@@ -198,7 +198,7 @@ COMMAND_NAMES = bench.conf_commands()
 # ---- running -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bin_dir(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return bench.stage_app(built_app, tmp_path_factory.mktemp("fuzz"))
+    return benchscp.stage_app(built_app, tmp_path_factory.mktemp("fuzz"))
 
 
 @pytest.fixture(scope="module")
@@ -211,9 +211,9 @@ def _body(records: Sequence[Event]) -> bytes:
 
 
 def _run(bin_dir: Path, name: str, content: bench.Content,
-         chunks: Sequence[Sequence[Event]]) -> bench.RawRun:
+         chunks: Sequence[Sequence[Event]]) -> benchscp.RawRun:
     command, args = bench.command_args(bench.COMMANDS[name], content)
-    run = bench.run_raw(bin_dir / (command + ".py"), args, [_body(c) for c in chunks],
+    run = benchscp.run_raw(bin_dir / (command + ".py"), args, [_body(c) for c in chunks],
                         env={"ESCAPE_STATE_DIR": str(bin_dir.parent / "state")}, keep_bodies=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not [m for m in run.messages if m[0] == "ERROR"], run.messages
@@ -221,11 +221,11 @@ def _run(bin_dir: Path, name: str, content: bench.Content,
     return run
 
 
-def _messages(run: bench.RawRun) -> str:
+def _messages(run: benchscp.RawRun) -> str:
     return "\n".join(str(m[1]) for m in run.messages)
 
 
-def _count(pattern: str, run: bench.RawRun) -> int:
+def _count(pattern: str, run: benchscp.RawRun) -> int:
     return sum(int(n) for n in re.findall(pattern, _messages(run)))
 
 
@@ -235,7 +235,7 @@ _baselines: Dict[str, List[Tuple[str, ...]]] = {}
 def _baseline(bin_dir: Path, name: str, content: bench.Content) -> List[Tuple[str, ...]]:
     if name not in _baselines:
         run = _run(bin_dir, name, content, [INPUTS[name].valid()])
-        rows = bench.decode_bodies(run.bodies)
+        rows = benchscp.decode_bodies(run.bodies)
         assert rows, "{}: the valid events alone must give rows, or the test proves nothing".format(name)
         _baselines[name] = sorted({INPUTS[name].row_key(r) for r in rows})
     return _baselines[name]
@@ -246,7 +246,7 @@ def _check(bin_dir: Path, name: str, content: bench.Content,
     spec = INPUTS[name]
     baseline = _baseline(bin_dir, name, content)
     run = _run(bin_dir, name, content, chunks)
-    rows = {spec.row_key(r) for r in bench.decode_bodies(run.bodies)}
+    rows = {spec.row_key(r) for r in benchscp.decode_bodies(run.bodies)}
     lost = [key for key in baseline if key not in rows]
     assert not lost, "{} lost rows of valid events: {}\n{}".format(name, lost, _messages(run))
     if set(kinds) & set(spec.counted):

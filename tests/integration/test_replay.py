@@ -12,9 +12,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, tools_env
 from tests.integration.harness.replay_fixture import PROPS, detection, make_app, make_content
 from tools import content, replay
+from tools.inputs import InputSpec, load_events
 
 AUDIT = DATA / "lab-run1" / "audit-session1.log.gz"
 RHEL7 = DATA / "public" / "linux_auditd" / "go-libaudit_audit-rhel7.log"
@@ -43,12 +44,12 @@ def app(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(tmp_path: Path, app: Path, inputs: List[str], *detections: Dict[str, Any], settings: List[str] = (),
         extra: List[str] = ()) -> "subprocess.CompletedProcess[str]":
     folder = make_content(tmp_path / "content", *(detections or (detection(),)))
-    args = [sys.executable, str(ROOT / "tools" / "replay.py"), "--content", str(folder), "--app", str(app)]
+    args = [sys.executable, "-m", "tools.replay", "--content", str(folder), "--app", str(app)]
     for spec in inputs:
         args += ["--input", spec]
     for setting in settings:
         args += ["--set", setting]
-    return subprocess.run(args + list(extra), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(args + list(extra), capture_output=True, text=True, cwd=ROOT, env=tools_env(), timeout=300)
 
 
 def alerts_of(result: "subprocess.CompletedProcess[str]") -> List[Dict[str, Any]]:
@@ -128,8 +129,8 @@ def test_set_renders_tunables_with_the_setup_page_code_and_overrides_filters(tmp
 ])
 def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path, app: Path, args: List[str], message: str) -> None:
     folder = make_content(tmp_path / "content", detection())
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "replay.py"), "--content", str(folder), "--app",
-                             str(app)] + args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "tools.replay", "--content", str(folder), "--app", str(app)] + args,
+                            capture_output=True, text=True, cwd=ROOT, env=tools_env(), timeout=120)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and result.stdout == ""
 
@@ -185,16 +186,16 @@ def test_an_owned_sourcetype_without_props_or_with_an_unknown_key_is_refused(
 
 
 def test_documented_formats_of_borrowed_sourcetypes() -> None:
-    kube = replay.load_events([replay.InputSpec("kube:apiserver-audit", KUBE / "falco_create_nginx_pod_privileged.json")],
+    kube = load_events([InputSpec("kube:apiserver-audit", KUBE / "falco_create_nginx_pod_privileged.json")],
                               ROOT / "output" / "TA_escape_to_host")
     assert len(kube) == 1 and kube[0]["_time"] == repr(1540476552.572676)  # requestReceivedTimestamp
-    sysmon = replay.load_events([replay.InputSpec("XmlWinEventLog", WINDOWS / "splunk_attack_data_T1202_windows-sysmon.log")],
+    sysmon = load_events([InputSpec("XmlWinEventLog", WINDOWS / "splunk_attack_data_T1202_windows-sysmon.log")],
                                 ROOT / "output" / "TA_escape_to_host")
     text = (WINDOWS / "splunk_attack_data_T1202_windows-sysmon.log").read_text()
     assert len(sysmon) == text.count("</Event>") > 0
     assert sysmon[0]["source"] == "XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"
     assert sysmon[0]["host"] == "win-dc-emcginnis-47905-664.attackrange.local"
-    classic = replay.load_events([replay.InputSpec("WinEventLog", WINDOWS / "splunk_attack_data_T1202_windows-security_4688.log",
+    classic = load_events([InputSpec("WinEventLog", WINDOWS / "splunk_attack_data_T1202_windows-security_4688.log",
                                                    host="dc1")], ROOT / "output" / "TA_escape_to_host")
     raw = (WINDOWS / "splunk_attack_data_T1202_windows-security_4688.log").read_text()
     assert len(classic) == raw.count("\nLogName=") + raw.startswith("LogName=") > 0
@@ -206,7 +207,7 @@ def test_a_pretty_printed_kube_event_is_one_event(tmp_path: Path) -> None:
     event = json.loads((KUBE / "falco_create_nginx_pod_privileged.json").read_text())
     path = tmp_path / "pretty.json"
     path.write_text(json.dumps(event, indent=2))
-    events = replay.load_events([replay.InputSpec("kube:apiserver-audit", path)], ROOT / "output" / "TA_escape_to_host")
+    events = load_events([InputSpec("kube:apiserver-audit", path)], ROOT / "output" / "TA_escape_to_host")
     assert len(events) == 1 and json.loads(str(events[0]["_raw"])) == event
 
 
@@ -216,7 +217,7 @@ def test_auditd_interpreted_events_split_on_dashes(tmp_path: Path) -> None:
             "----\ntype=SYSCALL msg=audit(11/29/2026 03:45:41.000:9728) : arch=x86_64 syscall=execve\n")
     path = tmp_path / "ausearch.log.gz"
     path.write_bytes(gzip.compress(text.encode()))
-    events = replay.load_events([replay.InputSpec("auditd", path)], ROOT / "output" / "TA_escape_to_host")
+    events = load_events([InputSpec("auditd", path)], ROOT / "output" / "TA_escape_to_host")
     assert [e["_raw"].count("\n") for e in events] == [1, 0]
     assert events[0]["_time"] == repr(1795923940.426)
 

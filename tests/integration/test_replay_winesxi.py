@@ -12,6 +12,7 @@ from tests.integration.harness.scp import run_command
 from tests.integration.winesxi_commands import app_bin
 from tests.unit.winesxi_samples import SAMPLES, records
 from tools import content, replay
+from tools.inputs import parse_input
 
 SYSMON = "XmlWinEventLog,source=XmlWinEventLog:Microsoft-Windows-Sysmon/Operational"
 WINDOWS_SLUGS = [d.slug for d in content.detections() if d.analytic == "windows"]
@@ -20,7 +21,7 @@ ESXI_SLUGS = [d.slug for d in content.detections() if d.analytic == "esxi"]
 
 def run(inputs: Sequence[str], built_app: Path, only: Sequence[str], settings: Sequence[str] = (),
         state: Path = None) -> List[Dict[str, object]]:  # type: ignore[assignment]
-    return replay.replay([replay.parse_input(i) for i in inputs], content.CONTENT, built_app, settings, state, only)
+    return replay.replay([parse_input(i) for i in inputs], content.CONTENT, built_app, settings, state, only)
 
 
 def test_all_windows_detections_stay_silent_on_every_real_public_windows_file(built_app: Path) -> None:

@@ -6,18 +6,14 @@ Assertions are per marker window and label (tests/lab/README.md), never on pids,
 """
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+from escape_engine.correlate import Correlator
 
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "package" / "bin"))
-from escape_engine.correlate import Correlator  # noqa: E402
-from tests.unit.linux_lab import stamp_serial, to_records  # noqa: E402
+from tests.unit.linux_lab import stamp_serial, to_records
 
 LAB = Path(__file__).resolve().parent
 RUNTIME = ("dockerd", "containerd", "containerd-shim-runc-v2", "runc")

@@ -1,4 +1,4 @@
-"""Checks, with the project's SPL lint (tools/spllint.py), that a rendered definition cannot change a search beyond
+"""Checks, with the project's search-term parser (tools/searchterms.py), that a rendered definition cannot change a search beyond
 its value.
 
 A tunable definition must parse as ONE literal: a single term that is a bare number or one quoted string, with no
@@ -7,28 +7,29 @@ expression whose every term is a quoted index, sourcetype or source comparison, 
 """
 import re
 
-from tools import spllint
+from tools import searchterms
+from tools.spl import SplError
 
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 def is_single_literal(definition: str) -> bool:
     try:
-        node = spllint.check_pure_definition(definition)
-    except spllint.LintError:
+        node = searchterms.check_pure_definition(definition)
+    except SplError:
         return False
-    return (isinstance(node, spllint.Term) and node.field is None
+    return (isinstance(node, searchterms.Term) and node.field is None
             and (node.quoted or node.value.isdigit()) and definition == definition.strip())
 
 
 def is_scope_expression(definition: str) -> bool:
     try:
-        node = spllint.check_pure_definition(definition)
-    except spllint.LintError:
+        node = searchterms.check_pure_definition(definition)
+    except SplError:
         return False
 
-    def allowed(n: "spllint.Node") -> bool:
-        if isinstance(n, spllint.Term):
+    def allowed(n: "searchterms.Node") -> bool:
+        if isinstance(n, searchterms.Term):
             return n.field in ("index", "sourcetype", "source") and n.quoted
         return n.op in ("AND", "OR") and all(allowed(c) for c in n.children)
 

@@ -7,7 +7,8 @@ from typing import Any, Dict
 
 import pytest
 
-from tools import bench
+from tools import bench, searchterms
+from tools.workload import audit_lines, generate_audit, generate_kube, generate_workload, runtime_noise_share
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_bench_line_format() -> None:
 
 
 def test_fast_matcher_agrees_with_the_replay_matcher(content: bench.Content) -> None:
-    workload = bench.generate_workload(3000, seed=11)
+    workload = generate_workload(3000, seed=11)
     events = [e for source in workload.values() for e in source][::5]
     events += [e for slug in ("windows_container_symlink_abuse", "esxi_vmx_crash")
                for e in bench.sample_events(content.detections[slug])]
@@ -52,15 +53,15 @@ def test_fast_matcher_agrees_with_the_replay_matcher(content: bench.Content) -> 
         tree = bench.base_search(detection, content.macros)
         fast = bench.compile_matcher(tree)
         for event in events:
-            expected = bench.matches(tree, event)
+            expected = searchterms.matches(tree, event)
             assert fast(event, {}) is expected, (slug, event["sourcetype"], str(event["_raw"])[:200])
             verdict = bench.metadata_verdict(tree, event)
             assert verdict is None or verdict is expected, (slug, event["sourcetype"])
 
 
 def test_audit_copies_vary_hosts_pids_serials_and_keep_enriched_records() -> None:
-    lines = bench.audit_lines()[:3000]
-    events = bench.generate_audit(4 * len(lines), density=2, hosts=2, lines=lines)
+    lines = audit_lines()[:3000]
+    events = generate_audit(4 * len(lines), density=2, hosts=2, lines=lines)
     assert len(events) == 4 * len(lines)
     times = [float(str(e["_time"])) for e in events]
     assert times == sorted(times, reverse=True)  # newest first, as Splunk hands them to a search-head command
@@ -79,16 +80,16 @@ def test_audit_copies_vary_hosts_pids_serials_and_keep_enriched_records() -> Non
 
 
 def test_audit_windows_stack_in_time_when_density_is_one() -> None:
-    lines = bench.audit_lines()[:2000]
-    one = bench.generate_audit(len(lines), density=1, hosts=1, lines=lines)
-    four = bench.generate_audit(4 * len(lines), density=1, hosts=1, lines=lines)
+    lines = audit_lines()[:2000]
+    one = generate_audit(len(lines), density=1, hosts=1, lines=lines)
+    four = generate_audit(4 * len(lines), density=1, hosts=1, lines=lines)
     span = lambda ev: float(str(ev[0]["_time"])) - float(str(ev[-1]["_time"]))  # noqa: E731
     assert span(four) > 3.5 * span(one)
 
 
 def test_kube_events_are_valid_audit_json_with_large_writes_and_metadata_reads() -> None:
     import random
-    events = bench.generate_kube(400, random.Random(7), 1795923651.0, 3600.0)
+    events = generate_kube(400, random.Random(7), 1795923651.0, 3600.0)
     parsed = [json.loads(str(e["_raw"])) for e in events]
     writes = [p for p in parsed if "requestObject" in p]
     reads = [p for p in parsed if "requestObject" not in p]
@@ -102,8 +103,8 @@ def test_kube_events_are_valid_audit_json_with_large_writes_and_metadata_reads()
 
 
 def test_workload_mix_is_deterministic_and_follows_the_declared_shares() -> None:
-    first = bench.generate_workload(2000, seed=3)
-    again = bench.generate_workload(2000, seed=3)
+    first = generate_workload(2000, seed=3)
+    again = generate_workload(2000, seed=3)
     assert [e["_raw"] for e in first["kube"]] == [e["_raw"] for e in again["kube"]]
     sizes = {k: len(v) for k, v in first.items()}
     assert sum(sizes.values()) == 2000
@@ -112,7 +113,7 @@ def test_workload_mix_is_deterministic_and_follows_the_declared_shares() -> None
 
 
 def test_selectivity_hands_each_detection_only_its_sources(content: bench.Content) -> None:
-    workload = bench.generate_workload(1500, seed=5)
+    workload = generate_workload(1500, seed=5)
     counts, selected = bench.selectivity(workload, content)
     assert counts["linux_container_escape_chain"] == len(workload["audit"])
     kube = selected["kube_workload_host_access"]
@@ -123,5 +124,5 @@ def test_selectivity_hands_each_detection_only_its_sources(content: bench.Conten
 
 
 def test_runtime_noise_share_uses_the_lab_ground_truth() -> None:
-    share = bench.runtime_noise_share(bench.generate_audit(20000, hosts=1))
+    share = runtime_noise_share(generate_audit(20000, hosts=1))
     assert 0.0 < share < 1.0

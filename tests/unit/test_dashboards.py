@@ -9,7 +9,7 @@ from typing import Dict, FrozenSet, List
 import pytest
 
 from tests.conftest import ROOT
-from tools import content, spllint
+from tools import content, contentlint, spllint
 
 VIEWS = ROOT / "package" / "default" / "data" / "ui" / "views"
 DASHBOARDS = ("escape_overview.xml", "escape_data_health.xml")
@@ -118,7 +118,7 @@ def queries(path: Path) -> List[str]:
     return [(q.text or "") for q in root.iter("query")]
 
 
-KNOWLEDGE = spllint.knowledge_from(content.CONTENT, ROOT / "package")
+KNOWLEDGE = contentlint.knowledge_from(content.CONTENT, ROOT / "package")
 
 
 @pytest.mark.parametrize("name", DASHBOARDS)
@@ -128,7 +128,7 @@ def test_dashboard_uses_only_documented_simple_xml(name: str) -> None:
 
 @pytest.mark.parametrize("name", DASHBOARDS)
 def test_every_dashboard_query_passes_the_spl_lint(name: str) -> None:
-    found = [q for view, q in spllint.dashboard_searches(ROOT / "package") if view == name]
+    found = [q for view, q in contentlint.dashboard_searches(ROOT / "package") if view == name]
     assert len(found) == len(queries(VIEWS / name)) >= 3
     problems = [p for q in found for p in spllint.lint_search(q, KNOWLEDGE)]
     assert problems == []

@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.integration.harness.replay_fixture import detection, make_content
-from tools import conffile, content, spllint
+from tools import conffile, content, contentlint, spllint
 
 DETECTIONS = content.detections()
 PROVENANCE = (ROOT / "tests" / "knowledge" / "samples" / "PROVENANCE.md").read_text(encoding="utf-8")
@@ -18,7 +18,7 @@ PROVENANCE = (ROOT / "tests" / "knowledge" / "samples" / "PROVENANCE.md").read_t
 # ---------------------------------------------------------------- the real content
 def test_real_content_passes_the_spl_lint() -> None:
     # The source app (package/) holds the hand-written commands, transforms, eventtypes, lookups and views.
-    assert spllint.lint_content(content.CONTENT, ROOT / "package") == []
+    assert contentlint.lint_content(content.CONTENT, ROOT / "package") == []
 
 
 @pytest.mark.parametrize("item", DETECTIONS, ids=[d.slug for d in DETECTIONS])

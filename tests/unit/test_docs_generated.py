@@ -13,7 +13,7 @@ from tools import content, docs
 def test_generated_docs_match_the_content(name: str) -> None:
     expected = docs.outputs()[ROOT / name]
     assert (ROOT / name).read_text(encoding="utf-8") == expected, \
-        "{} drifted from content/: run .venv/bin/python tools/docs.py".format(name)
+        "{} drifted from content/: run ./build.sh docs".format(name)
 
 
 def test_readme_lists_every_detection_with_status_and_attack() -> None:

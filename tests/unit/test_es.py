@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tools import content, es, spllint
+from tools import content, contentlint, es, spl, spllint
 
 DETECTIONS = content.detections()
-KNOWLEDGE = spllint.knowledge_from(content.CONTENT, ROOT / "package")
+KNOWLEDGE = contentlint.knowledge_from(content.CONTENT, ROOT / "package")
 ENGINE = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "package" / "bin" / "escape_engine").glob("*.py"))
 
 
@@ -47,7 +47,7 @@ def test_notable_drilldown_searches_the_detections_own_data_and_passes_the_lint(
     assert keys["action.notable.param.security_domain"] in es.DOMAINS
     assert "$host$" in keys["action.notable.param.rule_title"]
     drilldown = keys["action.notable.param.drilldown_search"]
-    base = spllint.split_pipes(item.search)[0]
+    base = spl.split_pipes(item.search)[0]
     for macro in re.findall(r"`(escape_[a-z_]+)`", drilldown):
         assert "`{}`".format(macro) in base, "{} is not a scope of the base search".format(macro)
     assert spllint.lint_search(drilldown.replace("$host$", "h1"), KNOWLEDGE) == []

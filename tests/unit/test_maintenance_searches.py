@@ -2,7 +2,8 @@
 from datetime import datetime, timezone
 
 from tests.conftest import ROOT
-from tools import conffile, content, replay, spllint
+from tools import conffile, content, contentlint
+from tools.inputs import read_auditd
 
 
 def test_the_esxi_module_baseline_ships_enabled_and_scheduled() -> None:
@@ -31,14 +32,14 @@ def test_the_lint_reads_maintenance_searches(tmp_path) -> None:
     (folder / "baselines" / "broken.yml").write_text(
         "slug: broken\ntitle: Broken\nsearch: |\n  index=main | notacommand | escapeesxi mode=baseline\n"
         "schedule: {cron: '1 * * * *', earliest: '-70m@m', latest: '-10m@m'}\ndescription: x\n")
-    problems = spllint.lint_content(folder, ROOT / "package")
+    problems = contentlint.lint_content(folder, ROOT / "package")
     assert any("Escape to Host - Broken" in p and "notacommand" in p for p in problems), problems
     assert any("starts from a data-scope macro" in p for p in problems), problems
 
 
 def test_ausearch_two_digit_years_are_read() -> None:
     sample = ROOT / "tests" / "knowledge" / "samples" / "auditd_ausearch-i_lab-run1.log"
-    records = replay.read_auditd(sample.read_bytes())
+    records = read_auditd(sample.read_bytes())
     first = next(r for r in records if "11/29/26 03:42:07.362" in r[0])
     assert first[1] == datetime(2026, 11, 29, 3, 42, 7, 362000, tzinfo=timezone.utc).timestamp()
     assert all(r[1] is not None for r in records)

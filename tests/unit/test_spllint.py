@@ -5,8 +5,9 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.integration.harness.replay_fixture import detection, make_bare_app, make_content
-from tools import spllint
-from tools.spllint import Knowledge, LintError, Macro, macro_table
+from tools import contentlint, searchterms, spl, spllint
+from tools.spl import Macro, SplError, macro_table
+from tools.spllint import Knowledge
 
 MACROS = macro_table([
     Macro("escape_auditd", '(sourcetype="linux:audit" OR sourcetype="auditd")'),
@@ -30,7 +31,7 @@ def test_a_correct_search_passes() -> None:
 
 
 def test_macros_expand_with_arguments_recursively() -> None:
-    assert spllint.expand_macros("`escape_outer`", MACROS) == \
+    assert spl.expand_macros("`escape_outer`", MACROS) == \
         'host=x OR host=y (sourcetype="linux:audit" OR sourcetype="auditd")'
 
 
@@ -56,7 +57,7 @@ def test_unbalanced_structure(spl: str, message: str) -> None:
 
 
 def test_pipes_split_only_at_top_level() -> None:
-    assert spllint.split_pipes('a "x|y" | eval z=if(a,"|",b) | append [search c | head 1] | head 2') == \
+    assert spl.split_pipes('a "x|y" | eval z=if(a,"|",b) | append [search c | head 1] | head 2') == \
         ['a "x|y"', 'eval z=if(a,"|",b)', "append [search c | head 1]", "head 2"]
     assert problems("search a ``` | nosuchcommand ``` | head 1") == []
 
@@ -105,8 +106,8 @@ def test_unknown_knowledge_objects(spl: str, message: str) -> None:
 
 
 def test_pure_search_expressions_parse_with_splunk_precedence() -> None:
-    tree = spllint.parse_search_expression('a b OR c NOT d sourcetype="x y" f=v*')
-    assert isinstance(tree, spllint.BoolOp) and tree.op == "AND"  # OR binds tighter than the implied AND
+    tree = searchterms.parse_search_expression('a b OR c NOT d sourcetype="x y" f=v*')
+    assert isinstance(tree, searchterms.BoolOp) and tree.op == "AND"  # OR binds tighter than the implied AND
     assert [type(c).__name__ for c in tree.children] == ["Term", "BoolOp", "BoolOp", "Term", "Term"]
     assert tree.children[1].op == "OR" and tree.children[2].op == "NOT"
 
@@ -117,8 +118,8 @@ def test_pure_search_expressions_parse_with_splunk_precedence() -> None:
     ("(a OR b", "missing ')'"), ("a OR", "unexpected 'end of search'"), ("TERM(x)", "not part of a pure"),
 ])
 def test_data_scope_definitions_must_be_pure_expressions(definition: str, message: str) -> None:
-    with pytest.raises(LintError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        spllint.check_pure_definition(definition)
+    with pytest.raises(SplError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        searchterms.check_pure_definition(definition)
 
 
 def test_index_is_detected_outside_quotes_only() -> None:
@@ -131,7 +132,7 @@ def lint(tmp_path: Path, *detections: Dict[str, Any], macros: str = "") -> List[
     folder = make_content(tmp_path / "content", *detections)
     if macros:
         (folder / "macros" / "extra.yml").write_text(macros)
-    return spllint.lint_content(folder, make_bare_app(tmp_path / "app"))
+    return contentlint.lint_content(folder, make_bare_app(tmp_path / "app"))
 
 
 def test_the_fixture_detection_passes(tmp_path: Path) -> None:
@@ -189,7 +190,7 @@ def test_shipped_macros_never_name_an_index_and_scope_macros_are_pure(tmp_path: 
     scope = folder / "macros" / "data_scope.yml"
     scope.write_text(scope.read_text().replace('definition: sourcetype="sysmon:linux"',
                                                'definition: sourcetype="sysmon:linux" | head 1'))
-    found = spllint.lint_content(folder, make_bare_app(tmp_path / "b" / "app"))
+    found = contentlint.lint_content(folder, make_bare_app(tmp_path / "b" / "app"))
     assert any("escape_sysmon_linux" in p and "a pipe" in p for p in found), found
 
 
@@ -200,7 +201,7 @@ def test_dashboard_searches_are_linted(tmp_path: Path) -> None:
     (views / "escape_overview.xml").write_text(
         "<dashboard><row><panel><table><search><query>`escape_auditd` host=$host$ | statz count</query>"
         "</search></table></panel></row></dashboard>")
-    found = spllint.lint_content(make_content(tmp_path / "content"), app)
+    found = contentlint.lint_content(make_content(tmp_path / "content"), app)
     assert found == ["escape_overview.xml: unknown command 'statz'"]
 
 
@@ -208,5 +209,5 @@ def test_cron_periods_and_relative_times() -> None:
     assert [spllint.cron_period_minutes(c) for c in ("7 * * * *", "*/15 * * * *", "3,33 * * * *", "5 */4 * * *",
                                                       "0 2 * * *")] == [60, 15, 30, 240, 1440]
     assert spllint.relative_seconds("-70m@m") == 4200 and spllint.relative_seconds("-1d@d") == 86400
-    with pytest.raises(LintError):
+    with pytest.raises(SplError):
         spllint.relative_seconds("@d")

@@ -45,8 +45,10 @@ class SettingsClient:
 
     def request(self, action: str, tab: str, data: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         request = {"action": action, "id": tab, "data": data or {}, "session_key": SESSION_KEY}
+        # The runner's folder first (its splunk.admin stand-in), then the handler's bin/ (as splunkd runs it).
+        env = dict(self.env, PYTHONPATH=os.pathsep.join([str(RUNNER.parent), str(self.script.parent)]))
         run = subprocess.run([sys.executable, str(RUNNER), str(self.script), json.dumps(request)],
-                             capture_output=True, text=True, env=self.env, timeout=60)
+                             capture_output=True, text=True, env=env, timeout=60)
         if run.returncode != 0:
             raise AssertionError("handler crashed:\n" + run.stderr[-3000:])
         result: Dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])

@@ -1,0 +1,292 @@
+"""The replay's inputs (docs/replay.md, docs/development.md §3): `--input SOURCETYPE[,source=S][,host=H]=PATH`,
+event breaking and timestamps. Owned sourcetypes go through the built app's props.conf (tools/indextime.py), the
+others through the documented record format of their source (READERS below). Every event gets `_cd = 0:<n>`.
+"""
+import gzip
+import json
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from escape_engine.ground import Row
+from tools import conffile, indextime
+
+OWNED = ("docker:daemon", "docker:events", "docker:inspect")
+DEFAULT_HOST = "replay"
+
+
+class ReplayError(Exception):
+    """A problem the user must fix (bad input, unknown macro, refused search): message to stderr, exit 2."""
+
+
+def warn(message: str) -> None:
+    print("replay: " + message, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- inputs
+@dataclass
+class InputSpec:
+    sourcetype: str
+    path: Path
+    source: Optional[str] = None
+    host: Optional[str] = None
+
+
+_INPUT = re.compile(r"(?P<st>[^,=]+)(?P<opts>(?:,(?:source|host)=[^,=]*)*)=(?P<path>.+)")
+
+
+def parse_input(text: str) -> InputSpec:
+    match = _INPUT.fullmatch(text)
+    if not match:
+        raise ReplayError("--input {!r} is not SOURCETYPE[,source=SOURCE][,host=HOST]=PATH".format(text))
+    spec = InputSpec(match.group("st").strip(), Path(match.group("path")))
+    for option in filter(None, match.group("opts").split(",")):
+        key, value = option.split("=", 1)
+        setattr(spec, key, value)
+    return spec
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+        return gzip.decompress(data) if path.suffix == ".gz" else data
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise ReplayError("cannot read {}: {}".format(path, err)) from None
+
+
+def _epoch_iso(text: str) -> Optional[float]:
+    """ISO 8601 with Z or an offset (no offset: UTC)."""
+    match = re.match(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", text)
+    if not match:
+        return None
+    stamp = datetime.strptime(match.group(1) + "T" + match.group(2), "%Y-%m-%dT%H:%M:%S")
+    zone = match.group(4) or "Z"
+    offset = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+    return stamp.replace(tzinfo=timezone.utc).timestamp() - offset + float("0" + (match.group(3) or ""))
+
+
+# Each reader: bytes -> [(raw, time or None, {default fields from the record})]. Documented formats only.
+Record = Tuple[str, Optional[float], Dict[str, str]]
+
+
+def _lines(data: bytes) -> List[str]:
+    # Audit records may hold 0x1D (ENRICHED): split on b"\n" only, never str.splitlines().
+    return [line.rstrip(b"\r").decode("utf-8", errors="replace") for line in data.split(b"\n") if line.strip()]
+
+
+_AUDIT_EPOCH = re.compile(r"msg=audit\((\d+(?:\.\d+)?):\d+\)")
+# ausearch -i prints the date in the C locale's %x form (11/29/26); other locales give a four-digit year.
+_AUDIT_LOCAL = re.compile(r"msg=audit\((\d{2})/(\d{2})/(\d{4}|\d{2}) (\d{2}:\d{2}:\d{2})(\.\d+)?:\d+\)")
+
+
+def _audit_time(raw: str) -> Optional[float]:
+    match = _AUDIT_EPOCH.search(raw)
+    if match:
+        return float(match.group(1))
+    match = _AUDIT_LOCAL.search(raw)  # ausearch -i prints local time; the replay reads it as UTC
+    if match:
+        year = match.group(3) if len(match.group(3)) == 4 else "20" + match.group(3)
+        return _epoch_iso("{}-{}-{}T{}{}".format(year, match.group(1), match.group(2), match.group(4),
+                                                  match.group(5) or ""))
+    return None
+
+
+def read_linux_audit(data: bytes) -> List[Record]:
+    return [(line, _audit_time(line), {}) for line in _lines(data)]
+
+
+def read_auditd(data: bytes) -> List[Record]:
+    """ausearch -i output: events separated by '----' lines; without separators, one record per line."""
+    lines = [line.rstrip(b"\r") for line in data.split(b"\n")]
+    if not any(line.strip() == b"----" for line in lines):
+        return read_linux_audit(data)
+    records: List[Record] = []
+    current: List[bytes] = []
+    for line in lines + [b"----"]:
+        if line.strip() == b"----":
+            if any(part.strip() for part in current):
+                raw = b"\n".join(part for part in current if part.strip()).decode("utf-8", errors="replace")
+                records.append((raw, _audit_time(raw), {}))
+            current = []
+        else:
+            current.append(line)
+    return records
+
+
+_KUBE_TIME_KEYS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
+
+
+def _kube_time(event: object) -> Optional[float]:
+    if isinstance(event, dict):
+        for key in _KUBE_TIME_KEYS:
+            if isinstance(event.get(key), str):
+                return _epoch_iso(event[key])
+    return None
+
+
+def read_kube_audit(data: bytes) -> List[Record]:
+    """One audit.k8s.io Event per line; a file holding one pretty-printed JSON object is one event."""
+    text = data.decode("utf-8", errors="replace")
+    lines = [line for line in text.split("\n") if line.strip()]
+    try:
+        parsed = [json.loads(line) for line in lines]
+        return [(line.strip(), _kube_time(obj), {}) for line, obj in zip(lines, parsed)]
+    except ValueError:
+        pass
+    try:
+        whole = json.loads(text)
+        if isinstance(whole, dict):
+            return [(text.strip(), _kube_time(whole), {})]
+    except ValueError:
+        pass
+    records: List[Record] = []
+    for line in lines:  # keep every line; the malformed ones are counted by the caller (no time)
+        try:
+            records.append((line.strip(), _kube_time(json.loads(line)), {}))
+        except ValueError:
+            records.append((line.strip(), None, {}))
+    return records
+
+
+def _xml_fields(raw: str, prefix: str) -> Dict[str, str]:
+    fields = {}
+    computer = re.search(r"<Computer>([^<]+)</Computer>", raw)
+    if computer:
+        fields["host"] = computer.group(1)
+    channel = re.search(r"<Channel>([^<]+)</Channel>", raw)
+    if channel and prefix:
+        fields["source"] = prefix + channel.group(1)
+    return fields
+
+
+def _xml_time(raw: str) -> Optional[float]:
+    match = re.search(r"<TimeCreated SystemTime=['\"]([^'\"]+)['\"]", raw)
+    return _epoch_iso(match.group(1)) if match else None
+
+
+def read_xml_wineventlog(data: bytes) -> List[Record]:
+    text = data.decode("utf-8", errors="replace")
+    events = re.findall(r"<Event[\s>].*?</Event>", text, re.DOTALL)
+    return [(raw, _xml_time(raw), _xml_fields(raw, "XmlWinEventLog:")) for raw in events]
+
+
+_WIN_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([AP]M)$")
+
+
+def read_wineventlog(data: bytes) -> List[Record]:
+    """Classic multi-line WinEventLog: a new event starts at a line holding only its date (MM/DD/YYYY hh:mm:ss AM)."""
+    records: List[Record] = []
+    current: List[str] = []
+    lines = data.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n")
+
+    def flush() -> None:
+        raw = "\n".join(current).strip()
+        if raw:
+            first = _WIN_DATE.match(current[0].strip())
+            stamp = None
+            if first:
+                month, day, year, hour, minute, second, half = first.groups()
+                stamp = _epoch_iso("{}-{}-{}T{:02d}:{}:{}".format(
+                    year, month, day, int(hour) % 12 + (12 if half == "PM" else 0), minute, second))
+            fields = {}
+            computer = re.search(r"^ComputerName=(.+)$", raw, re.MULTILINE)
+            if computer:
+                fields["host"] = computer.group(1).strip()
+            log = re.search(r"^LogName=(.+)$", raw, re.MULTILINE)
+            if log:
+                fields["source"] = "WinEventLog:" + log.group(1).strip()
+            records.append((raw, stamp, fields))
+
+    for line in lines:
+        if _WIN_DATE.match(line.strip()) and current:
+            flush()
+            current = []
+        current.append(line)
+    flush()
+    return records
+
+
+def read_sysmon_linux(data: bytes) -> List[Record]:
+    return [(line, _xml_time(line), _xml_fields(line, "")) for line in _lines(data)]
+
+
+def read_esxi_syslog(data: bytes) -> List[Record]:
+    records: List[Record] = []
+    for line in _lines(data):
+        match = re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", line[:128])
+        records.append((line, _epoch_iso(line[match.start():]) if match else None, {}))
+    return records
+
+
+READERS: Dict[str, Callable[[bytes], List[Record]]] = {
+    "linux:audit": read_linux_audit,
+    "auditd": read_auditd,
+    "kube:apiserver-audit": read_kube_audit,
+    "XmlWinEventLog": read_xml_wineventlog,
+    "WinEventLog": read_wineventlog,
+    "sysmon:linux": read_sysmon_linux,
+    "vmw-syslog": read_esxi_syslog,
+}
+
+
+def reader_for(sourcetype: str) -> Optional[Callable[[bytes], List[Record]]]:
+    if sourcetype.startswith("vmware:esxlog:") and len(sourcetype) > len("vmware:esxlog:"):
+        return read_esxi_syslog
+    return READERS.get(sourcetype)
+
+
+def known_sourcetypes() -> List[str]:
+    return list(OWNED) + list(READERS) + ["vmware:esxlog:<program>"]
+
+
+def load_events(specs: Sequence[InputSpec], app_dir: Path) -> List[Row]:
+    """Break and timestamp every input; events keep file order and get _cd = 0:<n> across all inputs."""
+    events: List[Row] = []
+    props: Optional[Dict[str, Dict[str, str]]] = None
+    for spec in specs:
+        if spec.sourcetype not in OWNED and reader_for(spec.sourcetype) is None:
+            raise ReplayError("unknown sourcetype {!r}; the replay reads {}".format(
+                spec.sourcetype, ", ".join(known_sourcetypes())))
+        data = read_bytes(spec.path)
+        untimed = 0
+        if spec.sourcetype in OWNED:
+            if props is None:
+                path = app_dir / "default" / "props.conf"
+                props = conffile.parse(path) if path.is_file() else {}
+            if spec.sourcetype not in props:
+                raise ReplayError("{} is an owned sourcetype but {} has no [{}] stanza".format(
+                    spec.sourcetype, app_dir / "default" / "props.conf", spec.sourcetype))
+            try:
+                settings = indextime.index_time_settings(props[spec.sourcetype], spec.sourcetype)
+                broken = indextime.break_events(data, settings, str(spec.path))
+            except indextime.IndexTimeError as err:
+                raise ReplayError(str(err)) from None
+            records: List[Record] = [(raw, stamp, {}) for raw, stamp in broken.events]
+            untimed = broken.untimed
+            if broken.truncated:
+                warn("{}: {} event(s) cut at TRUNCATE".format(spec.path, broken.truncated))
+        else:
+            reader = reader_for(spec.sourcetype)
+            assert reader is not None
+            records = reader(data)
+        previous = 0.0
+        for raw, stamp, defaults in records:
+            if stamp is None:
+                untimed += spec.sourcetype not in OWNED
+                stamp = previous
+            previous = stamp
+            events.append({
+                "_raw": raw, "_time": repr(stamp), "_cd": "0:{}".format(len(events)), "index": "main",
+                "sourcetype": spec.sourcetype, "source": spec.source or defaults.get("source") or str(spec.path),
+                "host": spec.host or defaults.get("host") or DEFAULT_HOST,
+            })
+        if untimed:
+            warn("{}: {} event(s) without a readable timestamp took the previous event's time".format(
+                spec.path, untimed))
+        if not records:
+            warn("{}: no events".format(spec.path))
+    return events
+
