@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from tools import conffile, content, indextime, spllint  # noqa: E402
 from tools.scp import run_command  # noqa: E402
-from escape_engine import tunables  # noqa: E402
+from escape_setup import tunables  # noqa: E402
 
 APP_DIR = ROOT / "output" / "TA_escape_to_host"
 CHUNK = 1000

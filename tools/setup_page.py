@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
 sys.path.insert(0, str(ROOT))
 
-from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402
+from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402  (puts package/bin on the path)
+from escape_engine.ground import saved_search_name  # noqa: E402
 
 INDEX_LIST_PATTERN = r"^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$"
 SOURCETYPE_LIST_PATTERN = r"^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$"
@@ -87,8 +88,8 @@ def analytics_tab(content: Path = CONTENT) -> Dict[str, Any]:
     for detection in detections(content):
         entity.append({
             "type": "checkbox", "label": detection["title"], "field": detection["slug"],
-            "help": "Scheduled search \"Escape to Host - {} - Rule\" ({} analytic, {} detection). Alert actions are set "
-                    "in Splunk's own alert settings.".format(detection["title"], detection["analytic"], detection["type"]),
+            "help": "Scheduled search \"{}\" ({} analytic, {} detection). Alert actions are set in Splunk's own alert "
+                    "settings.".format(saved_search_name(detection["title"]), detection["analytic"], detection["type"]),
             "required": False, "defaultValue": False,
         })
     if not entity:

@@ -8,9 +8,9 @@ import math
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from escape_engine import tunables
+from escape_engine.ground import saved_search_name
+from escape_setup import tunables
 
-SAVED_SEARCH_FORMAT = "Escape to Host - {} - Rule"
 SCOPE_STATUS_FIELD = "scope_status"
 SCOPE_OK = "Every enabled analytic's data scope names an index and found events in the last 24 hours."
 
@@ -43,7 +43,7 @@ class Detection:
         self.latest = str(schedule["latest"])
         scopes = entry.get("scopes", [])
         self.scopes = [str(s) for s in scopes] if isinstance(scopes, list) else []
-        self.saved_search = SAVED_SEARCH_FORMAT.format(self.title)
+        self.saved_search = saved_search_name(self.title)
 
 
 # --- Tunables ------------------------------------------------------------------------------------------------------

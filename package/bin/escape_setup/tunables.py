@@ -8,13 +8,9 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-MAX_VALUE_LENGTH = 4096
+from escape_engine.ground import ESCAPE_SYSCALLS  # the syscall_list kind may name only these
 
-# Syscalls the Linux analytic inspects; the allowlist may only name these.
-ESCAPE_SYSCALLS = (
-    "unshare", "setns", "mount", "umount2", "keyctl", "add_key", "request_key", "pivot_root", "chroot",
-    "open_by_handle_at", "init_module", "finit_module",
-)
+MAX_VALUE_LENGTH = 4096
 
 _UNIX_PATH_ITEM = re.compile(r"/[A-Za-z0-9._/@+:=-]*")
 # A UNC prefix may be written with forward slashes (//server/share), the form render() produces and reads back.
