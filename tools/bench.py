@@ -424,21 +424,22 @@ class RawRun:
     replies: int = 0
 
 
-def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Optional[Mapping[str, str]] = None,
+def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], state_dir: Optional[Path] = None,
             keep_bodies: bool = False, timeout: float = 600) -> RawRun:
     """Run `script` as splunkd does (getinfo, then one execute frame per body, each reply read before the next write)
     and time it from process start to the last reply. Bodies are bytes, so tests can send what splunkd might."""
     sys.path.insert(0, str(ROOT))
     from tools.scp import frame as _frame, read_frame as _read_frame, searchinfo  # noqa: PLC0415
+    from tools.offline_command import argv as offline_argv  # noqa: PLC0415  state in files, not the KV store
     result = RawRun()
     body_list = list(bodies) or [b""]
     with tempfile.TemporaryDirectory() as dispatch_dir:
         process_env = dict(os.environ)
         process_env["PYTHONPATH"] = str(script.parent)
         process_env["PYTHONDONTWRITEBYTECODE"] = "1"
-        process_env.update(env or {})
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(offline_argv(script, state_dir) if state_dir else [sys.executable, str(script)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=dispatch_dir, env=process_env)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
@@ -578,7 +579,7 @@ def _checked(run: RawRun, script: str, args: Sequence[str]) -> RawRun:
     return run
 
 
-def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequence[bytes], env: Mapping[str, str],
+def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequence[bytes], state_dir: Path,
                  repeat: int) -> Tuple[RawRun, RawRun]:
     """(pass-through, command) on the same bodies, run alternately so both see the same load; the fastest run of each
     counts. `repeat` rounds, and more (up to MAX_ROUNDS) while a best run is shorter than SHORT_RUN_SECONDS."""
@@ -587,7 +588,7 @@ def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequen
     while rounds < max(1, repeat) or (rounds < MAX_ROUNDS and max(r.seconds for r in best if r) < SHORT_RUN_SECONDS):
         rounds += 1
         for index, (name, arguments) in enumerate(((PASSTHROUGH.name, []), (script, list(args)))):
-            run = _checked(run_raw(bin_dir / name, arguments, bodies, env=env), name, arguments)
+            run = _checked(run_raw(bin_dir / name, arguments, bodies, state_dir=state_dir), name, arguments)
             current = best[index]
             if current is None or run.seconds < current.seconds:
                 best[index] = run
@@ -633,7 +634,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ratios: Dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bin_dir = stage_app(BUILT_APP, Path(tmp))
-        env = {"ESCAPE_STATE_DIR": str(Path(tmp) / "state")}
+        state_dir = Path(tmp) / "state"
         _say("\n(2) throughput through SCP v2 (chunks of {}), command vs pass-through on the same input".format(
             options.chunk))
         _say("  {:17s} {:>9s} {:>10s} {:>10s} {:>7s} {:>8s} {:>6s} {:>7s}  {}".format(
@@ -647,12 +648,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 origin = "samples"
             for pipe in range(1, case.pipe):   # earlier pipes produce the input (untimed)
                 up_name, up_args = command_args(case, content, pipe=pipe)
-                up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), env=env,
+                up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), state_dir=state_dir,
                              keep_bodies=True)
                 records = decode_bodies(up.bodies)  # type: ignore[assignment]
             command, args = command_args(case, content)
             bodies = chunked(records, options.chunk)
-            passthrough, run = measure_pair(bin_dir, command + ".py", args, bodies, env, options.repeat)
+            passthrough, run = measure_pair(bin_dir, command + ".py", args, bodies, state_dir, options.repeat)
             n = len(records)
             ratio = passthrough.seconds / run.seconds if run.seconds else 0.0
             ratios[name] = ratio
@@ -666,7 +667,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 passthrough.max_rss_kb // 1024,
                 "" if origin == "workload" else "(input: its detection's samples) ", " ".join(args)[:60]))
         del workload, selected
-        rss = correlation_memory(bin_dir, env, content, options.rss_events, options.chunk)
+        rss = correlation_memory(bin_dir, state_dir, content, options.rss_events, options.chunk)
         results["rss"] = rss
     max_rss = max([v for v in rss.values()] + [c["max_rss_mb"] for c in results["commands"].values()] or [0])
     min_ratio = min(ratios.values()) if ratios else 0.0
@@ -678,7 +679,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def correlation_memory(bin_dir: Path, env: Mapping[str, str], content: Content, base: int,
+def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: int,
                        chunk: int) -> Dict[str, int]:
     """Peak RSS (MB) of escapecorrelate at 1x/2x/4x events over one window and at 1x/2x/4x the window."""
     case = COMMANDS["escapecorrelate"]
@@ -694,7 +695,7 @@ def correlation_memory(bin_dir: Path, env: Mapping[str, str], content: Content, 
                                    ("window_2x", 1, 2), ("window_4x", 1, 4)):
         events = generate_audit(unit * factor, density=density, hosts=hosts, lines=lines)
         first, last = float(str(events[-1]["_time"])), float(str(events[0]["_time"]))
-        run = run_raw(bin_dir / (command + ".py"), args, chunked(events, chunk), env=env)
+        run = run_raw(bin_dir / (command + ".py"), args, chunked(events, chunk), state_dir=state_dir)
         if run.returncode != 0:
             raise RuntimeError("escapecorrelate failed: {}".format(run.stderr[-2000:]))
         out[label] = run.max_rss_kb // 1024
