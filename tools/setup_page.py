@@ -38,7 +38,8 @@ def data_sources_tab(content: Path = CONTENT) -> Dict[str, Any]:
             entity.append({
                 "type": "text", "label": "{} indexes".format(label), "field": source + "_indexes",
                 "help": "Comma-separated indexes that hold these events (macro {}). Empty: the macro names no index, "
-                        "so searches read the searching role's default indexes, and this page warns.".format(entry["name"]),
+                        "so searches read the searching role's default indexes, and this page warns."
+                        .format(entry["name"]),
                 "required": False,
                 "validators": [
                     {"type": "string", "minLength": 0, "maxLength": 4096,
@@ -50,7 +51,8 @@ def data_sources_tab(content: Path = CONTENT) -> Dict[str, Any]:
             })
             entity.append({
                 "type": "text", "label": "{} sourcetypes".format(label), "field": source + "_sourcetypes",
-                "help": "Comma-separated sourcetypes (* is a wildcard) of these events (macro {}).".format(entry["name"])
+                "help": "Comma-separated sourcetypes (* is a wildcard) of these events (macro {})."
+                        .format(entry["name"])
                         + (" Source constraints kept as shipped: {}.".format(", ".join(entry["scope"]["sources"]))
                            if entry["scope"]["sources"] else ""),
                 "required": True,
@@ -144,7 +146,8 @@ def main(argv: List[str]) -> int:
     wanted = render(expected(json.loads(current)))
     if "--check" in argv:
         if wanted != current:
-            print("globalConfig.json disagrees with content/: run .venv/bin/python tools/setup_page.py", file=sys.stderr)
+            print("globalConfig.json disagrees with content/: run .venv/bin/python tools/setup_page.py",
+                  file=sys.stderr)
             return 1
         return 0
     if wanted != current:

@@ -104,7 +104,8 @@ class EscapeSettingsHandler(AdminExternalHandler):
     # --- writing splunkd -------------------------------------------------------------------------------------------
 
     def _apply(self, writes, what):
-        """POST each (path, params) in order; on the first failure raise an error naming what was and was not written."""
+        """POST each (path, params) in order; on the first failure raise an error naming what was and was not
+        written."""
         done = []
         for index, (path, label, params) in enumerate(writes):
             try:

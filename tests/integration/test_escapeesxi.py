@@ -86,7 +86,8 @@ def test_baseline_merges_and_keeps_the_earliest_first_seen(script: Path, tmp_pat
         [{"_key": "atlantic", "module": "atlantic", "first_seen": 1000.0},
          {"_key": "oldmod", "module": "oldmod", "first_seen": 5.0}]))
     run(script, ["mode=baseline"], records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel"), state)
-    stored = {d["module"]: d["first_seen"] for d in json.loads((state / "escape_esxi_module_baseline.json").read_text())}
+    documents = json.loads((state / "escape_esxi_module_baseline.json").read_text())
+    stored = {d["module"]: d["first_seen"] for d in documents}
     assert stored["atlantic"] == 1000.0 and stored["oldmod"] == 5.0
     assert set(stored) == {"atlantic", "oldmod", "vmkdrvhelper", "hvdbg_x"}
 

@@ -163,8 +163,8 @@ def test_lineage_is_one_document_per_host_saved_in_batches_of_100() -> None:
 
 
 def test_a_lineage_document_whose_state_is_not_json_is_skipped_and_named() -> None:
-    context = _Context([{"_key": "h1", "state": json.dumps({"max_time": 5.0})}, {"_key": "cut", "state": '{"procs": [1'},
-                        {"_key": "h{2}", "state": None}, {"state": "{}"}])
+    context = _Context([{"_key": "h1", "state": json.dumps({"max_time": 5.0})},
+                        {"_key": "cut", "state": '{"procs": [1'}, {"_key": "h{2}", "state": None}, {"state": "{}"}])
     unreadable: List[str] = []
     assert linux_lineage.load(KVStore(context).collection(linux_lineage.COLLECTION), unreadable) == {
         "h1": {"max_time": 5.0}}

@@ -1,5 +1,4 @@
 """The setup page's decisions (escape_setup.page): what a save writes, what a load shows, which warnings apply."""
-from pathlib import Path
 from typing import Dict
 
 import pytest

@@ -59,7 +59,8 @@ def tunable_values(manifest: Manifest, definitions: Mapping[str, str]) -> Tuple[
             values[spec.field] = tunables.parse_definition(spec, definition)
         except ValueError as err:
             values[spec.field] = definition
-            notes.append("{} (edited outside this page; saving the tab rewrites it only with a valid value)".format(err))
+            notes.append("{} (edited outside this page; saving the tab rewrites it only with a valid value)"
+                         .format(err))
     return values, notes
 
 
@@ -90,7 +91,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def cron_period_seconds(cron: str) -> int:
-    """The period of a regular cron schedule: minute-, hour- or day-stepped ('7 * * * *', '*/15 * * * *', '5 */4 * * *')."""
+    """The period of a regular cron schedule: minute-, hour- or day-stepped ('7 * * * *', '*/15 * * * *',
+    '5 */4 * * *')."""
     fields = cron.split()
     if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields[:2]) or fields[2:] != ["*", "*", "*"]:
         raise ValueError("cron schedule {!r} is not a regular minute, hour or day step".format(cron))

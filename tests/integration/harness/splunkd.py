@@ -41,7 +41,8 @@ class FakeSplunkd:
                  collections: Optional[Mapping[str, List[Dict[str, Any]]]] = None) -> None:
         self.collections: Dict[str, List[Dict[str, Any]]] = {n: [dict(d) for d in docs]
                                                               for n, docs in (collections or {}).items()}
-        self.confs: Dict[str, Dict[str, Dict[str, str]]] = {f: {s: dict(k) for s, k in st.items()} for f, st in confs.items()}
+        self.confs: Dict[str, Dict[str, Dict[str, str]]] = {f: {s: dict(k) for s, k in st.items()}
+                                                            for f, st in confs.items()}
         self.saved: Dict[str, Dict[str, str]] = {n: dict(k) for n, k in saved_searches.items()}
         self.counts: Dict[str, int] = dict(counts or {})
         self.log: List[Tuple[str, str, Dict[str, str]]] = []
