@@ -195,3 +195,15 @@ def test_baseline_keeps_the_earliest_first_seen_and_saves_in_batches_of_500() ->
     assert saved["kmemtap"]["first_seen"] == 7.0
     esxi_baseline.save(collection, {})
     assert len(context.batches()) == 2  # nothing learned: nothing written
+
+
+def test_no_shipped_code_chooses_the_store_from_the_environment() -> None:
+    """The wrapper chooses the store (the KV store unless tools/offline_command.py handed it files): nothing under
+    package/bin reads ESCAPE_STATE_DIR or any other environment variable for it."""
+    bin_dir = Path(__file__).resolve().parents[2] / "package" / "bin"
+    offenders = []
+    for path in sorted(bin_dir.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        offenders += ["{}: {}".format(path.relative_to(bin_dir), word) for word in
+                      ("ESCAPE_STATE_DIR", "os.environ", "getenv") if word in text]
+    assert offenders == []
