@@ -669,7 +669,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
     parser.add_argument("--set", action="append", default=[], metavar="MACRO=VALUE")
-    parser.add_argument("--state", type=Path, help="the commands' state folder (JSON files, not the KV store); default: fresh")
+    parser.add_argument("--state", type=Path, help="state folder (JSON files, not the KV store); default: fresh")
     parser.add_argument("--detection", action="append", default=[], metavar="SLUG", help="only these detections")
     parser.add_argument("--samples", action="store_true", help="replay every detection's own samples.fires")
     parser.add_argument("--plan", action="store_true", help="print, per detection, what the replay covers")
