@@ -280,7 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ratios: Dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         bin_dir = stage_app(BUILT_APP, Path(tmp))
-        env = {"ESCAPE_STATE_DIR": str(Path(tmp) / "state")}
+        state_dir = Path(tmp) / "state"
         _say("\n(2) throughput through SCP v2 (chunks of {}), command vs pass-through on the same input".format(
             options.chunk))
         _say("  {:17s} {:>9s} {:>10s} {:>10s} {:>7s} {:>8s} {:>6s} {:>7s}  {}".format(
@@ -294,12 +294,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 origin = "samples"
             for pipe in range(1, case.pipe):   # earlier pipes produce the input (untimed)
                 up_name, up_args = command_args(case, content, pipe=pipe)
-                up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), env=env,
+                up = run_raw(bin_dir / (up_name + ".py"), up_args, chunked(records, options.chunk), state_dir=state_dir,
                              keep_bodies=True)
                 records = decode_bodies(up.bodies)
             command, args = command_args(case, content)
             bodies = chunked(records, options.chunk)
-            passthrough, run = measure_pair(bin_dir, command + ".py", args, bodies, env, options.repeat)
+            passthrough, run = measure_pair(bin_dir, command + ".py", args, bodies, state_dir, options.repeat)
             n = len(records)
             ratio = passthrough.seconds / run.seconds if run.seconds else 0.0
             ratios[name] = ratio
@@ -313,7 +313,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 passthrough.max_rss_kb // 1024,
                 "" if origin == "workload" else "(input: its detection's samples) ", " ".join(args)[:60]))
         del workload, selected
-        rss = correlation_memory(bin_dir, env, content, options.rss_events, options.chunk)
+        rss = correlation_memory(bin_dir, state_dir, content, options.rss_events, options.chunk)
         results["rss"] = rss
     max_rss = max([v for v in rss.values()] + [c["max_rss_mb"] for c in results["commands"].values()] or [0])
     min_ratio = min(ratios.values()) if ratios else 0.0
@@ -325,7 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def correlation_memory(bin_dir: Path, env: Mapping[str, str], content: Content, base: int,
+def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: int,
                        chunk: int) -> Dict[str, int]:
     """Peak RSS (MB) of escapecorrelate at 1x/2x/4x events over one window and at 1x/2x/4x the window."""
     case = COMMANDS["escapecorrelate"]
@@ -341,7 +341,7 @@ def correlation_memory(bin_dir: Path, env: Mapping[str, str], content: Content, 
                                    ("window_2x", 1, 2), ("window_4x", 1, 4)):
         events = generate_audit(unit * factor, density=density, hosts=hosts, lines=lines)
         first, last = float(str(events[-1]["_time"])), float(str(events[0]["_time"]))
-        run = run_raw(bin_dir / (command + ".py"), args, chunked(events, chunk), env=env)
+        run = run_raw(bin_dir / (command + ".py"), args, chunked(events, chunk), state_dir=state_dir)
         if run.returncode != 0:
             raise RuntimeError("escapecorrelate failed: {}".format(run.stderr[-2000:]))
         out[label] = run.max_rss_kb // 1024

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from escape_engine.ground import Row, Value
+from tools import offline_command
 from tools.scp import decode_records, encode_records, frame, read_frame, searchinfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ class RawRun:
     replies: int = 0
 
 
-def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Optional[Mapping[str, str]] = None,
+def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], state_dir: Optional[Path] = None,
             keep_bodies: bool = False, timeout: float = 600) -> RawRun:
     """Run `script` as splunkd does (getinfo, then one execute frame per body, each reply read before the next write)
     and time it from process start to the last reply. Bodies are bytes, so tests can send what splunkd might."""
@@ -51,9 +52,10 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], env: Opt
         process_env = dict(os.environ)
         process_env["PYTHONPATH"] = str(script.parent)
         process_env["PYTHONDONTWRITEBYTECODE"] = "1"
-        process_env.update(env or {})
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # With a state folder the script runs through the offline launcher: state in files, not the KV store.
+        command_line = offline_command.argv(script, state_dir) if state_dir else [sys.executable, str(script)]
+        proc = subprocess.Popen(command_line, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=dispatch_dir, env=process_env)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
@@ -147,7 +149,7 @@ def _checked(run: RawRun, script: str, args: Sequence[str]) -> RawRun:
     return run
 
 
-def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequence[bytes], env: Mapping[str, str],
+def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequence[bytes], state_dir: Path,
                  repeat: int) -> Tuple[RawRun, RawRun]:
     """(pass-through, command) on the same bodies, run alternately so both see the same load; the fastest run of each
     counts. `repeat` rounds, and more (up to MAX_ROUNDS) while a best run is shorter than SHORT_RUN_SECONDS."""
@@ -156,7 +158,7 @@ def measure_pair(bin_dir: Path, script: str, args: Sequence[str], bodies: Sequen
     while rounds < max(1, repeat) or (rounds < MAX_ROUNDS and max(r.seconds for r in best if r) < SHORT_RUN_SECONDS):
         rounds += 1
         for index, (name, arguments) in enumerate(((PASSTHROUGH.name, []), (script, list(args)))):
-            run = _checked(run_raw(bin_dir / name, arguments, bodies, env=env), name, arguments)
+            run = _checked(run_raw(bin_dir / name, arguments, bodies, state_dir=state_dir), name, arguments)
             current = best[index]
             if current is None or run.seconds < current.seconds:
                 best[index] = run

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 import jinja2
 import yaml
 
-from escape_engine import tunables
+from escape_setup import tunables
 from tools import es
 from tools.spl import split_pipes
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from escape_engine import tunables
+from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, load_events, parse_input, warn
 from tools.scp import run_command
@@ -150,7 +150,7 @@ def project(records: Sequence[Event], required: Optional[Sequence[str]]) -> List
 
 
 def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
-             env: Mapping[str, str], label: str) -> List[Event]:
+             state_dir: Optional[Path], label: str) -> List[Event]:
     """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
     expanded = expand_macros(pipe, macros)
     name, arg_text = command_name(expanded)
@@ -160,7 +160,7 @@ def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
         required = getinfo.get("required_fields")
         return _chunks(rows(required if isinstance(required, list) else None), CHUNK)
 
-    run = run_command(script, split_args(arg_text), chunks, env=env)
+    run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir)
     for level, text in run.messages:
         if level != "ERROR":
             warn("{} | {}: {}: {}".format(label, name, level, text))
@@ -209,7 +209,6 @@ class Replay:
         selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
         # Splunk hands events newest first; among equal times, the later-read event first.
         selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
-        env = {"ESCAPE_STATE_DIR": str(self.state_dir)} if self.state_dir else {}
 
         def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
             # Search-time fields are computed only when the command may need them.
@@ -220,7 +219,7 @@ class Replay:
         rows: List[Event] = []
         provider: Rows = first_rows
         for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, env, detection.slug)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, detection.slug)
             provider = functools.partial(project, rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
@@ -355,7 +354,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
     parser.add_argument("--set", action="append", default=[], metavar="MACRO=VALUE")
-    parser.add_argument("--state", type=Path, help="folder for the commands' state (ESCAPE_STATE_DIR); default: fresh")
+    parser.add_argument("--state", type=Path, help="state folder (JSON files, not the KV store); default: fresh")
     parser.add_argument("--detection", action="append", default=[], metavar="SLUG", help="only these detections")
     parser.add_argument("--samples", action="store_true", help="replay every detection's own samples.fires")
     parser.add_argument("--plan", action="store_true", help="print, per detection, what the replay covers")

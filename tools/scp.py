@@ -1,6 +1,8 @@
 """Drive a custom search command script over the SCP v2 (chunked) protocol, as splunkd does.
 
-Used by the replay (tools/replay.py) and by the tests (tests/integration/harness/scp.py re-exports it).
+Used by the replay (tools/replay.py) and by the tests (tests/integration/harness/scp.py re-exports it). With
+`state_dir` the script runs through tools/offline_command.py, which gives it a file store in that folder instead of
+the KV store; without it the script runs as splunkd runs it, and a command that keeps state talks to splunkd_uri.
 
 The script runs as a subprocess with the built add-on's bin/ and lib/ (via import_declare_test), so the real
 splunklib dispatcher handles the protocol. Each execute chunk is written only after the previous reply was read,
@@ -16,6 +18,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from tools import offline_command
 
 Value = Union[str, List[str]]
 
@@ -171,10 +175,13 @@ Chunks = Iterable[Sequence[Mapping[str, Value]]]
 
 def run_command(script: Path, args: Sequence[str], chunks: Union[Chunks, Callable[[Dict[str, Any]], Chunks]],
                 lib_dirs: Sequence[Path] = (), env: Optional[Mapping[str, str]] = None,
-                python: str = sys.executable, timeout: float = 120) -> CommandRun:
+                python: str = sys.executable, timeout: float = 120, state_dir: Optional[Path] = None,
+                info: Optional[Mapping[str, Any]] = None) -> CommandRun:
     """Run `script` like splunkd: no argv (argv selects protocol v1), getinfo, then one execute frame per chunk.
 
-    `chunks` may be a function of the getinfo reply (e.g. to send only its `required_fields`, as splunkd does)."""
+    `chunks` may be a function of the getinfo reply (e.g. to send only its `required_fields`, as splunkd does).
+    `state_dir`: keep the command's persisted state as JSON files there (tools/offline_command.py). `info`: searchinfo
+    keys to send instead of the defaults (e.g. `app`, `splunkd_uri`, `session_key` of a stand-in splunkd)."""
     command = script.stem
     with tempfile.TemporaryDirectory() as dispatch_dir, tempfile.TemporaryFile() as errors:
         process_env = dict(os.environ)
@@ -182,7 +189,8 @@ def run_command(script: Path, args: Sequence[str], chunks: Union[Chunks, Callabl
         process_env["PYTHONDONTWRITEBYTECODE"] = "1"
         process_env.update(env or {})
         # stderr goes to a file: a command that writes much to it can never block on a full pipe.
-        proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
+        command_line = offline_command.argv(script, state_dir, python) if state_dir else [python, str(script)]
+        proc = subprocess.Popen(command_line, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errors, cwd=dispatch_dir, env=process_env)
         assert proc.stdin is not None and proc.stdout is not None
 
@@ -192,7 +200,7 @@ def run_command(script: Path, args: Sequence[str], chunks: Union[Chunks, Callabl
 
         try:
             proc.stdin.write(_frame({"action": "getinfo", "preview": False,
-                                     "searchinfo": searchinfo(command, args, dispatch_dir)}))
+                                     "searchinfo": dict(searchinfo(command, args, dispatch_dir), **(info or {}))}))
             proc.stdin.flush()
             info = _read_frame(proc.stdout)
             if info is None:

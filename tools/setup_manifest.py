@@ -19,7 +19,7 @@ DETECTION_TYPES = ("single", "chain", "threshold", "health")
 _MACRO_CALL = re.compile(r"`([A-Za-z0-9_]+)(?:\([^`]*\))?`")
 
 
-from escape_engine import setup, tunables  # noqa: E402
+from escape_setup import page, tunables  # noqa: E402
 
 
 def _load(path: Path) -> Any:
@@ -62,10 +62,10 @@ def build_manifest(content: Path = CONTENT) -> Dict[str, Any]:
         "data_scope": data_scope_entries(content),
         "detections": detections(content),
     }
-    parsed = setup.Manifest(manifest)  # the handler's own reader must accept it
+    parsed = page.Manifest(manifest)  # the handler's own reader must accept it
     for detection in parsed.detections:
         if detection.type == "chain":
-            setup.chain_earliest(detection, 1)  # its schedule must be one the window can be applied to
+            page.chain_earliest(detection, 1)  # its schedule must be one the window can be applied to
     for spec in parsed.scopes.values():
         if tunables.render_scope(spec, [], spec.sourcetypes) != spec.definition:
             raise ValueError("{}: the scope block does not rebuild the shipped definition".format(spec.macro))

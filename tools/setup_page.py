@@ -17,7 +17,8 @@ from typing import Any, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
 
-from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402
+from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402  (puts package/bin on the path)
+from escape_engine.ground import saved_search_name  # noqa: E402
 
 INDEX_LIST_PATTERN = r"^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$"
 SOURCETYPE_LIST_PATTERN = r"^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$"
@@ -36,7 +37,8 @@ def data_sources_tab(content: Path = CONTENT) -> Dict[str, Any]:
             entity.append({
                 "type": "text", "label": "{} indexes".format(label), "field": source + "_indexes",
                 "help": "Comma-separated indexes that hold these events (macro {}). Empty: the macro names no index, "
-                        "so searches read the searching role's default indexes, and this page warns.".format(entry["name"]),
+                        "so searches read the searching role's default indexes, and this page warns."
+                        .format(entry["name"]),
                 "required": False,
                 "validators": [
                     {"type": "string", "minLength": 0, "maxLength": 4096,
@@ -48,7 +50,8 @@ def data_sources_tab(content: Path = CONTENT) -> Dict[str, Any]:
             })
             entity.append({
                 "type": "text", "label": "{} sourcetypes".format(label), "field": source + "_sourcetypes",
-                "help": "Comma-separated sourcetypes (* is a wildcard) of these events (macro {}).".format(entry["name"])
+                "help": "Comma-separated sourcetypes (* is a wildcard) of these events (macro {})."
+                        .format(entry["name"])
                         + (" Source constraints kept as shipped: {}.".format(", ".join(entry["scope"]["sources"]))
                            if entry["scope"]["sources"] else ""),
                 "required": True,
@@ -86,8 +89,8 @@ def analytics_tab(content: Path = CONTENT) -> Dict[str, Any]:
     for detection in detections(content):
         entity.append({
             "type": "checkbox", "label": detection["title"], "field": detection["slug"],
-            "help": "Scheduled search \"Escape to Host - {} - Rule\" ({} analytic, {} detection). Alert actions are set "
-                    "in Splunk's own alert settings.".format(detection["title"], detection["analytic"], detection["type"]),
+            "help": "Scheduled search \"{}\" ({} analytic, {} detection). Alert actions are set in Splunk's own alert "
+                    "settings.".format(saved_search_name(detection["title"]), detection["analytic"], detection["type"]),
             "required": False, "defaultValue": False,
         })
     if not entity:
@@ -101,7 +104,7 @@ def expected(config: Dict[str, Any], content: Path = CONTENT) -> Dict[str, Any]:
     tabs = [t for t in config["pages"]["configuration"]["tabs"] if t.get("name") not in ("data_sources", "analytics")]
     at = next(i for i, t in enumerate(tabs) if t.get("name") == "tunables") + 1
     tabs[at:at] = [data_sources_tab(content), analytics_tab(content)]
-    result = json.loads(json.dumps(config))
+    result: Dict[str, Any] = json.loads(json.dumps(config))  # a deep copy
     result["pages"]["configuration"]["tabs"] = tabs
     return result
 
@@ -142,7 +145,8 @@ def main(argv: List[str]) -> int:
     wanted = render(expected(json.loads(current)))
     if "--check" in argv:
         if wanted != current:
-            print("globalConfig.json disagrees with content/: run .venv/bin/python tools/setup_page.py", file=sys.stderr)
+            print("globalConfig.json disagrees with content/: run .venv/bin/python tools/setup_page.py",
+                  file=sys.stderr)
             return 1
         return 0
     if wanted != current:

@@ -3,7 +3,7 @@
 TA_escape_to_host_rh_settings.py (ucc-gen's generated handler, overridden) hands every request of the settings
 endpoint to EscapeSettingsHandler. On load (list) each tab shows what the searches really use: the macros' current
 definitions parsed back, each detection's saved-search state, and the data-scope warnings. On save (edit) it validates
-every value with escape_engine (the same schema the build and the replay use) before anything is written, lets
+every value with escape_setup (the same schema the build and the replay use) before anything is written, lets
 splunktaucclib validate and store the stanza, then rewrites only the macros and saved-search settings that change,
 through splunkd's REST API (local/ of this app, replicated in a search-head cluster, no restart). A failed write is
 reported as an error naming what was and was not written.
@@ -19,7 +19,7 @@ from splunklib import binding
 from splunktaucclib.rest_handler.admin_external import AdminExternalHandler, get_splunkd_endpoint, make_conf_item
 from splunktaucclib.rest_handler.error import RestError
 
-from escape_engine import setup
+from escape_setup import page
 
 APP = "TA_escape_to_host"
 MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escape_setup_manifest.json")
@@ -27,7 +27,7 @@ MANIFEST_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "escape
 
 def _load_manifest():
     with open(MANIFEST_PATH, encoding="utf-8") as handle:
-        return setup.Manifest(json.load(handle))
+        return page.Manifest(json.load(handle))
 
 
 def _quote(name):
@@ -92,7 +92,7 @@ class EscapeSettingsHandler(AdminExternalHandler):
     def _event_count(self, macro):
         try:
             response = self.rest.post("search/jobs", exec_mode="oneshot", output_mode="json",
-                                      search=setup.tstats_search(macro))
+                                      search=page.tstats_search(macro))
             results = json.loads(response.body.read()).get("results", [])
             return int(results[0]["count"]) if results else 0
         except (binding.HTTPError, ValueError, KeyError):
@@ -104,7 +104,8 @@ class EscapeSettingsHandler(AdminExternalHandler):
     # --- writing splunkd -------------------------------------------------------------------------------------------
 
     def _apply(self, writes, what):
-        """POST each (path, params) in order; on the first failure raise an error naming what was and was not written."""
+        """POST each (path, params) in order; on the first failure raise an error naming what was and was not
+        written."""
         done = []
         for index, (path, label, params) in enumerate(writes):
             try:
@@ -132,18 +133,18 @@ class EscapeSettingsHandler(AdminExternalHandler):
 
     def _current_values(self, tab):
         if tab == "tunables":
-            values, _notes = setup.tunable_values(self.manifest, self._macro_definitions(
+            values, _notes = page.tunable_values(self.manifest, self._macro_definitions(
                 [s.macro for s in self.manifest.tunables.values()]))
             return values
         if tab == "analytics":
-            return setup.analytics_values(self.manifest, self._disabled())
+            return page.analytics_values(self.manifest, self._disabled())
         definitions = self._macro_definitions(self._scope_macros())
-        values, notes = setup.scope_values(self.manifest, definitions)
+        values, notes = page.scope_values(self.manifest, definitions)
         disabled = self._disabled()
         notes.extend("saved search {} is not installed".format(name) for name in self.missing)
-        counts = {m: self._event_count(m) for m in setup.enabled_scopes(self.manifest, disabled)}
-        warnings = setup.scope_warnings(self.manifest, disabled, definitions, counts)
-        values[setup.SCOPE_STATUS_FIELD] = setup.scope_status(warnings, notes)
+        counts = {m: self._event_count(m) for m in page.enabled_scopes(self.manifest, disabled)}
+        warnings = page.scope_warnings(self.manifest, disabled, definitions, counts)
+        values[page.SCOPE_STATUS_FIELD] = page.scope_status(warnings, notes)
         return values
 
     def handleEdit(self, confInfo):
@@ -151,13 +152,13 @@ class EscapeSettingsHandler(AdminExternalHandler):
         if tab == "tunables":
             writes = self._plan(lambda: self._plan_tunables())
         elif tab == "data_sources":
-            self.payload.pop(setup.SCOPE_STATUS_FIELD, None)  # read-only text the page shows; never stored
-            writes = self._plan(lambda: self._macro_writes(setup.plan_scopes(
+            self.payload.pop(page.SCOPE_STATUS_FIELD, None)  # read-only text the page shows; never stored
+            writes = self._plan(lambda: self._macro_writes(page.plan_scopes(
                 self.manifest, self.payload, self._macro_definitions(self._scope_macros()))))
         elif tab == "analytics":
             writes = self._plan(lambda: [
                 ("saved/searches/" + _quote(name), name, {"disabled": value})
-                for name, value in setup.plan_analytics(self.manifest, self.payload, self._disabled())])
+                for name, value in page.plan_analytics(self.manifest, self.payload, self._disabled())])
         else:
             return AdminExternalHandler.handleEdit(self, confInfo)
         # Nothing is written before every value passed: ours above, then splunktaucclib's validators and its save.
@@ -180,9 +181,9 @@ class EscapeSettingsHandler(AdminExternalHandler):
 
     def _plan_tunables(self):
         macros = [s.macro for s in self.manifest.tunables.values()]
-        plan = setup.plan_tunables(self.manifest, self.payload, self._macro_definitions(macros))
+        plan = page.plan_tunables(self.manifest, self.payload, self._macro_definitions(macros))
         writes = self._macro_writes(plan)
-        moves = setup.plan_chain_windows(self.manifest, plan)
+        moves = page.plan_chain_windows(self.manifest, plan)
         if moves:
             self._disabled()  # a chain detection whose saved search is not installed has no window to move
         for name, earliest in moves:

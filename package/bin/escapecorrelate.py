@@ -3,10 +3,10 @@
 ##Syntax
     escapecorrelate [window=<seconds>] [allowlist=<syscalls>] [runtime=<process names>] [report=escapes|attempts|all] [skew=<seconds>] [ttl=<seconds>] [state=readwrite|read|none]
 ##Description
-    Joins the audit records of each event, rebuilds per-host process lineage (persisted between searches in the
-    escape_linux_lineage KV store collection, or $ESCAPE_STATE_DIR offline), attributes processes to containers and
-    emits one row per chain with escape_severity, escape_finding, escape_chain_id, escape_container,
-    escape_attribution and escape_evidence_cd. Events may arrive newest first; out-of-order and malformed events are
+    Joins the audit records of each event, rebuilds per-host process lineage (persisted between searches in this
+    app's escape_linux_lineage KV store collection), attributes processes to containers and emits one row per chain
+    with escape_severity, escape_finding, escape_chain_id, escape_container, escape_attribution and
+    escape_evidence_cd. Events may arrive newest first; out-of-order and malformed events are
     counted in the search inspector.
 ##Example
     `escape_auditd` | escapecorrelate window=`escape_time_window` allowlist=`escape_syscall_allowlist` runtime=`escape_container_runtime_processes`
@@ -16,11 +16,10 @@ import sys
 
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
-import escape_state
-from escape_spool import Spool
 from escape_engine.correlate import Correlator, parse_list
-
-COLLECTION = "escape_linux_lineage"
+from escape_io import linux_lineage
+from escape_io.spool import Spool
+from escape_io.store import KVStore
 
 
 # Correlates across events and chunks and reads/writes the persisted lineage, so it must see every event in one
@@ -37,26 +36,40 @@ class CorrelateCommand(StreamingCommand):
     ttl = Option(doc="**Syntax:** **ttl=***<seconds>*", default=604800, validate=validators.Integer(60))
     state = Option(doc="**Syntax:** **state=***readwrite|read|none*", default="readwrite",
                    validate=validators.Set("readwrite", "read", "none"))
+    state_store = None  # the app's KV store when None; the offline launcher (tools/offline_command.py) sets files
+
+    def prepare(self):
+        store = self.state_store or KVStore.connect(self.metadata.searchinfo.splunkd_uri,
+                                                    self.metadata.searchinfo.session_key)
+        self.lineage = store.collection(linux_lineage.COLLECTION)
+        unreadable = []
+        try:
+            saved = linux_lineage.load(self.lineage, unreadable) if self.state != "none" else {}
+        except Exception as error:  # KV store unreachable or unreadable: fail loudly, never run without the lineage
+            self.write_error("escapecorrelate: cannot read the persisted lineage ({}): {}", self.lineage.location(),
+                             error)
+            sys.exit(1)
+        if unreadable:
+            self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts "
+                               "afresh: {}", len(unreadable), ", ".join(unreadable)[:500])  # hosts may hold braces
+        try:
+            self.engine = Correlator(window=float(self.window), skew=float(self.skew),
+                                     allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
+                                     ttl=float(self.ttl), report=self.report, state=saved)
+        except ValueError as error:
+            self.write_error("{}", error)  # never the message as the format: it quotes the user's value
+            sys.exit(1)
+        self.spool = Spool()  # compact event lines, in the dispatch directory
 
     def stream(self, records):
-        if not hasattr(self, "_engine"):
-            unreadable = []
-            saved = escape_state.load(self, COLLECTION, unreadable) if self.state != "none" else {}
-            if unreadable:
-                self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts "
-                                   "afresh: {}", len(unreadable), ", ".join(unreadable)[:500])  # hosts may hold braces
-            self._engine = Correlator(window=float(self.window), skew=float(self.skew),
-                                      allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
-                                      ttl=float(self.ttl), report=self.report, state=saved)
-            self._spool = Spool()  # compact event lines, in the dispatch directory
-        self._spool.add_chunk(self._engine.encode(records))
+        self.spool.add_chunk(self.engine.encode(records))
         if not self._finished:  # SCP v2: the engine answers on the last chunk, when every event has arrived
             return
-        self._engine.replay(self._spool.merged())  # oldest first, one event at a time
-        rows = self._engine.finish()
+        self.engine.replay(self.spool.merged())  # oldest first, one event at a time
+        rows = self.engine.finish()
         if self.state == "readwrite":
-            escape_state.save(self, COLLECTION, self._engine.state())
-        for level, text in self._engine.messages():
+            linux_lineage.save(self.lineage, self.engine.state())
+        for level, text in self.engine.messages():
             (self.write_info if level == "INFO" else self.write_warning)("{}", text)
         yield from rows
 

@@ -6,8 +6,8 @@
     Parses ESXi syslog lines (vmkernel, vmkwarning, shell, hostd, esxupdate, vmx) from _raw. In detect mode it emits
     one row per finding (module_load, forced_vib_install, acceptance_level_change, bulk_vm_kill, vmx_crash) with
     escape_finding and escape_severity; a module is expected when it is in the shipped stock lookup, in allowed or in
-    the first-seen baseline (KV store collection escape_esxi_module_baseline). In baseline mode it emits nothing and
-    adds every module it sees loaded to that baseline.
+    the first-seen baseline (this app's KV store collection escape_esxi_module_baseline). In baseline mode it emits
+    nothing and adds every module it sees loaded to that baseline.
 ##Example
     `escape_esxi` "Loading module" | escapeesxi allowed=`escape_allowed_kernel_modules` findings=module_load
 """
@@ -16,8 +16,11 @@ import sys
 
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
-import escape_esxi_state as state
 from escape_engine.esxi import Detector
+from escape_io import esxi_baseline, lookups
+from escape_io.store import KVStore
+
+STOCK_LOOKUP = "escape_esxi_stock_modules.csv"
 
 
 # Reads and writes the first-seen baseline in the app's KV store through splunkd, and counts bursts across all of a
@@ -30,29 +33,35 @@ class EsxiCommand(StreamingCommand):
     findings = Option(doc="**Syntax:** **findings=***<list>*", default="all")
     threshold = Option(doc="**Syntax:** **threshold=***<int>*", default=5, validate=validators.Integer(minimum=1))
     window = Option(doc="**Syntax:** **window=***<seconds>*", default=600, validate=validators.Integer(minimum=1))
-    detector = None
+    state_store = None  # the app's KV store when None; the offline launcher (tools/offline_command.py) sets files
 
     def prepare(self):
+        store = self.state_store or KVStore.connect(self.metadata.searchinfo.splunkd_uri,
+                                                    self.metadata.searchinfo.session_key)
+        self.baseline = store.collection(esxi_baseline.COLLECTION)
         try:
-            baseline = state.load(self)
+            known = esxi_baseline.load(self.baseline)
         except Exception as error:  # KV store unreachable or unreadable: fail loudly, never run without the baseline
-            self.write_error("escapeesxi: cannot read the first-seen baseline ({}): {}", state.COLLECTION, error)
+            self.write_error("escapeesxi: cannot read the first-seen baseline ({}): {}", self.baseline.location(),
+                             error)
             sys.exit(1)
         try:
-            self.detector = Detector(allowed=self.allowed, stock=state.stock_modules(), baseline=baseline,
-                                     findings=self.findings, threshold=int(self.threshold), window=int(self.window),
-                                     mode=self.mode)
-        except ValueError as error:
+            stock = [row["module"] for row in lookups.rows(STOCK_LOOKUP) if row.get("module")]
+            self.engine = Detector(allowed=self.allowed, stock=stock, baseline=known, findings=self.findings,
+                                   threshold=int(self.threshold), window=int(self.window), mode=self.mode)
+        except (OSError, ValueError) as error:
             self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)
 
     def stream(self, records):
-        yield from self.detector.process(records)
+        yield from self.engine.process(records)
+        if not self._finished:  # SCP v2: the baseline is saved and the counts reported on the last chunk
+            return
         if self.mode == "baseline":
-            state.save(self, self.detector.learned)
-        if self._finished and self.detector.stats.malformed:
-            self.write_warning("escapeesxi: {} malformed events skipped, e.g. {}", self.detector.stats.malformed,
-                               self.detector.stats.reasons[0])
+            esxi_baseline.save(self.baseline, self.engine.learned)
+        if self.engine.stats.malformed:
+            self.write_warning("escapeesxi: {} malformed events skipped, e.g. {}", self.engine.stats.malformed,
+                               self.engine.stats.reasons[0])
 
 
 dispatch(EsxiCommand, sys.argv, sys.stdin, sys.stdout, __name__)

@@ -22,24 +22,25 @@ from escape_engine.threshold import ThresholdCounter
 # The counts are explicit state kept across chunks; rows are returned after the last chunk.
 @Configuration(distributed=False)
 class ThresholdCommand(StreamingCommand):
-    threshold = Option(doc="**Syntax:** **threshold=***<int>*", require=True, validate=validators.Integer(minimum=0))
-    period = Option(doc="**Syntax:** **period=***<seconds>*", require=True, validate=validators.Integer(minimum=1))
+    # splunklib only converts the numbers; their ranges are the engine's to check (ThresholdCounter)
+    threshold = Option(doc="**Syntax:** **threshold=***<int>*", require=True, validate=validators.Integer())
+    period = Option(doc="**Syntax:** **period=***<seconds>*", require=True, validate=validators.Integer())
     by = Option(doc="**Syntax:** **by=***<field>*", default="host", validate=validators.Fieldname())
 
     def prepare(self):
         try:
-            self.counter = ThresholdCounter(threshold=self.threshold, period=self.period, by=self.by)
-        except ValueError as err:
-            self.write_error("escapethreshold: {}", err)
-            sys.exit(1)  # reported like splunklib's own option errors
+            self.engine = ThresholdCounter(threshold=self.threshold, period=self.period, by=self.by)
+        except ValueError as error:
+            self.write_error("{}", error)  # never the message as the format: it quotes the user's value
+            sys.exit(1)
 
     def stream(self, records):
-        self.counter.feed(records)
+        self.engine.feed(records)
         if self._finished:  # splunklib 2.1.1 (pinned): True on the last chunk
-            yield from self.counter.results()
-            if self.counter.malformed:
+            yield from self.engine.results()
+            if self.engine.malformed:
                 self.write_warning("escapethreshold: {} row(s) of privileged launches had no valid _time and were not "
-                                   "counted".format(self.counter.malformed))
+                                   "counted", self.engine.malformed)
 
 
 dispatch(ThresholdCommand, sys.argv, sys.stdin, sys.stdout, __name__)

@@ -1,4 +1,4 @@
-"""Reports Windows container processes that reach restricted host directories or run link tooling.
+r"""Reports Windows container processes that reach restricted host directories or run link tooling.
 
 ##Syntax
     escapewindows restricted=<comma-separated directories> [findings=<list>] [hostprocess=<record|alert>]
@@ -15,7 +15,7 @@ import sys
 
 from splunklib.searchcommands import Configuration, Option, StreamingCommand, dispatch, validators
 
-from escape_engine.windows import Lineage, Stats, run
+from escape_engine.windows import Scanner
 
 
 # Decides per event (its markers) plus the Sysmon lineage of the events it is handed, so Splunk may run it on indexers
@@ -28,21 +28,17 @@ class WindowsCommand(StreamingCommand):
                          validate=validators.Set("record", "alert"))
 
     def prepare(self):
-        try:  # an empty run checks the options, so a bad value fails the search at once with the engine's message
-            list(run([], restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess))
+        try:
+            self.engine = Scanner(restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess)
         except ValueError as error:
             self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)
 
-    lineage = None
-
     def stream(self, records):
-        self.lineage = self.lineage or Lineage()
-        stats = Stats()
-        yield from run(records, restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess,
-                       stats=stats, lineage=self.lineage)
-        if stats.malformed:
-            self.write_warning("escapewindows: {} malformed events skipped, e.g. {}", stats.malformed, stats.reasons[0])
+        yield from self.engine.feed(records)
+        if self._finished and self.engine.stats.malformed:  # splunklib 2.1.1 (pinned): True on the last chunk
+            self.write_warning("escapewindows: {} malformed events skipped, e.g. {}", self.engine.stats.malformed,
+                               self.engine.stats.reasons[0])
 
 
 dispatch(WindowsCommand, sys.argv, sys.stdin, sys.stdout, __name__)

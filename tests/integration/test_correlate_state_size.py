@@ -4,7 +4,7 @@ Input: lab-run1 records from 25 s of real activity (E01r3's host shell through n
 then the same window with every audit event four and eight times (fresh serials, times 0.1 ms apart: the same
 processes producing more events, as a busier host does). The alerts must be the same, the persisted state must not
 grow, and neither must the memory the command needs: it runs as escapecorrelate.py does (each chunk encoded and
-spooled to a sorted run file by escape_spool.Spool, the runs merged into Correlator.replay), and the peak of the
+spooled to a sorted run file by escape_io.spool.Spool, the runs merged into Correlator.replay), and the peak of the
 Python memory it allocates is counted with tracemalloc (sizes are counted, not timed). Last, the same window copied
 later in time (a longer search range): the chain items the engine holds at once must not grow.
 """
@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from escape_engine.correlate import Correlator
-from escape_spool import Spool
+from escape_io.spool import Spool
 from tests.unit.linux_lab import lab_records
 
 WINDOW = (1795923925.0, 1795923950.0)

@@ -30,25 +30,25 @@ def _window(low: float, high: float) -> List[Dict[str, str]]:
     return [r for r in lab_records() if low <= float(r["_time"]) < high]  # already newest first
 
 
-def test_getinfo_declares_a_search_head_command(command: Path) -> None:
-    run = run_command(command, [], [[]], env={"ESCAPE_STATE_DIR": "/nonexistent-but-unused"})
+def test_getinfo_declares_a_search_head_command(command: Path, tmp_path: Path) -> None:
+    run = run_command(command, [], [[]], state_dir=tmp_path / "state")
     assert run.getinfo["type"] == "stateful", run.stderr
 
 
 def test_chains_over_several_chunks_newest_first_with_persisted_state(command: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
-    env = {"ESCAPE_STATE_DIR": str(state)}
-    first = run_command(command, ["window=300", "report=all"], _chunks(_window(1795923885.0, SPLIT), 1500), env=env)
+    first = run_command(command, ["window=300", "report=all"], _chunks(_window(1795923885.0, SPLIT), 1500),
+                        state_dir=state)
     assert first.returncode == 0, first.stderr
     assert len(first.chunk_replies) > 3
     assert all(not reply["_body"].strip() for reply in first.chunk_replies[:-1])  # rows come with the last chunk
     findings = {r["escape_finding"] for r in first.records}
     assert {"runtime_socket_escape", "release_agent_host_exec", "chroot_host_exec"} <= findings
-    saved = json.loads((state / "escape_linux_lineage.json").read_text())
+    saved = {d["_key"]: json.loads(d["state"]) for d in json.loads((state / "escape_linux_lineage.json").read_text())}
     assert saved["labvm"]["procs"]
     assert any("escapecorrelate: " in text for level, text in first.messages if level == "INFO")
 
-    second = run_command(command, ["report=escapes"], _chunks(_window(SPLIT, 1795923950.0), 400), env=env)
+    second = run_command(command, ["report=escapes"], _chunks(_window(SPLIT, 1795923950.0), 400), state_dir=state)
     assert second.returncode == 0, second.stderr
     nsenter = [r for r in second.records if r["escape_finding"] == "nsenter_host_exec"]
     assert len(nsenter) == 1
@@ -65,13 +65,13 @@ def test_malformed_events_are_reported_in_the_inspector(command: Path, tmp_path:
     chunks = _chunks(_window(1795923940.0, 1795923941.0), 200)
     chunks.append([{"_raw": "garbage that is not audit", "_time": "1795923900", "host": "labvm", "_cd": "7:7",
                     "source": "x", "sourcetype": "linux:audit"}])
-    run = run_command(command, ["state=none"], chunks, env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    run = run_command(command, ["state=none"], chunks, state_dir=tmp_path)
     assert run.returncode == 0, run.stderr
     assert any("1 records were malformed" in text for level, text in run.messages if level == "WARN")
     assert not (tmp_path / "escape_linux_lineage.json").exists()
 
 
 def test_a_bad_option_is_refused_with_a_message(command: Path, tmp_path: Path) -> None:
-    run = run_command(command, ["report=everything"], [[]], env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    run = run_command(command, ["report=everything"], [[]], state_dir=tmp_path)
     assert run.errors() and "report" in " ".join(run.errors())
     assert run.returncode != 0

@@ -1,5 +1,6 @@
 """escapeesxi through the real splunklib dispatcher over SCP v2: detections, options, and the first-seen baseline
-kept across searches in $ESCAPE_STATE_DIR (the KV store path needs Splunk)."""
+kept across searches in a state folder (tools/offline_command.py; the KV store path is in test_command_wrappers.py
+against a stand-in splunkd, and in test_kv_store_baseline_round_trip_in_splunk against a real one)."""
 import json
 import os
 from pathlib import Path
@@ -22,13 +23,13 @@ def script(built_app: Path, tmp_path: Path) -> Path:
 
 def run(script: Path, args: List[str], events: List[Dict[str, str]], state: Path, size: int = 4) -> CommandRun:
     chunks = [events[i:i + size] for i in range(0, len(events), size)] or [[]]
-    result = run_command(script, args, chunks, env={"ESCAPE_STATE_DIR": str(state)})
+    result = run_command(script, args, chunks, state_dir=state)
     assert result.returncode == 0, result.stderr + str(result.messages)
     return result
 
 
 def test_getinfo_is_a_search_head_command(script: Path, tmp_path: Path) -> None:
-    result = run_command(script, [], [[]], env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    result = run_command(script, [], [[]], state_dir=tmp_path)
     assert result.getinfo["type"] == "stateful", result.stderr  # distributed=False
 
 
@@ -70,7 +71,7 @@ def test_first_seen_baseline_two_runs_seen_then_silent(script: Path, tmp_path: P
     learn = run(script, ["mode=baseline"], events, state)
     assert learn.records == []
     stored = json.loads((state / "escape_esxi_module_baseline.json").read_text())
-    assert [d["module"] for d in stored["modules"]] == ["atlantic"]
+    assert stored == [{"_key": "atlantic", "module": "atlantic", "first_seen": stored[0]["first_seen"]}]
 
     second = run(script, detect_args, events, state)
     assert second.records == []
@@ -82,9 +83,11 @@ def test_baseline_merges_and_keeps_the_earliest_first_seen(script: Path, tmp_pat
     state = tmp_path / "state"
     state.mkdir()
     (state / "escape_esxi_module_baseline.json").write_text(json.dumps(
-        {"modules": [{"module": "atlantic", "first_seen": 1000.0}, {"module": "oldmod", "first_seen": 5.0}]}))
+        [{"_key": "atlantic", "module": "atlantic", "first_seen": 1000.0},
+         {"_key": "oldmod", "module": "oldmod", "first_seen": 5.0}]))
     run(script, ["mode=baseline"], records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel"), state)
-    stored = {d["module"]: d["first_seen"] for d in json.loads((state / "escape_esxi_module_baseline.json").read_text())["modules"]}
+    documents = json.loads((state / "escape_esxi_module_baseline.json").read_text())
+    stored = {d["module"]: d["first_seen"] for d in documents}
     assert stored["atlantic"] == 1000.0 and stored["oldmod"] == 5.0
     assert set(stored) == {"atlantic", "oldmod", "vmkdrvhelper", "hvdbg_x"}
 
@@ -109,7 +112,7 @@ def test_bulk_kill_is_counted_across_chunks(script: Path, tmp_path: Path) -> Non
     (["threshold=0"], "threshold"),
 ])
 def test_bad_options_fail_with_a_clear_message(script: Path, tmp_path: Path, args: List[str], message: str) -> None:
-    result = run_command(script, args, [[{"_raw": "x"}]], env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    result = run_command(script, args, [[{"_raw": "x"}]], state_dir=tmp_path)
     assert result.returncode != 0
     assert any(message in text for text in result.errors()), result.messages
 
@@ -123,10 +126,9 @@ def test_malformed_events_are_reported(script: Path, tmp_path: Path) -> None:
 
 
 def test_no_state_dir_outside_splunk_is_not_silently_ignored(script: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "ESCAPE_STATE_DIR"}
-    result = run_command(script, [], [[{"_raw": "x"}]], env=env)
-    # Without ESCAPE_STATE_DIR the command talks to splunkd's KV store; the offline splunkd URI refuses, and the
-    # search fails loudly instead of running with an empty baseline.
+    result = run_command(script, [], [[{"_raw": "x"}]])
+    # Started as splunkd starts it (no offline launcher), the command talks to splunkd's KV store; the offline
+    # splunkd URI refuses, and the search fails loudly instead of running with an empty baseline.
     assert result.returncode != 0
     assert any("first-seen baseline" in text for text in result.errors()), result.messages + [[result.stderr]]
 

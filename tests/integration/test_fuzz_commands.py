@@ -214,7 +214,7 @@ def _run(bin_dir: Path, name: str, content: bench.Content,
          chunks: Sequence[Sequence[Event]]) -> benchscp.RawRun:
     command, args = bench.command_args(bench.COMMANDS[name], content)
     run = benchscp.run_raw(bin_dir / (command + ".py"), args, [_body(c) for c in chunks],
-                        env={"ESCAPE_STATE_DIR": str(bin_dir.parent / "state")}, keep_bodies=True, timeout=300)
+                           state_dir=bin_dir.parent / "state", keep_bodies=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not [m for m in run.messages if m[0] == "ERROR"], run.messages
     assert run.replies == len(chunks) or not chunks, "one reply per execute chunk"

@@ -25,7 +25,7 @@ CASES = [  # command, options, what the error message must say (the offending va
 def test_a_bad_option_value_with_braces_fails_with_the_engines_message(built_app: Path, tmp_path: Path, command: str,
                                                                        args: List[str], message: str) -> None:
     script = app_bin(built_app, tmp_path) / (command + ".py")
-    result = run_command(script, args, [[{"_raw": "x", "_cd": "0:0"}]], env={"ESCAPE_STATE_DIR": str(tmp_path)})
+    result = run_command(script, args, [[{"_raw": "x", "_cd": "0:0"}]], state_dir=tmp_path)
     assert result.returncode != 0
     errors = result.errors()
     assert any(message in text for text in errors), (result.messages, result.stderr[-2000:])

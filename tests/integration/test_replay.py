@@ -292,8 +292,8 @@ def test_commands_get_every_field_unless_they_declare_required_fields(app: Path)
         asked.append(required)
         return replay.project(events, required)
 
-    everything = replay.run_pipe("escapepassthrough", rows, {}, app, {}, "t")
+    everything = replay.run_pipe("escapepassthrough", rows, {}, app, None, "t")
     assert asked == [None] and everything[0]["escape_extra"] == "x" and everything[0]["sourcetype"] == "s"
-    declared = replay.run_pipe("escapefieldsprobe", rows, {}, app, {}, "t")
+    declared = replay.run_pipe("escapefieldsprobe", rows, {}, app, None, "t")
     assert asked[1] == ["_raw", "host"]
     assert declared[0]["escape_summary"] == "_cd,_raw,_time,host"

@@ -69,7 +69,7 @@ def test_allowed_kernel_modules_tunable_reaches_the_command(built_app: Path) -> 
 
 def test_first_seen_baseline_two_replays_seen_then_silent(built_app: Path, tmp_path: Path) -> None:
     """Run one fires on the OEM driver; the scheduled baseline search (escapeesxi mode=baseline) learns it into the
-    same state the replay hands the commands (--state, ESCAPE_STATE_DIR); run two is silent."""
+    same state folder the replay hands the commands (--state); run two is silent."""
     state = tmp_path / "state"
     state.mkdir()
     sample = SAMPLES / "esxi_vmkernel_oem_driver.log"
@@ -80,10 +80,9 @@ def test_first_seen_baseline_two_replays_seen_then_silent(built_app: Path, tmp_p
     baseline = content.load_yaml(ROOT / "content" / "baselines" / "esxi_module_baseline.yml")
     assert "escapeesxi mode=baseline" in baseline["search"]
     learn = run_command(app_bin(built_app, tmp_path / "app") / "escapeesxi.py", ["mode=baseline"],
-                        [records(sample, "vmware:esxlog:vmkernel")], env={"ESCAPE_STATE_DIR": str(state)})
+                        [records(sample, "vmware:esxlog:vmkernel")], state_dir=state)
     assert learn.returncode == 0 and learn.records == [], learn.stderr
-    assert [d["module"] for d in json.loads((state / "escape_esxi_module_baseline.json").read_text())["modules"]] == [
-        "atlantic"]
+    assert [d["module"] for d in json.loads((state / "escape_esxi_module_baseline.json").read_text())] == ["atlantic"]
 
     assert run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only, state=state) == []
     # A fresh state (another environment) still alerts: the silence came from the baseline, not from the data.

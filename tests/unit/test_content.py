@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tools import conffile, content
-from escape_engine import tunables
+from escape_setup import tunables
 
 MACROS = content.macros()
 GLOBAL_CONFIG = json.loads((ROOT / "globalConfig.json").read_text())

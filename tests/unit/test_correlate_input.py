@@ -1,5 +1,5 @@
 """escapecorrelate's input side: spool lines (their string order is the replay order, they survive any field text,
-and the spooled path through escape_spool.Spool's run files gives what the in-memory path gives), and malformed
+and the spooled path through escape_io.spool.Spool's run files gives what the in-memory path gives), and malformed
 events that look almost valid (Unicode digits, empty Sysmon events), which are counted and never stop the search."""
 import math
 import re
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from escape_engine import correlate
 from escape_engine.correlate import Correlator
-from escape_spool import Spool
+from escape_io.spool import Spool
 from tests.unit.linux_lab import lab_records
 
 # Every text a field may hold, weighted towards the characters the line format depends on.
@@ -98,8 +98,8 @@ def test_spool_files_give_back_every_line_in_order_whatever_the_text(tmp_path: P
 
 
 def test_more_runs_than_the_open_file_bound_are_merged_on_the_way(tmp_path: Path, monkeypatch) -> None:
-    import escape_spool
-    monkeypatch.setattr(escape_spool, "MAX_RUNS", 3)
+    from escape_io import spool as spool_module
+    monkeypatch.setattr(spool_module, "MAX_RUNS", 3)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     spool = Spool()
     expected = []

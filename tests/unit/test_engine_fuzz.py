@@ -737,30 +737,28 @@ def test_correlate_survives_non_string_field_values(field: str, value: Any) -> N
     assert_kept(baseline, correlator.finish(), lambda r: (str(r["escape_chain_id"]),))
 
 
-# ---- escapeesxi's baseline store (package/bin/escape_esxi_state.py, offline JSON path) -----------------------------
-def test_esxi_baseline_documents_with_unreadable_dates_keep_their_modules(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import escape_esxi_state
+# ---- escapeesxi's baseline (package/bin/escape_io/esxi_baseline.py, through the file store) ---------------------
+def test_esxi_baseline_documents_with_unreadable_dates_keep_their_modules(tmp_path: Path) -> None:
+    from escape_io import esxi_baseline
+    from escape_io.store import FileStore
 
-    monkeypatch.setenv("ESCAPE_STATE_DIR", str(tmp_path))
-    (tmp_path / "escape_esxi_module_baseline.json").write_text(json.dumps({"modules": [
+    (tmp_path / "escape_esxi_module_baseline.json").write_text(json.dumps([
         {"module": "vmkdrvhelper", "first_seen": "abc"}, {"module": "HVDBG_X", "first_seen": float("nan")},
         {"module": "kmemtap", "first_seen": ["1"]}, {"module": "okmod", "first_seen": 12.5}, 7, None,
-        {"module": ["listed"]}, {"first_seen": 3.0}]}), encoding="utf-8")
-    baseline = escape_esxi_state.load(None)
+        {"module": ["listed"]}, {"first_seen": 3.0}]), encoding="utf-8")
+    baseline = esxi_baseline.load(FileStore(str(tmp_path)).collection(esxi_baseline.COLLECTION))
     assert baseline == {"vmkdrvhelper": 0.0, "hvdbg_x": 0.0, "kmemtap": 0.0, "okmod": 12.5}
     events = sample_records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel")
     assert list(esxi.Detector(stock=stock_modules(), baseline=baseline).process(events)) == []
 
 
-def test_esxi_baseline_that_is_no_list_of_documents_is_a_clear_error(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import escape_esxi_state
+def test_esxi_baseline_that_is_no_list_of_documents_is_a_clear_error(tmp_path: Path) -> None:
+    from escape_io import esxi_baseline
+    from escape_io.store import FileStore
 
-    monkeypatch.setenv("ESCAPE_STATE_DIR", str(tmp_path))
     (tmp_path / "escape_esxi_module_baseline.json").write_text('{"modules": "vmkdrvhelper"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="no list of module documents"):
-        escape_esxi_state.load(None)
+    with pytest.raises(ValueError, match="does not hold a JSON list of documents"):
+        esxi_baseline.load(FileStore(str(tmp_path)).collection(esxi_baseline.COLLECTION))
 
 
 # A persisted host state that is no JSON object or misses its host field (a hand-edited file, a cut KV document): the

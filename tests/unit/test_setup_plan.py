@@ -1,17 +1,16 @@
-"""The setup page's decisions (escape_engine.setup): what a save writes, what a load shows, which warnings apply."""
-from pathlib import Path
+"""The setup page's decisions (escape_setup.page): what a save writes, what a load shows, which warnings apply."""
 from typing import Dict
 
 import pytest
 
-from escape_engine import setup
+from escape_setup import page
 from tests.unit.setup_fixtures import DETECTIONS, fixture_content, saved_search
 from tools import content, setup_manifest
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> setup.Manifest:
-    return setup.Manifest(setup_manifest.build_manifest(fixture_content(tmp_path_factory.mktemp("content"))))
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> page.Manifest:
+    return page.Manifest(setup_manifest.build_manifest(fixture_content(tmp_path_factory.mktemp("content"))))
 
 
 def shipped_definitions() -> Dict[str, str]:
@@ -19,12 +18,12 @@ def shipped_definitions() -> Dict[str, str]:
 
 
 def test_the_real_content_has_a_manifest_even_without_detections() -> None:
-    built = setup.Manifest(setup_manifest.build_manifest())
+    built = page.Manifest(setup_manifest.build_manifest())
     assert len(built.tunables) == 6 and len(built.scopes) == 7 and list(built.field_names) == ["escape_kube_cluster"]
     assert [d.slug for d in built.detections] == [p.stem for p in sorted((content.CONTENT / "detections").glob("*.yml"))]
 
 
-def test_manifest_records_type_schedule_and_data_scope_of_each_detection(manifest: setup.Manifest) -> None:
+def test_manifest_records_type_schedule_and_data_scope_of_each_detection(manifest: page.Manifest) -> None:
     by_slug = {d.slug: d for d in manifest.detections}
     chain = by_slug["linux_fixture_chain"]
     assert (chain.type, chain.cron, chain.earliest, chain.latest) == ("chain", "13 * * * *", "-75m@m", "-10m@m")
@@ -35,13 +34,13 @@ def test_manifest_records_type_schedule_and_data_scope_of_each_detection(manifes
 @pytest.mark.parametrize("cron, period", [
     ("7 * * * *", 3600), ("*/15 * * * *", 900), ("* * * * *", 60), ("21 */4 * * *", 14400), ("5 3 * * *", 86400)])
 def test_cron_periods(cron: str, period: int) -> None:
-    assert setup.cron_period_seconds(cron) == period
+    assert page.cron_period_seconds(cron) == period
 
 
 @pytest.mark.parametrize("cron", ["7 * * * 1", "*/15 2 * * *", "7,37 * * * *", "@hourly", "7 * *"])
 def test_irregular_crons_are_refused(cron: str) -> None:
     with pytest.raises(ValueError, match="cron schedule"):
-        setup.cron_period_seconds(cron)
+        page.cron_period_seconds(cron)
 
 
 @pytest.mark.parametrize("slug, window, earliest", [
@@ -50,75 +49,75 @@ def test_irregular_crons_are_refused(cron: str) -> None:
     ("linux_fixture_chain", 1, "-71m@m"),             # rounded up to whole minutes: the overlap is at least the window
     ("linux_fixture_chain_sysmon", 90, "-22m@m"),     # 5 + 15 + 1.5 -> 22 (rounded up)
 ])
-def test_chain_dispatch_window_overlaps_consecutive_runs_by_the_window(manifest: setup.Manifest, slug: str,
+def test_chain_dispatch_window_overlaps_consecutive_runs_by_the_window(manifest: page.Manifest, slug: str,
                                                                       window: int, earliest: str) -> None:
     detection = next(d for d in manifest.detections if d.slug == slug)
-    assert setup.chain_earliest(detection, window) == earliest
-    span = setup.relative_seconds(earliest) - setup.relative_seconds(detection.latest)
-    assert span - setup.cron_period_seconds(detection.cron) >= window
+    assert page.chain_earliest(detection, window) == earliest
+    span = page.relative_seconds(earliest) - page.relative_seconds(detection.latest)
+    assert span - page.cron_period_seconds(detection.cron) >= window
 
 
-def test_only_a_time_window_write_moves_the_chain_windows(manifest: setup.Manifest) -> None:
-    assert setup.plan_chain_windows(manifest, [("escape_allowed_host_paths", '"/x"')]) == []
-    moved = setup.plan_chain_windows(manifest, [("escape_time_window", "600")])
+def test_only_a_time_window_write_moves_the_chain_windows(manifest: page.Manifest) -> None:
+    assert page.plan_chain_windows(manifest, [("escape_allowed_host_paths", '"/x"')]) == []
+    moved = page.plan_chain_windows(manifest, [("escape_time_window", "600")])
     assert moved == [(saved_search(DETECTIONS[0]), "-80m@m"), (saved_search(DETECTIONS[1]), "-30m@m")]
 
 
-def test_tunables_plan_writes_only_changed_macros(manifest: setup.Manifest) -> None:
+def test_tunables_plan_writes_only_changed_macros(manifest: page.Manifest) -> None:
     current = shipped_definitions()
     same = {s.field: s.default for s in manifest.tunables.values()}
-    assert setup.plan_tunables(manifest, same, current) == []
+    assert page.plan_tunables(manifest, same, current) == []
     changed = dict(same, time_window="60", allowed_host_paths="/var/log/,/opt//data")
-    assert setup.plan_tunables(manifest, changed, current) == [
+    assert page.plan_tunables(manifest, changed, current) == [
         ("escape_allowed_host_paths", '"/var/log,/opt/data"'), ("escape_time_window", "60")]
 
 
-def test_one_invalid_tunable_plans_nothing_and_names_every_problem(manifest: setup.Manifest) -> None:
+def test_one_invalid_tunable_plans_nothing_and_names_every_problem(manifest: page.Manifest) -> None:
     values = {"time_window": "60", "privileged_threshold": "100001", "syscall_allowlist": "execve"}
     with pytest.raises(ValueError) as err:
-        setup.plan_tunables(manifest, values, shipped_definitions())
+        page.plan_tunables(manifest, values, shipped_definitions())
     assert "Privileged container threshold: 100001 is out of range; use 0 to 100000" in str(err.value)
     assert "'execve' is not one of the inspected syscalls" in str(err.value)
 
 
-def test_tunable_values_show_the_macros_and_flag_direct_edits(manifest: setup.Manifest) -> None:
+def test_tunable_values_show_the_macros_and_flag_direct_edits(manifest: page.Manifest) -> None:
     current = dict(shipped_definitions(), escape_time_window="120", escape_allowed_host_paths="`my_paths`")
-    values, notes = setup.tunable_values(manifest, current)
+    values, notes = page.tunable_values(manifest, current)
     assert values["time_window"] == "120"
     assert values["allowed_host_paths"] == "`my_paths`"
     assert len(notes) == 1 and "Allowed host paths" in notes[0]
 
 
-def test_scope_plan_keeps_the_other_value_of_a_source(manifest: setup.Manifest) -> None:
+def test_scope_plan_keeps_the_other_value_of_a_source(manifest: page.Manifest) -> None:
     current = shipped_definitions()
-    plan = setup.plan_scopes(manifest, {"auditd_indexes": "os", "kube_cluster_field": "host"}, current)
+    plan = page.plan_scopes(manifest, {"auditd_indexes": "os", "kube_cluster_field": "host"}, current)
     assert plan == [("escape_auditd", '(index="os" (sourcetype="linux:audit" OR sourcetype="auditd"))')]
     with pytest.raises(ValueError, match="Kubernetes cluster field"):
-        setup.plan_scopes(manifest, {"auditd_indexes": "os", "kube_cluster_field": "host | delete"}, current)
+        page.plan_scopes(manifest, {"auditd_indexes": "os", "kube_cluster_field": "host | delete"}, current)
 
 
-def test_analytics_plan_flips_only_what_changes(manifest: setup.Manifest) -> None:
+def test_analytics_plan_flips_only_what_changes(manifest: page.Manifest) -> None:
     disabled = {saved_search(d): True for d in DETECTIONS}
     disabled[saved_search(DETECTIONS[2])] = False
-    assert setup.analytics_values(manifest, disabled)["kube_fixture_single"] == "1"
-    plan = setup.plan_analytics(manifest, {"linux_fixture_chain": "1", "kube_fixture_single": "0",
+    assert page.analytics_values(manifest, disabled)["kube_fixture_single"] == "1"
+    plan = page.plan_analytics(manifest, {"linux_fixture_chain": "1", "kube_fixture_single": "0",
                                            "esxi_fixture_threshold": "0"}, disabled)
     assert plan == [(saved_search(DETECTIONS[2]), "1"), (saved_search(DETECTIONS[0]), "0")]  # manifest order: by slug
     with pytest.raises(ValueError, match="use 1 \\(enabled\\) or 0 \\(disabled\\)"):
-        setup.plan_analytics(manifest, {"linux_fixture_chain": "maybe"}, disabled)
+        page.plan_analytics(manifest, {"linux_fixture_chain": "maybe"}, disabled)
 
 
-def test_warnings_cover_enabled_analytics_only(manifest: setup.Manifest) -> None:
+def test_warnings_cover_enabled_analytics_only(manifest: page.Manifest) -> None:
     current = dict(shipped_definitions(),
                    escape_kube_audit='(index="k8s" (sourcetype="kube:apiserver-audit" OR source="kubernetes"))')
     disabled = {saved_search(d): True for d in DETECTIONS}
-    assert setup.scope_warnings(manifest, disabled, current, {}) == []
+    assert page.scope_warnings(manifest, disabled, current, {}) == []
     disabled[saved_search(DETECTIONS[0])] = False   # linux chain on escape_auditd: no index, no events
     disabled[saved_search(DETECTIONS[2])] = False   # kube single on escape_kube_audit: index, events
-    warnings = setup.scope_warnings(manifest, disabled, current, {"escape_auditd": 0, "escape_kube_audit": 12})
+    warnings = page.scope_warnings(manifest, disabled, current, {"escape_auditd": 0, "escape_kube_audit": 12})
     assert warnings == [
         "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) names no index; add the index "
         "that holds these events.",
         "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
         "hours; check the indexes and sourcetypes."]
-    assert setup.scope_status([], []) == setup.SCOPE_OK
+    assert page.scope_status([], []) == page.SCOPE_OK

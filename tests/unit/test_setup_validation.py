@@ -3,7 +3,7 @@ from typing import List
 
 import pytest
 
-from escape_engine import tunables
+from escape_setup import tunables
 from tests.unit.setup_literal import is_field_name, is_scope_expression, is_single_literal
 from tools import content
 from tools.setup_manifest import data_scope_entries

@@ -1,7 +1,7 @@
 """The tunable schema: what each kind accepts, how it normalises, and that rendered SPL is one literal."""
 import pytest
 
-from escape_engine import tunables
+from escape_setup import tunables
 from tools.content import tunable_specs
 
 SPECS = tunable_specs()

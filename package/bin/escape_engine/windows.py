@@ -398,6 +398,22 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
             yield _alert(record, event, context, reasons, row, hostprocess)
 
 
+
+class Scanner:
+    """One search's escapewindows: the options checked once (ValueError on a bad one, before any event), the Sysmon
+    lineage and the counts carried from chunk to chunk. `feed` is `run` over one chunk."""
+
+    def __init__(self, *, restricted: str, findings: str = "all", hostprocess: str = "record") -> None:
+        for _ in run([], restricted=restricted, findings=findings, hostprocess=hostprocess):
+            pass  # an empty run only checks the options
+        self.restricted, self.findings, self.hostprocess = restricted, findings, hostprocess
+        self.lineage = Lineage()
+        self.stats = Stats()
+
+    def feed(self, records: Iterable[Record]) -> Iterator[Dict[str, Value]]:
+        return run(records, restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess,
+                   stats=self.stats, lineage=self.lineage)
+
 def _findings(event: WinEvent, directories: Sequence[winpath.WinPath],
               wanted: Sequence[str]) -> Iterator[Dict[str, str]]:
     if "restricted_dir_write" in wanted and event.kind == "sysmon_11":

@@ -1,4 +1,5 @@
-"""A strict loopback stand-in for the few splunkd REST endpoints the setup page's handler calls.
+"""A strict loopback stand-in for the few splunkd REST endpoints the setup page's handler and the stateful commands
+call.
 
 Only under /servicesNS/nobody/TA_escape_to_host/, with an `Authorization: Splunk <key>` header:
 - GET  configs/conf-<file>[/<stanza>]          (output_mode=json; count on the collection)
@@ -7,6 +8,9 @@ Only under /servicesNS/nobody/TA_escape_to_host/, with an `Authorization: Splunk
 - GET  saved/searches/<name>, POST saved/searches/<name>  disabled (0|1) and dispatch.earliest_time only
 - POST search/jobs exec_mode=oneshot           only `| tstats count where `<macro>` earliest=-24h latest=now`,
                                                answered from the counts the test sets
+- GET  storage/collections/data/<collection>   every document (output_mode=json; no query, sort or paging)
+- POST storage/collections/data/<collection>/batch_save   a JSON list of at most 1,000 documents with `_key`;
+                                               inserts or replaces by `_key`. Only the collections the test declares.
 Anything else answers 404 (unknown path, conf file or stanza) or 400 (unknown or missing parameter), as JSON
 `{"messages": [{"type": "ERROR", "text": ...}]}`. Every request is logged; the test can make a path fail.
 Responses follow splunkd's JSON shape: {"entry": [{"name", "content", "acl"}]}. It does not emulate anything else:
@@ -33,11 +37,16 @@ class HTTPFailure(Exception):
 
 class FakeSplunkd:
     def __init__(self, confs: Mapping[str, Mapping[str, Mapping[str, str]]],
-                 saved_searches: Mapping[str, Mapping[str, str]], counts: Optional[Mapping[str, int]] = None) -> None:
-        self.confs: Dict[str, Dict[str, Dict[str, str]]] = {f: {s: dict(k) for s, k in st.items()} for f, st in confs.items()}
+                 saved_searches: Mapping[str, Mapping[str, str]], counts: Optional[Mapping[str, int]] = None,
+                 collections: Optional[Mapping[str, List[Dict[str, Any]]]] = None) -> None:
+        self.collections: Dict[str, List[Dict[str, Any]]] = {n: [dict(d) for d in docs]
+                                                              for n, docs in (collections or {}).items()}
+        self.confs: Dict[str, Dict[str, Dict[str, str]]] = {f: {s: dict(k) for s, k in st.items()}
+                                                            for f, st in confs.items()}
         self.saved: Dict[str, Dict[str, str]] = {n: dict(k) for n, k in saved_searches.items()}
         self.counts: Dict[str, int] = dict(counts or {})
         self.log: List[Tuple[str, str, Dict[str, str]]] = []
+        self.requests: List[Tuple[str, str]] = []  # every request as it came, refused ones too: (method, URL path)
         self.fail: Dict[Tuple[str, str], Tuple[int, str]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -63,7 +72,7 @@ class FakeSplunkd:
         return self.confs["macros"][name]["definition"]
 
     # request handling
-    def handle(self, method: str, parts: List[str], params: Dict[str, str]) -> Dict[str, Any]:
+    def handle(self, method: str, parts: List[str], params: Dict[str, str], body: str = "") -> Any:
         path = "/".join(parts)
         with self._lock:
             self.log.append((method, path, dict(params)))
@@ -75,6 +84,8 @@ class FakeSplunkd:
                 return self._saved(method, parts[2], params)
             if parts == ["search", "jobs"] and method == "POST":
                 return self._oneshot(params)
+            if parts[:3] == ["storage", "collections", "data"] and len(parts) in (4, 5):
+                return self._kvstore(method, parts[3], parts[4] if len(parts) == 5 else None, params, body)
             raise HTTPFailure(404, "Not Found: {} {}".format(method, path))
 
     @staticmethod
@@ -134,6 +145,24 @@ class FakeSplunkd:
             raise HTTPFailure(400, "search not implemented by the stand-in: {!r}".format(params["search"]))
         return {"results": [{"count": str(self.counts[match.group(1)])}]}
 
+    def _kvstore(self, method: str, name: str, action: Optional[str], params: Dict[str, str], body: str) -> Any:
+        if name not in self.collections:
+            raise HTTPFailure(404, "Not Found: no collection {}".format(name))
+        documents = self.collections[name]
+        if method == "GET" and action is None:
+            self._only(params, ())
+            return documents
+        if method != "POST" or action != "batch_save" or params:
+            raise HTTPFailure(400, "not implemented by the stand-in: {} {}/{}".format(method, name, action))
+        batch = json.loads(body)
+        if not isinstance(batch, list) or not 0 < len(batch) <= 1000:
+            raise HTTPFailure(400, "batch_save takes a JSON list of 1 to 1,000 documents")
+        for document in batch:
+            if not isinstance(document, dict) or not isinstance(document.get("_key"), str):
+                raise HTTPFailure(400, "every document needs a _key (the stand-in generates none)")
+            documents[:] = [d for d in documents if d["_key"] != document["_key"]] + [document]
+        return [d["_key"] for d in batch]
+
     def _handler_class(self) -> type:
         fake = self
 
@@ -143,18 +172,21 @@ class FakeSplunkd:
 
             def _serve(self, method: str) -> None:
                 url = urllib.parse.urlsplit(self.path)
+                fake.requests.append((method, url.path))
                 params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+                body = ""
                 if method == "POST":
                     length = int(self.headers.get("Content-Length") or 0)
                     body = self.rfile.read(length).decode("utf-8")
-                    params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                    if self.headers.get("Content-Type") != "application/json":
+                        params.update(urllib.parse.parse_qsl(body, keep_blank_values=True))
                 try:
                     if self.headers.get("Authorization") != "Splunk " + SESSION_KEY:
                         raise HTTPFailure(401, "call not properly authenticated")
                     if not url.path.startswith(PREFIX):
                         raise HTTPFailure(404, "Not Found: {}".format(url.path))
                     parts = [urllib.parse.unquote(p) for p in url.path[len(PREFIX):].split("/")]
-                    status, payload = 200, fake.handle(method, parts, params)
+                    status, payload = 200, fake.handle(method, parts, params, body)
                 except HTTPFailure as failure:
                     status, payload = failure.status, {"messages": [{"type": "ERROR", "text": failure.text}]}
                 data = json.dumps(payload).encode("utf-8")

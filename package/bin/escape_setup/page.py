@@ -8,9 +8,9 @@ import math
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from escape_engine import tunables
+from escape_engine.ground import saved_search_name
+from escape_setup import tunables
 
-SAVED_SEARCH_FORMAT = "Escape to Host - {} - Rule"
 SCOPE_STATUS_FIELD = "scope_status"
 SCOPE_OK = "Every enabled analytic's data scope names an index and found events in the last 24 hours."
 
@@ -43,7 +43,7 @@ class Detection:
         self.latest = str(schedule["latest"])
         scopes = entry.get("scopes", [])
         self.scopes = [str(s) for s in scopes] if isinstance(scopes, list) else []
-        self.saved_search = SAVED_SEARCH_FORMAT.format(self.title)
+        self.saved_search = saved_search_name(self.title)
 
 
 # --- Tunables ------------------------------------------------------------------------------------------------------
@@ -59,7 +59,8 @@ def tunable_values(manifest: Manifest, definitions: Mapping[str, str]) -> Tuple[
             values[spec.field] = tunables.parse_definition(spec, definition)
         except ValueError as err:
             values[spec.field] = definition
-            notes.append("{} (edited outside this page; saving the tab rewrites it only with a valid value)".format(err))
+            notes.append("{} (edited outside this page; saving the tab rewrites it only with a valid value)"
+                         .format(err))
     return values, notes
 
 
@@ -90,7 +91,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def cron_period_seconds(cron: str) -> int:
-    """The period of a regular cron schedule: minute-, hour- or day-stepped ('7 * * * *', '*/15 * * * *', '5 */4 * * *')."""
+    """The period of a regular cron schedule: minute-, hour- or day-stepped ('7 * * * *', '*/15 * * * *',
+    '5 */4 * * *')."""
     fields = cron.split()
     if len(fields) != 5 or not all(_CRON_FIELD.fullmatch(f) for f in fields[:2]) or fields[2:] != ["*", "*", "*"]:
         raise ValueError("cron schedule {!r} is not a regular minute, hour or day step".format(cron))

@@ -8,17 +8,14 @@ import posixpath
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-MAX_VALUE_LENGTH = 4096
+from escape_engine.ground import ESCAPE_SYSCALLS  # the syscall_list kind may name only these
 
-# Syscalls the Linux analytic inspects; the allowlist may only name these.
-ESCAPE_SYSCALLS = (
-    "unshare", "setns", "mount", "umount2", "keyctl", "add_key", "request_key", "pivot_root", "chroot",
-    "open_by_handle_at", "init_module", "finit_module",
-)
+MAX_VALUE_LENGTH = 4096
 
 _UNIX_PATH_ITEM = re.compile(r"/[A-Za-z0-9._/@+:=-]*")
 # A UNC prefix may be written with forward slashes (//server/share), the form render() produces and reads back.
-_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*")
+_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)"
+                               r"[A-Za-z0-9 ._\\/()%$~+-]*")
 _MODULE_ITEM = re.compile(r"[A-Za-z0-9_.-]+")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -80,7 +77,8 @@ def _normalise_unix_path(item: str) -> str:
 def _normalise_windows_dir(item: str) -> str:
     if not _WINDOWS_DIR_ITEM.fullmatch(item):
         raise ValueError(
-            "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix (\\\\server\\share)".format(item))
+            "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix "
+            "(\\\\server\\share)".format(item))
     # Rendered with forward slashes so the SPL literal never holds a backslash escape.
     unc = item.startswith("\\\\") or item.startswith("//")
     parts = [p for p in re.split(r"[\\/]+", item) if p]
@@ -119,7 +117,8 @@ def _normalise_checked(spec: TunableSpec, value: str) -> str:
     elif spec.kind == "syscall_list":
         for item in items:
             if item not in ESCAPE_SYSCALLS:
-                raise ValueError("{!r} is not one of the inspected syscalls: {}".format(item, ", ".join(ESCAPE_SYSCALLS)))
+                raise ValueError("{!r} is not one of the inspected syscalls: {}".format(
+                    item, ", ".join(ESCAPE_SYSCALLS)))
     elif spec.kind == "module_list":
         for item in items:
             if not _MODULE_ITEM.fullmatch(item):
@@ -155,8 +154,10 @@ def ucc_pattern(kind: str) -> str:
     patterns = {
         "unix_path_list": r"^\s*(/[A-Za-z0-9._/@+:=-]*\s*(,\s*/[A-Za-z0-9._/@+:=-]*\s*)*)?$",
         "windows_dir_list": r"^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*"
-                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
-        "syscall_list": r"^\s*((" + "|".join(ESCAPE_SYSCALLS) + r")\s*(,\s*(" + "|".join(ESCAPE_SYSCALLS) + r")\s*)*)?$",
+                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)"
+                            r"[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
+        "syscall_list": (r"^\s*((" + "|".join(ESCAPE_SYSCALLS) + r")\s*(,\s*(" + "|".join(ESCAPE_SYSCALLS)
+                         + r")\s*)*)?$"),
         "module_list": r"^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$",
     }
     return patterns[kind]
@@ -304,7 +305,8 @@ def parse_scope(spec: ScopeSpec, definition: str) -> Tuple[List[str], List[str]]
         found[key].append(value)
     text = " ".join(definition.split())
     try:
-        rendered: Optional[str] = render_scope(spec, found["index"], found["sourcetype"]) if found["sourcetype"] else None
+        rendered: Optional[str] = (render_scope(spec, found["index"], found["sourcetype"]) if found["sourcetype"]
+                                   else None)
     except ValueError:
         rendered = None
     if rendered != text or found["source"] != spec.sources:

@@ -1,0 +1,94 @@
+"""The five command wrappers over SCP v2 (the real splunklib dispatcher, the built scripts): one shape for all.
+
+- A bad option value that splunklib's own validators let through is refused by the engine's constructor in prepare(),
+  during getinfo, with the engine's message verbatim as the only error, and the command exits.
+- In Splunk the stateful commands keep their state in this app's KV store, in the namespace nobody/TA_escape_to_host
+  whatever app the search runs from: checked against the loopback stand-in splunkd (harness/splunkd.py), which
+  answers only under /servicesNS/nobody/TA_escape_to_host/ and refuses everything else.
+"""
+import json
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pytest
+
+from escape_engine.correlate import Correlator
+from escape_engine.esxi import Detector
+from escape_engine.inspect import Inspector
+from escape_engine.threshold import ThresholdCounter
+from escape_engine.windows import Scanner
+from tests.integration.harness.scp import run_command
+from tests.integration.harness.splunkd import PREFIX, SESSION_KEY, FakeSplunkd
+from tests.integration.winesxi_commands import app_bin
+from tests.unit.linux_lab import lab_records
+from tests.unit.winesxi_samples import SAMPLES, records
+
+
+def _engine_message(build: Callable[[], object]) -> str:
+    with pytest.raises(ValueError) as raised:
+        build()
+    return str(raised.value)
+
+
+BAD_OPTIONS = [  # command, an option value splunklib accepts and the engine refuses, the engine refusing it
+    ("escapecorrelate", ["allowlist=execve"], lambda: Correlator(allowlist=["execve"])),
+    ("escapeesxi", ["findings=everything"], lambda: Detector(findings="everything")),
+    ("escapeinspect", ["allowed=var/log"], lambda: Inspector(allowed_host_paths="var/log")),
+    ("escapethreshold", ["threshold=-1", "period=3600"], lambda: ThresholdCounter(threshold=-1, period=3600)),
+    ("escapewindows", ["restricted=Windows"], lambda: Scanner(restricted="Windows")),
+]
+
+
+@pytest.mark.parametrize("command, args, engine", BAD_OPTIONS, ids=[c for c, _, _ in BAD_OPTIONS])
+def test_a_bad_option_is_refused_by_the_engines_constructor_during_getinfo(
+        built_app: Path, tmp_path: Path, command: str, args: List[str], engine: Callable[[], object]) -> None:
+    script = app_bin(built_app, tmp_path / "app") / (command + ".py")
+    run = run_command(script, args, [[{"_raw": "x", "_cd": "0:0"}]], state_dir=tmp_path / "state")
+    assert run.errors() == [_engine_message(engine)], (run.messages, run.stderr[-2000:])
+    assert run.getinfo["inspector"]["messages"] == [["ERROR", _engine_message(engine)]]
+    assert run.chunk_replies == [] and run.returncode != 0
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+def _info(fake: FakeSplunkd) -> Dict[str, str]:
+    """searchinfo of a search run from the Search app by admin, against the stand-in splunkd."""
+    return {"app": "search", "owner": "admin", "splunkd_uri": fake.uri, "session_key": SESSION_KEY}
+
+
+def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:
+    script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    events = [{k: r[k] for k in fields} for r in lab_records()[:300]]
+    cut = {"_key": "cut{0}", "state": '{"procs": [1'}
+    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": [cut]}) as fake:
+        run = run_command(script, ["report=all"], [events[:150], events[150:]], info=_info(fake))
+    assert run.returncode == 0, (run.messages, run.stderr[-2000:])
+    data = PREFIX + "storage/collections/data/escape_linux_lineage"
+    assert fake.requests == [("GET", data), ("POST", data + "/batch_save")]
+    stored = {d["_key"]: d for d in fake.collections["escape_linux_lineage"]}
+    assert stored["cut{0}"] == cut  # an unreadable document is reported, never overwritten by another host
+    assert json.loads(str(stored["labvm"]["state"]))["procs"]
+    assert any(level == "WARN" and "not JSON" in text and "cut{0}" in text for level, text in run.messages)
+
+
+def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:
+    script = app_bin(built_app, tmp_path / "app") / "escapeesxi.py"
+    events = records(SAMPLES / "esxi_vmkernel_oem_driver.log", "vmware:esxlog:vmkernel")
+    known = {"_key": "oldmod", "module": "oldmod", "first_seen": 5.0}
+    with FakeSplunkd({}, {}, collections={"escape_esxi_module_baseline": [known]}) as fake:
+        run = run_command(script, ["mode=baseline"], [events[:2], events[2:]], info=_info(fake))
+        detect = run_command(script, ["findings=module_load"], [events], info=_info(fake))
+    assert run.returncode == 0 and detect.returncode == 0, (run.messages, run.stderr[-2000:], detect.messages)
+    data = PREFIX + "storage/collections/data/escape_esxi_module_baseline"
+    # baseline: read at start, read again to merge the earliest first_seen, saved once on the last chunk; detect: read
+    assert fake.requests == [("GET", data), ("GET", data), ("POST", data + "/batch_save"), ("GET", data)]
+    assert sorted(d["_key"] for d in fake.collections["escape_esxi_module_baseline"]) == ["atlantic", "oldmod"]
+    assert detect.records == []  # the module learned into the KV store is known to the next search
+
+
+def test_without_a_reachable_splunkd_the_stateful_commands_fail_loudly(built_app: Path, tmp_path: Path) -> None:
+    script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
+    run = run_command(script, [], [[]])  # as splunkd starts it; the default searchinfo's splunkd_uri refuses
+    assert run.returncode != 0
+    assert any("cannot read the persisted lineage (KV store collection escape_linux_lineage)" in text
+               for text in run.errors()), run.messages
