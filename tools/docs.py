@@ -103,13 +103,15 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
             out += ['<a id="{}"></a>'.format(d.slug), "", "### {}".format(d.stanza), "",
                     "| | |", "|---|---|",
                     "| slug | `{}` |".format(d.slug),
+                    "| id | `{}` (version {}, {}) |".format(d.id, d.version, d.date),
                     "| status | {} |".format(d.status),
                     "| type | {} |".format(d.type),
                     "| severity | {} |".format(d.severity),
                     "| ATT&CK | {} |".format(_attack(d.mitre_attack)),
+                    "| data sources | {} |".format(", ".join(d.data_source)),
                     "| data scope | {} |".format(_scopes(d, scopes)),
-                    "| schedule | `{}`, `{}` to `{}` |".format(d.schedule["cron"], d.schedule["earliest"],
-                                                            d.schedule["latest"]),
+                    "| schedule | `{}`, `{}` to `{}` |".format(d.schedule.cron, d.schedule.earliest,
+                                                            d.schedule.latest),
                     "| throttled on | {} for {} |".format(", ".join("`{}`".format(f) for f in d.suppress_fields),
                                                         d.suppress_period),
                     "| filter hook | `{}` |".format(d.filter_macro),
@@ -121,7 +123,8 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
                     ""]
             out += ["**What it detects.** {}".format(d.text("description")), "",
                     "**How to tune.** {}".format(d.text("how_to_tune")), "",
-                    "**Known false positives.** {}".format(d.text("known_false_positives")), ""]
+                    "**Known false positives.** {}".format(d.text("known_false_positives")), "",
+                    "**References.** {}".format(", ".join("<{}>".format(r) for r in d.references)), ""]
             out += ["```spl", keys["search"], "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
