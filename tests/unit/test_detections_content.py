@@ -225,3 +225,13 @@ def test_record_release_keeps_old_names_and_adds_new_ones(tmp_path: Path) -> Non
     assert data["version"] == "0.2.0" and data["macros"][0] == "escape_gone"
     assert "escape_linux_fixture_nsenter_filter" in data["macros"]
     assert data["saved_searches"] == ["Escape to Host - Fixture Nsenter Seen - Rule"]
+
+
+def test_the_documented_example_is_a_valid_detection() -> None:
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## 1. Detections as data"):text.index("## 2. ")]
+    example = yaml.safe_load(section.split("```yaml\n")[1].split("```")[0])
+    item = content.validate_detection(example, Path("kube_privileged_pod.yml"))
+    assert item.replay_pipes == 1 and item.data_source == ["Kubernetes Audit"]
+    for kind in ("fires", "silent"):
+        assert all((ROOT / s["path"]).is_file() for s in item.samples[kind])
