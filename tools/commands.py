@@ -136,7 +136,8 @@ def _validator(call: ast.expr, where: str) -> Tuple[str, Tuple[str, ...], Option
 
 
 def _doc_parts(doc: str) -> Tuple[str, str]:
-    """("<seconds>", meaning) from splunklib's doc convention "**Syntax:** **window=***<seconds>* **Description:** ..."."""
+    """("<seconds>", meaning) from splunklib's doc convention
+    "**Syntax:** **window=***<seconds>* **Description:** ..."."""
     syntax, _, meaning = doc.partition("**Description:**")
     placeholder = re.sub(r"^.*?\*\*\w+=\*\*\*", "", syntax.strip()).strip().strip("*").strip()
     return placeholder, " ".join(meaning.split())
@@ -144,7 +145,10 @@ def _doc_parts(doc: str) -> Tuple[str, str]:
 
 def _option(target: str, call: ast.Call, where: str) -> Option:
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
-    kind, allowed, minimum, maximum = ("string", (), None, None)
+    kind: str = "string"
+    allowed: Tuple[str, ...] = ()
+    minimum: Optional[str] = None
+    maximum: Optional[str] = None
     if "validate" in keywords:
         kind, allowed, minimum, maximum = _validator(keywords["validate"], "{}: option {}".format(where, target))
     default = _literal(keywords["default"], where) if "default" in keywords else None
@@ -175,7 +179,8 @@ def read_command(path: Path) -> Command:
     """The command a wrapper declares; raise CommandError naming the file when it is not in the expected shape."""
     where = path.name
     with warnings.catch_warnings():  # an invalid escape in a wrapper's docstring is Python's to report when it runs
-        warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)
                and any(_call_name(d) == "Configuration" for d in n.decorator_list)]
@@ -203,7 +208,8 @@ def read_command(path: Path) -> Command:
     shortdesc, sections = _sections(doc)
     missing = [s for s in ("syntax", "description", "example") if not sections.get(s)]
     if missing:
-        raise CommandError("{}: the docstring has no ##{} section".format(where, ", ##".join(s.title() for s in missing)))
+        raise CommandError("{}: the docstring has no ##{} section".format(
+            where, ", ##".join(s.title() for s in missing)))
     name = path.stem
     example, comment = _example(sections["example"], name)
     return Command(name=name, path=path, shortdesc=shortdesc, syntax=" ".join(sections["syntax"].split()),

@@ -157,7 +157,8 @@ def test_savedsearches_conf_renders_every_required_key(tmp_path: Path) -> None:
         "action.correlationsearch.annotations": '{"mitre_attack": ["T1611", "T1068"]}',
     }
     assert {k: stanza[k] for k in expected} == expected
-    es_keys = {k for k in stanza if k.startswith(("action.notable", "action.risk"))}  # tools/es.py, tests/unit/test_es.py
+    # tools/es.py, tests/unit/test_es.py
+    es_keys = {k for k in stanza if k.startswith(("action.notable", "action.risk"))}
     assert set(stanza) == set(expected) | {"search", "description"} | es_keys
 
 
@@ -168,7 +169,8 @@ def test_macros_conf_gets_the_filter_hook_and_macros_with_arguments(tmp_path: Pa
     stanzas = conffile.parse_text(content.render_macros_conf(folder))
     assert stanzas["escape_linux_fixture_nsenter_filter"]["definition"] == "search *"
     assert "local/macros.conf" in stanzas["escape_linux_fixture_nsenter_filter"]["description"]
-    assert stanzas["escape_fixture_pair(2)"] == {"args": "a, b", "definition": "host=$a$ OR host=$b$", "description": "d"}
+    assert stanzas["escape_fixture_pair(2)"] == {"args": "a, b", "definition": "host=$a$ OR host=$b$",
+                                                 "description": "d"}
 
 
 def test_write_generated_writes_both_confs_only_when_there_are_detections(tmp_path: Path) -> None:
@@ -203,7 +205,8 @@ def test_a_vanished_released_name_fails_until_it_is_deprecated(tmp_path: Path) -
     folder = make_content(tmp_path / "content", detection())
     _released(folder, ["escape_auditd", "escape_old_scope"], ["Escape to Host - Old Rule - Rule"])
     assert release.upgrade_problems(folder) == [
-        "released saved search 'Escape to Host - Old Rule - Rule' disappeared without an entry in content/deprecations.yml",
+        "released saved search 'Escape to Host - Old Rule - Rule' disappeared without an entry in "
+        "content/deprecations.yml",
         "released macro 'escape_old_scope' disappeared without an entry in content/deprecations.yml",
     ]
     (folder / "deprecations.yml").write_text(yaml.safe_dump({"deprecations": [
@@ -213,7 +216,8 @@ def test_a_vanished_released_name_fails_until_it_is_deprecated(tmp_path: Path) -
     ]}))
     assert release.upgrade_problems(folder) == []
     (folder / "deprecations.yml").write_text(yaml.safe_dump({"deprecations": [
-        {"name": "escape_old_scope", "kind": "macro", "replaced_by": "escape_nowhere", "since": "0.2.0", "reason": "r"}]}))
+        {"name": "escape_old_scope", "kind": "macro", "replaced_by": "escape_nowhere", "since": "0.2.0",
+         "reason": "r"}]}))
     assert "replaced by 'escape_nowhere', which does not exist" in " ".join(release.upgrade_problems(folder))
 
 
