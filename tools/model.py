@@ -78,14 +78,14 @@ class DataSource(str, Enum):
     ESXI_SYSLOG = "VMWare ESXi Syslog"
 
 
-def values(enum: Type[Enum]) -> Tuple[str, ...]:
+def enum_values(enum: Type[Enum]) -> Tuple[str, ...]:
     return tuple(str(member.value) for member in enum)
 
 
-ANALYTICS = values(Analytic)
-STATUSES = values(Status)
-TYPES = values(DetectionType)
-DATA_SOURCES = values(DataSource)
+ANALYTICS = enum_values(Analytic)
+STATUSES = enum_values(Status)
+TYPES = enum_values(DetectionType)
+DATA_SOURCES = enum_values(DataSource)
 SLUG = re.compile(r"(kube|docker|container|linux|windows|esxi)_[a-z0-9]+(_[a-z0-9]+)*")
 MAX_STANZA = 81
 MAX_TITLE = MAX_STANZA - len(SAVED_SEARCH_FORMAT.format(""))
