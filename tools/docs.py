@@ -94,10 +94,10 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
     detections = content.detections(content_dir)
     scopes = _data_scopes(content_dir)
     out = [GENERATED.format("content/detections/*.yml"), "", "# Detections", "",
-           "One scheduled saved search per detection, shipped disabled (enable them on the setup page's Analytics "
-           "tab).",
-           "Each ends with its own `escape_<slug>_filter` macro, shipped as `search *`: override it in `local/` to "
-           "drop",
+           ("One scheduled saved search per detection, shipped disabled (enable them on the setup page's Analytics "
+            "tab)."),
+           ("Each ends with its own `escape_<slug>_filter` macro, shipped as `search *`: override it in `local/` to "
+            "drop"),
            "known-good activity. Severity is the default when a result row carries no `escape_severity`.", ""]
     for analytic, (label, strategy) in ANALYTIC_TITLES.items():
         mine = [d for d in detections if d.analytic == analytic]
