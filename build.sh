@@ -99,6 +99,6 @@ case "${1:-}" in
   docs) shift; environments; exec .venv/bin/python -m tools.docs "$@";;
   setup-page) shift; environments; exec .venv/bin/python -m tools.setup_page "$@";;
   lint) shift; fresh_build >&2; exec .venv/bin/python -m tools.contentlint "$@";;
-  record-release) shift; environments; exec .venv/bin/python -m tools.content --record-release "$@";;
+  record-release) shift; environments; exec .venv/bin/python -m tools.release --record-release "$@";;
   *) log "unknown command '$1' (use: ./build.sh [env|replay|bench|docs|setup-page|lint|record-release])"; exit 2;;
 esac

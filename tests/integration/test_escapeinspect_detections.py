@@ -8,6 +8,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tools import content
+from tools.model import escape_pipes
 
 DETECTIONS = sorted((ROOT / "content" / "detections").glob("*.yml"))
 MINE = [p for p in DETECTIONS if p.stem.startswith(("kube_", "docker_", "container_"))]
@@ -22,7 +23,7 @@ def pipes(detection: Dict[str, Any]) -> List[List[str]]:
     """The replayed pipes as argv lists, quotes removed as splunkd removes them."""
     stages = [s.strip() for s in detection["search"].strip().split("\n|")][1:]
     result = []
-    for stage in stages[:detection["replay_pipes"]]:
+    for stage in stages[:escape_pipes(detection["search"])]:
         words = shlex.split(expand(stage))
         result.append(words)
     return result

@@ -1,5 +1,6 @@
 """The README's detection list, docs/detections.md and docs/tunables.md are generated from content/ by tools/docs.py:
 these tests fail when any of them drifts from the YAML."""
+import re
 import shutil
 from pathlib import Path
 
@@ -9,11 +10,11 @@ from tests.conftest import ROOT
 from tools import content, docs
 
 
-@pytest.mark.parametrize("name", ["README.md", "docs/detections.md", "docs/tunables.md"])
+@pytest.mark.parametrize("name", ["README.md", "docs/detections.md", "docs/tunables.md", "docs/commands.md"])
 def test_generated_docs_match_the_content(name: str) -> None:
     expected = docs.outputs()[ROOT / name]
     assert (ROOT / name).read_text(encoding="utf-8") == expected, \
-        "{} drifted from content/: run ./build.sh docs".format(name)
+        "{} drifted from content/ or the command wrappers: run ./build.sh docs".format(name)
 
 
 def test_readme_lists_every_detection_with_status_and_attack() -> None:
@@ -30,6 +31,7 @@ def test_a_changed_detection_makes_the_readme_drift(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "content", root / "content")
     (root / "docs").mkdir()
+    shutil.copytree(ROOT / "package" / "bin", root / "package" / "bin")
     shutil.copy(ROOT / "README.md", root / "README.md")
     before = docs.outputs(root)[root / "README.md"]
     assert before == (ROOT / "README.md").read_text(encoding="utf-8")
@@ -44,3 +46,13 @@ def test_a_changed_detection_makes_the_readme_drift(tmp_path: Path) -> None:
 def test_readme_without_its_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="generated detections block"):
         docs.readme_with_block("# no block\n", "x")
+
+
+def test_detections_md_lists_only_samples_that_are_in_the_repository() -> None:
+    text = (ROOT / "docs" / "detections.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| samples that ")]
+    listed = [p for line in rows for p in re.findall(r"`([^`]+)`", line)]
+    assert len(rows) == 2 * len(content.detections()) and listed
+    for path in listed:
+        assert path.startswith(("tests/data/", "tests/knowledge/samples/")), path
+        assert (ROOT / path).is_file(), "docs/detections.md lists {}, which is not in the repository".format(path)

@@ -392,26 +392,6 @@ def test_finding_option_keeps_only_the_named_types() -> None:
     assert inspect(audit(pod(PLAIN, hostNetwork=True)), finding="privileged") == []
 
 
-@pytest.mark.parametrize("command", ["escapeinspect", "escapethreshold"])
-def test_options_agree_across_wrapper_docstring_searchbnf_and_docs(command: str) -> None:
-    import re
-    from tools import conffile
-    source = (ROOT / "package" / "bin" / (command + ".py")).read_text(encoding="utf-8")
-    options = set(re.findall(r"^    (\w+) = Option\(", source, re.MULTILINE))
-    docstring_syntax = source.split("##Syntax")[1].split("##Description")[0]
-    bnf = conffile.parse_text((ROOT / "package" / "default" / "searchbnf.conf").read_text(encoding="utf-8"))
-    stanza = bnf[command + "-command"]
-    row = next(line for line in (ROOT / "docs" / "commands.md").read_text().splitlines()
-               if line.startswith("| `{}`".format(command)))
-    assert options
-    for name in options:
-        assert name + "=" in docstring_syntax and name + "=" in stanza["syntax"] and "`" + name + "=" in row, name
-    assert stanza["usage"] == "public" and stanza["shortdesc"] in source
-    commands = conffile.parse_text((ROOT / "package" / "default" / "commands.conf").read_text(encoding="utf-8"))
-    assert commands[command] == {"filename": command + ".py", "chunked": "true", "python.version": "python3",
-                                 "python.required": "3.9, 3.13"}
-
-
 def test_json_patch_without_response_object_is_read_from_its_operations() -> None:
     operations = [{"op": "add", "path": "/spec/template/spec/containers/0/securityContext",
                    "value": {"privileged": True}},

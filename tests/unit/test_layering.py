@@ -26,10 +26,10 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Rules over one search or one detection.
     ("lint", ("tools.spllint",)),
     # content/ as data: detections, macros, tunables, Enterprise Security settings.
-    ("content model", ("tools.es", "tools.content")),
+    ("content model", ("tools.es", "tools.model", "tools.commands", "tools.content")),
     # What is made from the content model: rendered confs and manifests, generated docs and setup page, the lint of
     # everything shipped, the AppInspect summary.
-    ("render/release", ("tools.contentlint", "tools.docs", "tools.setup_manifest", "tools.setup_page",
+    ("render/release", ("tools.release", "tools.contentlint", "tools.docs", "tools.setup_manifest", "tools.setup_page",
                         "tools.appinspect_summary")),
     # Running the add-on's commands offline: the SCP v2 driver, the replay and its inputs, the benchmark.
     ("replay/bench", ("tools.offline_command", "tools.scp", "tools.inputs", "tools.replay", "tools.workload", "tools.benchscp", "tools.bench")),

@@ -6,6 +6,7 @@ commands added (tests/integration/harness/commands/), laid out as in Splunk so i
 """
 import copy
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -19,12 +20,15 @@ TEST_COMMANDS = ("escapepassthrough", "escapereplayprobe", "escapefieldsprobe")
 # A detection in the documented format (docs/development.md §1); tests change copies of it.
 DETECTION: Dict[str, Any] = {
     "slug": "linux_fixture_nsenter",
+    "id": "00000000-0000-4000-8000-000000000001",
+    "version": 1,
+    "date": "2026-12-06",
     "title": "Fixture Nsenter Seen",
     "analytic": "linux",
     "status": "experimental",
     "type": "single",
+    "data_source": ["Linux Auditd Syscall"],
     "search": "`escape_auditd` nsenter\n| escapereplayprobe severity=critical\n| `escape_linux_fixture_nsenter_filter`\n",
-    "replay_pipes": 1,
     "schedule": {"cron": "7 * * * *", "earliest": "-70m@m", "latest": "-10m@m"},
     "severity": "high",
     "suppress": {"fields": ["host"], "period": "24h"},
@@ -32,6 +36,7 @@ DETECTION: Dict[str, Any] = {
     "how_to_tune": "Override escape_linux_fixture_nsenter_filter.",
     "known_false_positives": "Admins running nsenter.",
     "mitre_attack": ["T1611"],
+    "references": ["https://attack.mitre.org/techniques/T1611/"],
     "samples": {
         "fires": [{"sourcetype": "linux:audit", "path": "tests/data/lab-run1/audit-session1.log.gz"}],
         "silent": [{"sourcetype": "linux:audit", "path": "tests/data/public/linux_auditd/go-libaudit_audit-rhel7.log"}],
@@ -59,7 +64,10 @@ KV_MODE = json
 
 
 def detection(**changes: Any) -> Dict[str, Any]:
+    """A copy of DETECTION with `changes`; another slug gets its own stable id (ids are unique across content/)."""
     data = copy.deepcopy(DETECTION)
+    if "slug" in changes and "id" not in changes:
+        data["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "fixture:" + str(changes["slug"])))
     data.update(changes)
     return data
 
