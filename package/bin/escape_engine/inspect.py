@@ -4,15 +4,12 @@ Records in, rows out. Each output row is the input record plus `escape_` fields 
 evidence, workload). A record with no isolation-breaking setting yields nothing. State kept across chunks is
 only the pairing of a dockerd "form data" line with its "Calling POST" line (bounded by a few seconds of log).
 """
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import docker, kube
+from .ground import Record, Row
 from .scalars import finite_float, first_text
 from .specrules import AllowRule, Finding, Workload, allowlisted, findings, max_severity, parse_allowed_paths
-
-Value = Union[str, List[str]]
-Record = Mapping[str, Value]
-Row = Dict[str, Value]
 
 SUPPRESSED_MODES = ("exclude", "include", "only")
 MODES = ("spec", "health")
@@ -24,12 +21,11 @@ PENDING_SPAN = 10.0     # seconds of log after which an unpaired line is given u
 MAX_PENDING = 512
 
 
-_first = first_text
 
 
 def _time(record: Record, text: str) -> float:
     """Splunk's _time; else (missing, "nan", "inf", a list of garbage) the dockerd line's own time; else 0."""
-    when = finite_float(_first(record.get("_time")))
+    when = finite_float(first_text(record.get("_time")))
     if when is None:
         when = docker.line_time(text)
     return when if when is not None else 0.0
@@ -96,7 +92,7 @@ class Inspector:
             return None
         row: Row = dict(record)
         severity = "informational" if origin is not None else max_severity(f.severity for f in found)
-        label = _workload_label(workload, _first(record.get("host")))
+        label = _workload_label(workload, first_text(record.get("host")))
         kinds = list(dict.fromkeys(f.finding for f in found))
         details = ["{} ({})".format(f.detail, f.severity) for f in found]
         images = list(dict.fromkeys(c.image for c in workload.containers if c.image))
@@ -131,7 +127,7 @@ class Inspector:
         row["escape_finding"] = finding
         row["escape_severity"] = "low"
         row["escape_summary"] = detail
-        cd = _first(record.get("_cd"))
+        cd = first_text(record.get("_cd"))
         if cd:
             row["escape_evidence_cd"] = cd
         row.update(extra)
@@ -183,8 +179,8 @@ class Inspector:
         extra["escape_launch"] = "1" if launch else "0"
         if launch:
             extra["escape_launch_id"] = event.audit_id or "{}/{}/{}".format(
-                _first(record.get("host")), workload.namespace, event.name or _first(record.get("_cd")))
-        row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+                first_text(record.get("host")), workload.namespace, event.name or first_text(record.get("_cd")))
+        row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
         if row is not None:
             yield row
 
@@ -197,16 +193,16 @@ class Inspector:
             return
         if self.mode != "spec":
             return
-        host = _first(record.get("host"))
+        host = first_text(record.get("host"))
         for workload, item in items:
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
-                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or _first(record.get("_cd"))),
+                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or first_text(record.get("_cd"))),
                      "escape_container": workload.name}
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
                 extra["escape_state"] = status
-            row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+            row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
             if row is not None:
                 yield row
 
@@ -221,12 +217,14 @@ class Inspector:
             action = "docker create of"
         if self.mode != "spec":
             return
-        host = _first(form.record.get("host"))
+        host = first_text(form.record.get("host"))
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
         if form.kind == "create":
-            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or _first(form.record.get("_cd")))
-        evidence = [_first(form.record.get("_cd"))] + ([_first(call.record.get("_cd"))] if call is not None else [])
+            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or first_text(form.record.get("_cd")))
+        evidence = [first_text(form.record.get("_cd"))]
+        if call is not None:
+            evidence.append(first_text(call.record.get("_cd")))
         row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra)
         if row is not None:
             yield row
@@ -240,7 +238,8 @@ class Inspector:
                 "dockerd logged the create of container {} without its form data (body over 4 KiB, or not at debug "
                 "level): its settings cannot be inspected.").format(call.name or "(unnamed)"),
                 {"escape_platform": "docker", "escape_container": call.name,
-                 "escape_workload": "docker:{}/{}".format(_first(call.record.get("host")) or "-", call.name or "(unnamed)")})
+                 "escape_workload": "docker:{}/{}".format(first_text(call.record.get("host")) or "-",
+                                                          call.name or "(unnamed)")})
 
     def _expire(self, key: Tuple[str, str], now: float, everything: bool = False) -> Iterator[Row]:
         forms = self._forms.get(key, [])
@@ -260,7 +259,7 @@ class Inspector:
         msg = docker.message(text)
         if msg is None:
             return
-        key = (_first(record.get("host")), _first(record.get("source")))
+        key = (first_text(record.get("host")), first_text(record.get("source")))
         now = _time(record, text)
         yield from self._expire(key, now)
         call = docker.api_call(msg)
@@ -297,7 +296,7 @@ class Inspector:
     # -- entry points --------------------------------------------------------------------------------------------
     def feed(self, records: Iterable[Record]) -> Iterator[Row]:
         for record in records:
-            text = _first(record.get(self.field)).strip()
+            text = first_text(record.get(self.field)).strip()
             if not text:
                 continue
             if text.startswith("{") or text.startswith("["):

@@ -8,7 +8,7 @@ import fnmatch
 import posixpath
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-SEVERITIES = ("informational", "low", "medium", "high", "critical")
+from .ground import SEVERITIES
 
 # Capabilities (without CAP_, upper case) that break isolation, by severity.
 DANGEROUS_CAPABILITIES: Dict[str, str] = {

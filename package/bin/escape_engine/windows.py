@@ -20,13 +20,12 @@ import base64
 import binascii
 import functools
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from escape_engine import winpath
-from escape_engine.runstats import Stats, choose_findings, text as _text
-
-Value = Union[str, List[str]]
-Record = Mapping[str, Value]
+from escape_engine.ground import Record, Value
+from escape_engine.runstats import Stats, choose_findings
+from escape_engine.scalars import first_text
 
 FINDINGS = ("restricted_dir_write", "restricted_dir_exec", "symlink_abuse")
 FINDING_ALIASES: Dict[str, Tuple[str, ...]] = {
@@ -368,7 +367,7 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
     parsed: List[Tuple[Record, WinEvent]] = []
     for record in records:
         counters.read += 1
-        event, problem = parse(_text(record, "_raw"))
+        event, problem = parse(first_text(record.get("_raw")))
         if event is None:
             if problem:
                 counters.bad(problem)
@@ -440,12 +439,12 @@ def _alert(record: Record, event: WinEvent, context: str, reasons: List[str], ro
            hostprocess: str) -> Dict[str, Value]:
     result: Dict[str, Value] = dict(record)
     result.update(row)
-    cd = _text(record, "_cd")
+    cd = first_text(record.get("_cd"))
     result["escape_evidence_cd"] = [cd] if cd else []
     result["escape_analytic"] = "windows"
     result["escape_context"] = context
     result["escape_container_marker"] = list(reasons)
-    result["escape_host"] = event.computer or _text(record, "host")
+    result["escape_host"] = event.computer or first_text(record.get("host"))
     result["escape_process"] = event.image
     result["escape_parent_process"] = event.parent_image
     result["escape_user"] = event.user
