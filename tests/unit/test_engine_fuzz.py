@@ -641,7 +641,8 @@ def test_persisted_lineage_survives_corruption_and_keeps_what_is_intact() -> Non
         saved = table.to_json(7 * 86400.0)
         json.dumps(saved, allow_nan=False)  # what is saved again is valid JSON for the KV store
         lineage.HostLineage.from_json(saved)
-        table.attribute("1", "0", table.max_time, "sh", "/bin/sh", "00:27", ["sh"], [], "", "", 2.0)
+        lineage.attribute_exec(table, lineage.Exec("1", "0", table.max_time, "sh", "/bin/sh", "00:27", ["sh"], [], "",
+                                                   "", "", ""), 2.0)
 
     one()
 

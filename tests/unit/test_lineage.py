@@ -1,7 +1,8 @@
 """Per-host lineage: container attribution with evidence, pid reuse, runtime names, persistence and TTL."""
 import json
 
-from escape_engine.lineage import HostLineage, Proc, container_id_from_argv
+from escape_engine.lineage import (Attribution, Exec, HostLineage, Proc, attribute_exec, container_id_from_argv,
+                                   is_runtime)
 
 
 def _table() -> HostLineage:
@@ -13,12 +14,13 @@ def _table() -> HostLineage:
 
 
 def _attribute(table: HostLineage, pid: str, ppid: str, when: float, comm: str = "sh", exe: str = "/bin/sh",
-               dev: str = "00:27", title=()):
-    return table.attribute(pid, ppid, when, comm, exe, dev, [comm], list(title), "", "", 0.5)
+               dev: str = "00:27", title=(), subj: str = "", explicit: str = "", skew: float = 0.5) -> Attribution:
+    return attribute_exec(table, Exec(pid, ppid, when, comm, exe, dev, [comm], list(title), "", subj, explicit, ""),
+                          skew)
 
 
 def test_shim_lineage_gives_the_container_id_from_the_shim_command_line() -> None:
-    key, evidence, runtime, parent = _attribute(_table(), "60", "50", 101.0)
+    key, evidence, runtime, _ = _attribute(_table(), "60", "50", 101.0)
     assert (key, runtime) == ("abc123", False)
     assert evidence == "lineage:containerd-shim-runc-v2(pid 50)"
 
@@ -48,21 +50,21 @@ def test_evidence_that_needs_no_history() -> None:
     assert _attribute(table, "5", "4", 1.0, dev="00:31")[1] == "exe_dev:anonymous(00:31)"
     assert _attribute(table, "5", "4", 1.0, exe="/host/usr/bin/id", dev="")[1] == "image_path:/host"
     assert _attribute(table, "5", "4", 1.0, dev="", title=("runc", "init"))[1] == "proctitle:runc-init"
-    assert table.attribute("5", "4", 1.0, "sh", "/bin/sh", "", ["sh"], [], "system_u:system_r:container_t:s0:c1,c2",
-                           "", 0.0)[1] == "lsm:container_t"
-    assert table.attribute("5", "4", 1.0, "sh", "/bin/sh", "fe:00", ["sh"], [], "", "f00d", 0.0)[:2] == (
-        "f00d", "field:container_id")
-    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, None)
+    assert _attribute(table, "5", "4", 1.0, dev="", subj="system_u:system_r:container_t:s0:c1,c2",
+                      skew=0.0).evidence == "lsm:container_t"
+    explicit = _attribute(table, "5", "4", 1.0, dev="fe:00", explicit="f00d", skew=0.0)
+    assert explicit[:2] == ("f00d", "field:container_id")
+    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "")
 
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
     table = _table()
-    assert table.is_runtime("runc", "/usr/sbin/runc", "fe:00", None)
-    assert not table.is_runtime("runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
+    assert is_runtime(table, "runc", "/usr/sbin/runc", "fe:00", None)
+    assert not is_runtime(table, "runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
     runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
-    assert table.is_runtime("runc:[2:INIT]", "/", "", runc)
-    assert not table.is_runtime("runc:[2:INIT]", "/", "", None)
-    assert not table.is_runtime("nsenter", "/usr/bin/nsenter", "fe:00", runc)
+    assert is_runtime(table, "runc:[2:INIT]", "/", "", runc)
+    assert not is_runtime(table, "runc:[2:INIT]", "/", "", None)
+    assert not is_runtime(table, "nsenter", "/usr/bin/nsenter", "fe:00", runc)
 
 
 def test_state_round_trips_through_json_and_drops_entries_past_the_ttl() -> None:
