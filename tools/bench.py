@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, IO, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from escape_engine.ground import Value
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 LAB = DATA / "lab-run1"
@@ -41,7 +43,6 @@ BUILT_APP = ROOT / "output" / APP
 PASSTHROUGH = ROOT / "tests" / "integration" / "harness" / "commands" / "escapepassthrough.py"
 COMMANDS_CONF = ROOT / "package" / "default" / "commands.conf"
 
-Value = Union[str, List[str]]
 Event = Dict[str, Value]
 
 csv.field_size_limit(2 ** 31 - 1)  # replies may carry the 5 MB fields the fuzz test sends (splunklib does the same)

@@ -32,7 +32,7 @@ from escape_engine import tunables  # noqa: E402
 
 APP_DIR = ROOT / "output" / "TA_escape_to_host"
 CHUNK = 1000
-Value = Union[str, List[str]]
+from escape_engine.ground import Value  # noqa: E402
 Event = Dict[str, Value]
 FieldFunction = Callable[[Mapping[str, str]], Mapping[str, Value]]
 OWNED = ("docker:daemon", "docker:events", "docker:inspect")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-Value = Union[str, List[str]]
+from escape_engine.ground import Value
 
 
 class ScpError(RuntimeError):
