@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from escape_engine.ground import filter_macro_name
+
 
 class LintError(ValueError):
     pass
@@ -472,7 +474,7 @@ def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro]) -> 
 
 def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
     problems = ["search: " + p for p in lint_search(view.search, knowledge)]
-    filter_call = "`escape_{}_filter`".format(view.slug)
+    filter_call = "`{}`".format(filter_macro_name(view.slug))
     if split_pipes(strip_comments(view.search).strip())[-1] != filter_call:
         problems.append("the search must end with its own filter macro {}".format(filter_call))
     try:
