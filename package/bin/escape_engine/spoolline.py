@@ -119,31 +119,35 @@ class Event:
 
 
 def events(lines: Iterable[str]) -> Iterator[Event]:
-    """The events of lines in string order, one at a time (the records of an audit event are adjacent)."""
+    """The events of lines in string order, one at a time (the records of an audit event are adjacent). Like `decode`,
+    but a field shared by an event's records is unescaped once per event."""
     event: Optional[Event] = None
     group: Optional[Tuple[str, str, str]] = None
-    for text in lines:
-        line = decode(text)
-        if not line.serial:
+    for line in lines:
+        host, key, serial, stamp, _arrival, cd, source, sourcetype, rtype, payload = line.split(SEPARATOR, FIELDS - 1)
+        if serial == SYSMON_SERIAL:
             if event is not None:
                 yield event
             event, group = None, None
-            sysmon = Event(line.host, line.time, -1)
-            sysmon.sysmon = {str(k): str(v) for k, v in dict(json.loads(line.payload)).items()}
-            sysmon.cds = [line.cd] if line.cd else []
-            sysmon.source, sysmon.sourcetype = line.source, line.sourcetype
+            sysmon = Event(unescape(host), time_value(key), -1)
+            sysmon.sysmon = {str(k): str(v) for k, v in dict(json.loads(payload)).items()}
+            cd = unescape(cd)
+            sysmon.cds = [cd] if cd else []
+            sysmon.source, sysmon.sourcetype = unescape(source), unescape(sourcetype)
             yield sysmon
             continue
-        if event is None or group != line.group:
+        if event is None or group != (host, serial, stamp):
             if event is not None:
                 yield event
-            event = Event(line.host, line.time, int(line.serial))
-            event.source, event.sourcetype = line.source, line.sourcetype
-            group = line.group
-        if line.rtype:
-            raw, _, tail = line.payload.partition(auditd.GS)
-            event.records.append(auditd.AuditRecord(line.rtype, line.stamp, line.serial, "", raw, tail))
-        if line.cd and line.cd not in event.cds:
-            event.cds.append(line.cd)
+            event = Event(unescape(host), time_value(key), int(serial[2:]))
+            event.source, event.sourcetype = unescape(source), unescape(sourcetype)
+            group = (host, serial, stamp)
+        if rtype:
+            raw, _, tail = unescape(payload).partition(auditd.GS)
+            event.records.append(auditd.AuditRecord(unescape(rtype), unescape(stamp), serial[2:], "", raw, tail))
+        if cd:
+            cd = unescape(cd)
+            if cd not in event.cds:
+                event.cds.append(cd)
     if event is not None:
         yield event
