@@ -168,7 +168,7 @@ class Activity:
             table.note_host_dev(dev, when)
             return
         table.container_seen(key, when, evidence, found.container_id)
-        labels: Dict[str, Any] = dict(source=event.source, sourcetype=event.sourcetype, attribution=evidence)
+        labels: Dict[str, Any] = {"source": event.source, "sourcetype": event.sourcetype, "attribution": evidence}
         if is_runc_init(process.title) and (table.host, key) not in self.started:
             self.started.add((table.host, key))
             self._child_start(event, table, key, argv)
@@ -266,7 +266,7 @@ class Activity:
             pf = path.fields
             target = auditd.decode_string(pf.get("name", ""))
             mode = pf.get("mode", "")
-            if mode.startswith("060") or mode.startswith("block"):
+            if mode.startswith(("060", "block")):
                 parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
             elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
                 parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))

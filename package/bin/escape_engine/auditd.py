@@ -40,7 +40,7 @@ _HEX_DIGITS = "0123456789ABCDEF"
 class AuditRecord:
     """One audit record line; its fields are split on first use (most records of a busy host are never read)."""
 
-    __slots__ = ("rtype", "stamp", "serial", "node", "_raw", "_tail", "_fields", "_interpreted")
+    __slots__ = ("_fields", "_interpreted", "_raw", "_tail", "node", "rtype", "serial", "stamp")
 
     def __init__(self, rtype: str, stamp: str, serial: str, node: str, raw: str, tail: str) -> None:
         self.rtype = rtype
@@ -166,8 +166,7 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if not is_ascii_digits(serial):
         return None
     body = body.lstrip(":").lstrip(" ")
-    if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
-        body = body[2:]
+    body = body.removeprefix(": ")  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
     raw, _, tail = body.partition(GS)
     return AuditRecord(rtype, stamp, serial, node, raw, tail)
 

@@ -20,8 +20,8 @@ _COUNTS = {"escape": "escapes", "suspicious": "suspicious", "attempt": "attempts
 class Item:
     """One event of a container's activity that a chain may rest on."""
 
-    __slots__ = ("time", "kind", "cds", "text", "success", "name", "detail", "order", "source", "sourcetype",
-                 "attribution")
+    __slots__ = ("attribution", "cds", "detail", "kind", "name", "order", "source", "sourcetype", "success", "text",
+                 "time")
 
     def __init__(self, time: float, kind: str, cds: List[str], text: str, success: bool, name: str,
                  detail: str = "", order: int = 0, source: str = "", sourcetype: str = "",
@@ -42,7 +42,7 @@ class Item:
 class Chain:
     """A classified cluster: its alert row but for what reads the container table (see the module docstring)."""
 
-    __slots__ = ("row", "host", "key", "category", "attribution", "trigger_text", "result_texts")
+    __slots__ = ("attribution", "category", "host", "key", "result_texts", "row", "trigger_text")
 
     def __init__(self, row: Row, host: str, key: str, category: str, attribution: str, trigger_text: str,
                  result_texts: List[str]) -> None:
@@ -81,6 +81,10 @@ class Clusters:
             cluster.append(item)
         else:
             clusters[key] = [item]
+
+    def held(self) -> int:
+        """How many items the open clusters hold (what the window bounds)."""
+        return sum(len(cluster) for clusters in self._items.values() for cluster in clusters.values())
 
     def close_host(self, host: str) -> None:
         """Classify every cluster of a host that has no more events."""

@@ -231,7 +231,7 @@ class Inspector:
             text = first_text(record.get(self.field)).strip()
             if not text:
                 continue
-            if text.startswith("{") or text.startswith("["):
+            if text.startswith(("{", "[")):
                 if _looks_like_inspect(text):
                     yield from self._inspect_json(record, text)
                 else:

@@ -105,7 +105,7 @@ def decode(line: str) -> SpoolLine:
 class Event:
     """The records of one audit event (joined on host, serial and stamp), or one Sysmon event."""
 
-    __slots__ = ("host", "time", "serial", "records", "cds", "sysmon", "source", "sourcetype")
+    __slots__ = ("cds", "host", "records", "serial", "source", "sourcetype", "sysmon", "time")
 
     def __init__(self, host: str, time: float, serial: int) -> None:
         self.host = host

@@ -21,14 +21,14 @@ def basename(path: str) -> str:
 
 def anonymous_device(dev: str) -> bool:
     """Overlay, tmpfs and other anonymous filesystems have major number 0 (`00:27`)."""
-    return dev.startswith("00:") or dev.startswith("0:")
+    return dev.startswith(("00:", "0:"))
 
 
 class Proc:
     """One process image (an execve) and its attribution."""
 
-    __slots__ = ("pid", "ppid", "start", "comm", "exe", "dev", "argv", "uid", "container", "evidence", "runtime",
-                 "helper", "last", "persisted", "cds")
+    __slots__ = ("argv", "cds", "comm", "container", "dev", "evidence", "exe", "helper", "last", "persisted", "pid",
+                 "ppid", "runtime", "start", "uid")
 
     def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
                  argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
