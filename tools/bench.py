@@ -23,8 +23,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from escape_engine.ground import Value
 from tools import content as content_model
 from tools import replay
 from tools.benchscp import (
@@ -46,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILT_APP = ROOT / "output" / APP
 COMMANDS_CONF = ROOT / "package" / "default" / "commands.conf"
 
-Value = Union[str, List[str]]
 Event = Dict[str, Value]
 
 

@@ -20,11 +20,13 @@ import json
 import re
 from typing import Any, Dict, List, Sequence
 
+from escape_engine.ground import SEVERITIES
+
 DOMAINS = ("access", "endpoint", "network", "threat", "identity", "audit")
 RISK_OBJECT_TYPES = ("system", "user", "other")
 KEYS = ("security_domain", "notable", "risk_score", "risk_objects", "threat_objects", "drilldown")
 # Default risk score per severity: Splunk's ESCU scale (impact x confidence / 100) spread over our five levels.
-SEVERITY_SCORE = {"informational": 5, "low": 25, "medium": 50, "high": 80, "critical": 100}
+SEVERITY_SCORE = dict(zip(SEVERITIES, (5, 25, 50, 80, 100)))
 
 
 def validate(block: Any, where: str) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from escape_engine.ground import SAVED_SEARCH_FORMAT, SEVERITIES, filter_macro_name, saved_search_name
-
 from tools import es
 from tools.spl import split_pipes, strip_comments
 

@@ -41,8 +41,9 @@ def main(args: Sequence[str]) -> None:
     sys.argv = [str(script)]
     setattr(sys.modules["__main__"], "__file__", str(script))
     namespace = runpy.run_path(str(script), run_name=RUN_NAME)
-    from escape_io.store import FileStore  # from the script's bin/
     from splunklib.searchcommands import dispatch
+
+    from escape_io.store import FileStore  # from the script's bin/
     command = command_class(namespace, script)
     setattr(command, "state_store", FileStore(str(state_dir)))
     dispatch(command, [str(script)], sys.stdin, sys.stdout, "__main__")  # no further argv: SCP v2, as splunkd

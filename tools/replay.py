@@ -19,8 +19,9 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from escape_engine.ground import Value
 from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, load_events, parse_input, warn
@@ -32,7 +33,6 @@ from tools.spl import Macro, SplError, command_name, expand_macros, replay_plan
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "output" / "TA_escape_to_host"
 CHUNK = 1000
-Value = Union[str, List[str]]
 Event = Dict[str, Value]
 FieldFunction = Callable[[Mapping[str, str]], Mapping[str, Value]]
 

@@ -17,11 +17,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, IO, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from escape_engine.ground import Value
 from tools import offline_command
-
-Value = Union[str, List[str]]
 
 
 class ScpError(RuntimeError):

@@ -17,8 +17,8 @@ from typing import Any, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
 
-from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402  (puts package/bin on the path)
 from escape_engine.ground import saved_search_name  # noqa: E402
+from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402  (puts package/bin on the path)
 
 INDEX_LIST_PATTERN = r"^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$"
 SOURCETYPE_LIST_PATTERN = r"^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$"
@@ -120,8 +120,7 @@ MARKER = "# " + "-" * 117 + "\n# Everything above is the file ucc-gen generates"
 
 def generated_handler(config: Dict[str, Any], workdir: Path) -> str:
     """The settings handler ucc-gen 6.6.0 generates for `config` (its own generator, as `ucc-gen build` calls it)."""
-    from splunk_add_on_ucc_framework.commands.rest_builder.global_config_builder_schema import (
-        GlobalConfigBuilderSchema)
+    from splunk_add_on_ucc_framework.commands.rest_builder.global_config_builder_schema import GlobalConfigBuilderSchema
     from splunk_add_on_ucc_framework.global_config import GlobalConfig
     path = workdir / "globalConfig.json"
     path.write_text(json.dumps(config, indent=4), encoding="utf-8")

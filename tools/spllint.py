@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Tuple
 
+from escape_engine.ground import filter_macro_name
 from tools.searchterms import parse_search_expression
 from tools.spl import (
     Macro,
@@ -212,7 +213,7 @@ class DetectionView:
 
 def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
     problems = ["search: " + p for p in lint_search(view.search, knowledge)]
-    filter_call = "`escape_{}_filter`".format(view.slug)
+    filter_call = "`{}`".format(filter_macro_name(view.slug))
     if split_pipes(strip_comments(view.search).strip())[-1] != filter_call:
         problems.append("the search must end with its own filter macro {}".format(filter_call))
     try:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from escape_engine import correlate
+from escape_engine import intake, spoolline
 from escape_engine.correlate import Correlator
 from escape_io.spool import Spool
 from tests.unit.linux_lab import lab_records
@@ -26,18 +26,18 @@ TIMES = st.floats(allow_nan=False) | st.sampled_from([0.0, -0.0, 1795923940.422,
 @settings(max_examples=300, deadline=None)
 @given(TEXT)
 def test_escaped_text_holds_no_separator_and_comes_back_whole(text: str) -> None:
-    escaped = correlate._escape(text)
+    escaped = spoolline.escape(text)
     assert not {"\t", "\n", "\r"} & set(escaped)
-    assert correlate._unescape(escaped) == text
+    assert spoolline.unescape(escaped) == text
 
 
 @settings(max_examples=300, deadline=None)
 @given(TIMES, TIMES)
 def test_time_keys_sort_as_the_numbers_do_and_decode_exactly(a: float, b: float) -> None:
-    ka, kb = correlate._time_key(a), correlate._time_key(b)
+    ka, kb = spoolline.time_key(a), spoolline.time_key(b)
     assert len(ka) == len(kb) == 16
     assert (ka < kb) == (a < b) and (ka == kb) == (a == b)
-    assert correlate._time_value(ka) == a and struct.pack(">d", correlate._time_value(ka)) != struct.pack(">d", -0.0)
+    assert spoolline.time_value(ka) == a and struct.pack(">d", spoolline.time_value(ka)) != struct.pack(">d", -0.0)
 
 
 def _audit(host: str, when: float, serial: str, cd: str) -> Dict[str, str]:
@@ -47,7 +47,7 @@ def _audit(host: str, when: float, serial: str, cd: str) -> Dict[str, str]:
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["a", "ab", "a\\", "a\x01", "b", "é"]),
-                          st.floats(min_value=0.0, max_value=correlate.EPOCH_RANGE[1], exclude_max=True),
+                          st.floats(min_value=0.0, max_value=intake.EPOCH_RANGE[1], exclude_max=True),
                           st.integers(min_value=0, max_value=10 ** 25).map(str) | st.sampled_from(["007", "0"])),
                 min_size=1, max_size=40))
 def test_string_order_of_lines_groups_hosts_and_orders_time_then_serial(events: List) -> None:
@@ -55,15 +55,15 @@ def test_string_order_of_lines_groups_hosts_and_orders_time_then_serial(events: 
     lines = engine.encode([_audit(h, w, s, "1:%d" % i) for i, (h, w, s) in enumerate(events)])
     assert len(lines) == len(events)
     lines.sort()
-    hosts = [correlate._unescape(line.split("\t", 1)[0]) for line in lines]
+    decoded = [spoolline.decode(line) for line in lines]
+    hosts = [line.host for line in decoded]
     seen: List[str] = []
     for host in hosts:  # each host's lines are contiguous
         if not seen or seen[-1] != host:
             assert host not in seen
             seen.append(host)
     for host in seen:
-        keys = [(correlate._time_value(f[1]), int(f[2][2:])) for f in (line.split("\t") for line in lines)
-                if correlate._unescape(f[0]) == host]
+        keys = [(line.time, int(line.serial)) for line in decoded if line.host == host]
         assert keys == sorted(keys)
 
 

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from escape_engine import (auditd, correlate, docker, esxi, inspect, kube, lineage, scalars, specrules, sysmon_linux,
-                           threshold, windows, winpath)
+                           threshold, windows, winpath, winsymlink)
 from escape_engine.runstats import Stats
 from tests.conftest import DATA, ROOT
 from tests.unit.linux_lab import lab_records
@@ -375,8 +375,8 @@ def test_winpath_never_raises_but_on_a_bad_restricted_list(path: str, directory:
         directories = winpath.parse_dir_list("C:/Windows")
     winpath.under(normal, directories)
     winpath.is_container_volume(path)
-    windows.symlink_tooling("cmd /c mklink /d " + path + " " + directory)
-    windows.symlink_tooling("powershell -enc " + path)
+    winsymlink.symlink_tooling("cmd /c mklink /d " + path + " " + directory)
+    winsymlink.symlink_tooling("powershell -enc " + path)
 
 
 # ---- escapeesxi --------------------------------------------------------------------------------------------------
@@ -641,7 +641,8 @@ def test_persisted_lineage_survives_corruption_and_keeps_what_is_intact() -> Non
         saved = table.to_json(7 * 86400.0)
         json.dumps(saved, allow_nan=False)  # what is saved again is valid JSON for the KV store
         lineage.HostLineage.from_json(saved)
-        table.attribute("1", "0", table.max_time, "sh", "/bin/sh", "00:27", ["sh"], [], "", "", 2.0)
+        lineage.attribute_exec(table, lineage.Exec("1", "0", table.max_time, "sh", "/bin/sh", "00:27", ["sh"], [], "",
+                                                   "", "", ""), 2.0)
 
     one()
 

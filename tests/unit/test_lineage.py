@@ -1,7 +1,12 @@
 """Per-host lineage: container attribution with evidence, pid reuse, runtime names, persistence and TTL."""
 import json
+import re
+from typing import Any, Dict, List, Tuple
 
-from escape_engine.lineage import HostLineage, Proc, container_id_from_argv
+from escape_engine.correlate import Correlator
+from escape_engine.lineage import (Attribution, Exec, HostLineage, Proc, attribute_exec, container_id_from_argv,
+                                   is_runtime)
+from tests.unit.linux_lab import lab_lines, to_records
 
 
 def _table() -> HostLineage:
@@ -13,12 +18,13 @@ def _table() -> HostLineage:
 
 
 def _attribute(table: HostLineage, pid: str, ppid: str, when: float, comm: str = "sh", exe: str = "/bin/sh",
-               dev: str = "00:27", title=()):
-    return table.attribute(pid, ppid, when, comm, exe, dev, [comm], list(title), "", "", 0.5)
+               dev: str = "00:27", title=(), subj: str = "", explicit: str = "", skew: float = 0.5) -> Attribution:
+    return attribute_exec(table, Exec(pid, ppid, when, comm, exe, dev, [comm], list(title), "", subj, explicit, ""),
+                          skew)
 
 
 def test_shim_lineage_gives_the_container_id_from_the_shim_command_line() -> None:
-    key, evidence, runtime, parent = _attribute(_table(), "60", "50", 101.0)
+    key, evidence, runtime, _ = _attribute(_table(), "60", "50", 101.0)
     assert (key, runtime) == ("abc123", False)
     assert evidence == "lineage:containerd-shim-runc-v2(pid 50)"
 
@@ -28,7 +34,8 @@ def test_descendants_inherit_and_runc_exec_children_are_attributed() -> None:
     table.add(Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", ["sh"], container="abc123",
                    evidence="lineage:containerd-shim-runc-v2(pid 50)"))
     assert _attribute(table, "61", "60", 102.0)[0] == "abc123"
-    table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00", ["runc", "exec", "--process", "p.json", "abc123"],
+    table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00",
+                   ["runc", "exec", "--process", "p.json", "abc123"],
                    runtime=True))
     key, evidence, _, _ = _attribute(table, "71", "70", 103.1, "ps", "/bin/ps")
     assert key == "abc123" and evidence.startswith("lineage:runc exec")
@@ -48,21 +55,21 @@ def test_evidence_that_needs_no_history() -> None:
     assert _attribute(table, "5", "4", 1.0, dev="00:31")[1] == "exe_dev:anonymous(00:31)"
     assert _attribute(table, "5", "4", 1.0, exe="/host/usr/bin/id", dev="")[1] == "image_path:/host"
     assert _attribute(table, "5", "4", 1.0, dev="", title=("runc", "init"))[1] == "proctitle:runc-init"
-    assert table.attribute("5", "4", 1.0, "sh", "/bin/sh", "", ["sh"], [], "system_u:system_r:container_t:s0:c1,c2",
-                           "", 0.0)[1] == "lsm:container_t"
-    assert table.attribute("5", "4", 1.0, "sh", "/bin/sh", "fe:00", ["sh"], [], "", "f00d", 0.0)[:2] == (
-        "f00d", "field:container_id")
-    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, None)
+    assert _attribute(table, "5", "4", 1.0, dev="", subj="system_u:system_r:container_t:s0:c1,c2",
+                      skew=0.0).evidence == "lsm:container_t"
+    explicit = _attribute(table, "5", "4", 1.0, dev="fe:00", explicit="f00d", skew=0.0)
+    assert explicit[:2] == ("f00d", "field:container_id")
+    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "")
 
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
     table = _table()
-    assert table.is_runtime("runc", "/usr/sbin/runc", "fe:00", None)
-    assert not table.is_runtime("runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
+    assert is_runtime(table, "runc", "/usr/sbin/runc", "fe:00", None)
+    assert not is_runtime(table, "runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
     runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
-    assert table.is_runtime("runc:[2:INIT]", "/", "", runc)
-    assert not table.is_runtime("runc:[2:INIT]", "/", "", None)
-    assert not table.is_runtime("nsenter", "/usr/bin/nsenter", "fe:00", runc)
+    assert is_runtime(table, "runc:[2:INIT]", "/", "", runc)
+    assert not is_runtime(table, "runc:[2:INIT]", "/", "", None)
+    assert not is_runtime(table, "nsenter", "/usr/bin/nsenter", "fe:00", runc)
 
 
 def test_state_round_trips_through_json_and_drops_entries_past_the_ttl() -> None:
@@ -82,3 +89,68 @@ def test_container_ids_from_runtime_command_lines() -> None:
     assert container_id_from_argv(["conmon", "-c", "deadbeef", "-n", "x"]) == "deadbeef"
     assert container_id_from_argv(["runc", "--root", "/r", "exec", "--process", "/p.json", "cafe"]) == "cafe"
     assert container_id_from_argv(["sh", "-c", "id"]) == ""
+
+
+# ---- one container, one key (lab-run1 records) -------------------------------------------------------------------
+# Container bab024d1... of lab-run1: its shim (pid 26141) and first process (sh, pid 26162). The shim's EXECVE record is
+# left out, as when an audit backlog drops it, so nothing names the container's id and the container is known by its
+# shim alone. Two more of the lab's records are moved into it: a `mount` that sh executes (an item attributed through
+# the process's start) and an `unshare` by a process never seen starting whose parent is the shim (an item
+# attributed from the running process). Both must land under one key, whether the shim's start is in the search or
+# only in the state persisted by an earlier one.
+SHIM_KEY = "shim:26141@1795923727.334"
+
+
+def _event(serial: str, *, drop: str = "", stamp: str = "", pids: Tuple[str, str] = ("", "")) -> List[bytes]:
+    """The lab's records of one audit event, optionally moved to another stamp and pid/ppid."""
+    lines = [line for line in lab_lines() if (b":%s): " % serial.encode()) in line and line.startswith(b"type=")]
+    assert lines, serial
+    out = []
+    for line in lines:
+        if drop and line.startswith(("type=%s " % drop).encode()):
+            continue
+        text = line.decode("utf-8", "surrogateescape")
+        if stamp:
+            text = re.sub(r"msg=audit\([0-9.]+:[0-9]+\)", "msg=audit(%s)" % stamp, text)
+        if pids[0]:
+            text = re.sub(r" ppid=[0-9]+ pid=[0-9]+ ", " ppid=%s pid=%s " % (pids[1], pids[0]), text)
+        out.append(text.encode("utf-8", "surrogateescape"))
+    return out
+
+
+def _records(*events: List[bytes]) -> List[Dict[str, str]]:
+    return to_records(list(enumerate(line for event in events for line in event)))
+
+
+def _shim() -> List[bytes]:
+    return _event("4905", drop="EXECVE")
+
+
+def _container_activity() -> List[bytes]:
+    first = _event("4980")  # sh, the container's first process (PROCTITLE runc init), child of the shim
+    mount = _event("6129", stamp="1795923727.510:4990", pids=("26210", "26162"))
+    unshare = _event("19", stamp="1795923727.520:4991", pids=("26300", "26141"))
+    return first + mount + unshare
+
+
+def _one_chain(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    assert [(r["escape_container"], r["escape_tools"], r["escape_syscalls"]) for r in rows] == [
+        (SHIM_KEY, ["mount"], ["unshare"])]
+    return rows[0]
+
+
+def test_a_container_known_by_its_shim_started_in_the_search_is_one_key() -> None:
+    correlator = Correlator(report="all")
+    correlator.feed(_records(_shim(), _container_activity()))
+    _one_chain(correlator.finish())
+
+
+def test_a_container_known_by_its_shim_from_the_persisted_state_is_the_same_key() -> None:
+    earlier = Correlator(report="all")
+    earlier.feed(_records(_shim()))
+    assert earlier.finish() == []
+    state = json.loads(json.dumps(earlier.state()))
+    later = Correlator(report="all", state=state)
+    later.feed(_records(_container_activity()))
+    row = _one_chain(later.finish())
+    assert "[persisted state]" in str(row["escape_attribution"])

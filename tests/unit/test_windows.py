@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from escape_engine import windows
+from escape_engine import windows, winevent, winsymlink
 from tests.unit.winesxi_samples import PUBLIC_WINEVENTLOG, RESTRICTED, SAMPLES, records, windows_kind
 
 PUBLIC = sorted(PUBLIC_WINEVENTLOG.glob("*.log"))
@@ -49,7 +49,7 @@ def test_real_public_logs_are_parsed_not_skipped() -> None:
     for path in PUBLIC:
         sourcetype, source = windows_kind(path)
         for record in records(path, sourcetype, source):
-            event, problem = windows.parse(record["_raw"])
+            event, problem = winevent.parse(record["_raw"])
             assert not problem
             if event is not None:
                 kinds[event.kind] += 1
@@ -133,13 +133,13 @@ def test_hostprocess_is_a_low_severity_record_unless_told_to_alert() -> None:
     "powershell -c [IO.Directory]::CreateSymbolicLink('C:\\l','C:\\Windows')",
 ])
 def test_symlink_tooling_is_recognised(command: str) -> None:
-    assert windows.symlink_tooling(command) is not None
+    assert winsymlink.symlink_tooling(command) is not None
 
 
 @pytest.mark.parametrize("parameter", ["-enc", "-e", "-EncodedCommand", "-ec", "/enc"])
 def test_encoded_powershell_link_commands_are_decoded(parameter: str) -> None:
     blob = base64.b64encode("New-Item -ItemType Junction -Path C:\\j -Value C:\\Windows".encode("utf-16-le")).decode()
-    hit = windows.symlink_tooling("powershell.exe -nop {} {}".format(parameter, blob))
+    hit = winsymlink.symlink_tooling("powershell.exe -nop {} {}".format(parameter, blob))
     assert hit is not None and hit.tool == "powershell" and hit.targets == ("C:\\Windows",)
 
 
@@ -151,7 +151,7 @@ def test_encoded_powershell_link_commands_are_decoded(parameter: str) -> None:
     "powershell -enc " + base64.b64encode("Get-Process".encode("utf-16-le")).decode(),
 ])
 def test_other_commands_are_not_link_tooling(command: str) -> None:
-    assert windows.symlink_tooling(command) is None
+    assert winsymlink.symlink_tooling(command) is None
 
 
 def test_symlink_severity_depends_on_the_target() -> None:
@@ -260,6 +260,6 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
     for raw in (text, "<Event><System><Provider Name='Microsoft-Windows-Sysmon'/><EventID>11</EventID></System>" + text,
                 "EventCode=4688\n" + text):
-        event, problem = windows.parse(raw)
+        event, problem = winevent.parse(raw)
         assert event is None or event.kind in ("security_4688", "sysmon_1", "sysmon_11")
         list(windows.run([{"_raw": raw}], restricted=RESTRICTED))

@@ -1,4 +1,4 @@
-"""Parser for Linux audit records: raw (`linux:audit`, ENRICHED or RAW format) and interpreted (`ausearch -i`, `auditd`).
+"""Linux audit record parser: raw (`linux:audit`, ENRICHED or RAW format) and interpreted (`ausearch -i`, `auditd`).
 
 One record per line: `[node=<host> ]type=<TYPE> msg=audit(<epoch>.<ms>:<serial>): <fields>`. ENRICHED records carry a
 0x1D byte followed by interpreted fields; only the raw part is read (the interpreted tail is used for `SYSCALL=` when
@@ -9,7 +9,7 @@ Strings (`comm`, `exe`, `name`, `cwd`, `aN`, `proctitle`, `key`) are quoted, or 
 space, a quote, a control or a non-ASCII byte. No regular expression runs per record: fields are split with
 str.partition / str.split.
 """
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 
 from escape_engine.scalars import is_ascii_digits
 
@@ -40,7 +40,7 @@ _HEX_DIGITS = "0123456789ABCDEF"
 class AuditRecord:
     """One audit record line; its fields are split on first use (most records of a busy host are never read)."""
 
-    __slots__ = ("rtype", "stamp", "serial", "node", "_raw", "_tail", "_fields", "_interpreted")
+    __slots__ = ("_fields", "_interpreted", "_raw", "_tail", "node", "rtype", "serial", "stamp")
 
     def __init__(self, rtype: str, stamp: str, serial: str, node: str, raw: str, tail: str) -> None:
         self.rtype = rtype
@@ -166,32 +166,9 @@ def parse_line(line: str) -> Optional[AuditRecord]:
     if not is_ascii_digits(serial):
         return None
     body = body.lstrip(":").lstrip(" ")
-    if body.startswith(": "):  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
-        body = body[2:]
+    body = body.removeprefix(": ")  # ausearch -i: 'msg=audit(<time>:<serial>) : fields'
     raw, _, tail = body.partition(GS)
     return AuditRecord(rtype, stamp, serial, node, raw, tail)
-
-
-class AuditEvent:
-    """The records of one audit event, joined on (node, stamp, serial)."""
-
-    __slots__ = ("key", "records", "cds", "time", "host")
-
-    def __init__(self, key: Tuple[str, str, str], host: str) -> None:
-        self.key = key
-        self.records: List[AuditRecord] = []
-        self.cds: List[str] = []
-        self.time: Optional[float] = None
-        self.host = host
-
-    def first(self, rtype: str) -> Optional[AuditRecord]:
-        for record in self.records:
-            if record.rtype == rtype:
-                return record
-        return None
-
-    def all(self, rtype: str) -> List[AuditRecord]:
-        return [r for r in self.records if r.rtype == rtype]
 
 
 def arch_name(fields: Mapping[str, str]) -> str:
@@ -257,6 +234,3 @@ def proctitle(record: AuditRecord) -> List[str]:
     _, found, rest = record.text.partition("proctitle=")
     return rest.split() if found else []
 
-
-def is_hex_number(value: str) -> bool:
-    return bool(value) and all(c in "0123456789abcdefABCDEF" for c in value)

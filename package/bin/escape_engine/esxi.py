@@ -16,13 +16,11 @@ Events arrive in any order (Splunk hands search-head commands newest first); win
 import calendar
 import re
 import time
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Set, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
-from escape_engine.runstats import Stats, choose_findings, text as _text
-from escape_engine.scalars import finite_float
-
-Value = Union[str, List[str]]
-Record = Mapping[str, Value]
+from escape_engine.ground import Record, Value
+from escape_engine.runstats import Stats, choose_findings
+from escape_engine.scalars import finite_float, first_text
 
 FINDINGS = ("module_load", "forced_vib_install", "acceptance_level_change", "bulk_vm_kill", "vmx_crash")
 FINDING_ALIASES: Dict[str, Tuple[str, ...]] = {
@@ -109,10 +107,10 @@ def parse(raw: str) -> Optional[EsxiEvent]:
 def epoch(record: Record) -> Optional[float]:
     """The event time: Splunk's _time (finite epoch seconds), else the first ISO 8601 UTC stamp in the line, else None
     ("nan", "inf" and a stamp that is no real date, such as month 13, are no time)."""
-    when = finite_float(_text(record, "_time"))
+    when = finite_float(first_text(record.get("_time")))
     if when is not None:
         return when
-    match = _TIME_ISO.search(_text(record, "_raw"))
+    match = _TIME_ISO.search(first_text(record.get("_raw")))
     if not match:
         return None
     try:
@@ -176,7 +174,7 @@ class Detector:
     def process(self, records: Iterable[Record]) -> Iterator[Dict[str, Value]]:
         for record in records:
             self.stats.read += 1
-            raw = _text(record, "_raw")
+            raw = first_text(record.get("_raw"))
             if not raw.strip():
                 self.stats.bad("event without _raw")
                 continue
@@ -199,7 +197,7 @@ class Detector:
                 yield row
 
     def _decide(self, record: Record, event: EsxiEvent) -> Optional[Dict[str, Value]]:
-        host = _text(record, "host")
+        host = first_text(record.get("host"))
         if event.finding == "module_load":
             if self.known(event.subject):
                 return None
@@ -210,17 +208,17 @@ class Detector:
             severity = "high" if event.detail == "vmkernel" else "medium"
             how = "vmkernel loaded module {}".format(event.subject) if event.detail == "vmkernel" else (
                 "{} ran '{}' to load module {}".format(event.user or "a shell user", event.detail, event.subject))
-            return _alert(record, event, severity, [_text(record, "_cd")],
+            return _alert(record, event, severity, [first_text(record.get("_cd"))],
                           "On {}, {}, which is not stock, not in escape_allowed_kernel_modules and not in "
                           "the first-seen baseline.".format(host or "an ESXi host", how),
                           escape_module=event.subject)
         if event.finding == "forced_vib_install":
-            return _alert(record, event, "high", [_text(record, "_cd")],
+            return _alert(record, event, "high", [first_text(record.get("_cd"))],
                           "On {}, {} installed software skipping signature or acceptance checks: {}.".format(
                               host or "an ESXi host", event.user or "ESXi", event.subject))
         if event.finding == "acceptance_level_change":
             severity = _ACCEPTANCE_SEVERITY.get(event.subject.lower(), "medium")
-            return _alert(record, event, severity, [_text(record, "_cd")],
+            return _alert(record, event, severity, [first_text(record.get("_cd"))],
                           "On {}, {} set the host's VIB acceptance level to {}.".format(
                               host or "an ESXi host", event.user or "a shell user", event.subject),
                           escape_acceptance_level=event.subject)
@@ -231,7 +229,7 @@ class Detector:
                 return None  # the same crash logged by vmkernel and by the VMX itself
             if when is not None:
                 crashes.append((when, when))
-            return _alert(record, event, "high", [_text(record, "_cd")],
+            return _alert(record, event, "high", [first_text(record.get("_cd"))],
                           "On {}, a VM's VMX process crashed or panicked, which a VM-to-hypervisor escape attempt "
                           "can cause.".format(host or "an ESXi host"))
         kind = "vmkwarning" if event.finding == "vmx_crash" else "vm_kill"
@@ -247,7 +245,7 @@ class Detector:
             if start - self.window <= when <= end + self.window:
                 return None  # part of a burst already reported
         events = [e for e in self._bursts.get(key, []) if abs(e[0] - when) <= self.window]
-        events.append((when, _text(record, "_cd"), event.subject))
+        events.append((when, first_text(record.get("_cd")), event.subject))
         self._bursts[key] = events
         targets = {e[2] for e in events}
         if (len(targets) if kind == "vm_kill" else len(events)) < self.threshold:
@@ -278,7 +276,7 @@ def _alert(record: Record, event: EsxiEvent, severity: str, cds: List[str], summ
     result["escape_severity"] = severity
     result["escape_summary"] = summary
     result["escape_evidence_cd"] = [c for c in cds if c]
-    result["escape_host"] = _text(record, "host")
+    result["escape_host"] = first_text(record.get("host"))
     if event.user:
         result["escape_user"] = event.user
     result.update(extra)

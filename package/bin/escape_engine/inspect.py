@@ -2,47 +2,21 @@
 
 Records in, rows out. Each output row is the input record plus `escape_` fields (finding types, severity, summary,
 evidence, workload). A record with no isolation-breaking setting yields nothing. State kept across chunks is
-only the pairing of a dockerd "form data" line with its "Calling POST" line (bounded by a few seconds of log).
+only the pairing of a dockerd "form data" line with its "Calling POST" line (escape_engine.dockerpair).
 """
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 from . import docker, kube
-from .scalars import finite_float, first_text
+from .dockerpair import DaemonPairing, Match, Pending
+from .ground import Record, Row
+from .scalars import first_text
 from .specrules import AllowRule, Finding, Workload, allowlisted, findings, max_severity, parse_allowed_paths
-
-Value = Union[str, List[str]]
-Record = Mapping[str, Value]
-Row = Dict[str, Value]
 
 SUPPRESSED_MODES = ("exclude", "include", "only")
 MODES = ("spec", "health")
 FINDING_TYPES = ("privileged", "host_process", "capability", "privilege_escalation", "seccomp_unconfined",
                  "apparmor_unconfined", "proc_unmasked", "host_pid", "host_ipc", "host_network", "host_path", "device")
 HEALTH_FINDINGS = ("spec_missing", "spec_truncated", "event_unparseable", "create_body_missing")
-PAIR_WINDOW = 2.0       # seconds between a Calling line and its form data line
-PENDING_SPAN = 10.0     # seconds of log after which an unpaired line is given up
-MAX_PENDING = 512
-
-
-_first = first_text
-
-
-def _time(record: Record, text: str) -> float:
-    """Splunk's _time; else (missing, "nan", "inf", a list of garbage) the dockerd line's own time; else 0."""
-    when = finite_float(_first(record.get("_time")))
-    if when is None:
-        when = docker.line_time(text)
-    return when if when is not None else 0.0
-
-
-class _Pending:
-    def __init__(self, time: float, record: Record, kind: str, name: str = "",
-                 body: Optional[Dict[str, Any]] = None) -> None:
-        self.time = time
-        self.record = record
-        self.kind = kind
-        self.name = name
-        self.body = body
 
 
 class Inspector:
@@ -66,8 +40,7 @@ class Inspector:
         self.mode = mode
         self.field = field
         self.counts: Dict[str, int] = {}
-        self._forms: Dict[Tuple[str, str], List[_Pending]] = {}
-        self._calls: Dict[Tuple[str, str], List[_Pending]] = {}
+        self._pairing = DaemonPairing(lambda: self._count("event_unparseable"))
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
     def _count(self, what: str) -> None:
@@ -96,7 +69,7 @@ class Inspector:
             return None
         row: Row = dict(record)
         severity = "informational" if origin is not None else max_severity(f.severity for f in found)
-        label = _workload_label(workload, _first(record.get("host")))
+        label = _workload_label(workload, first_text(record.get("host")))
         kinds = list(dict.fromkeys(f.finding for f in found))
         details = ["{} ({})".format(f.detail, f.severity) for f in found]
         images = list(dict.fromkeys(c.image for c in workload.containers if c.image))
@@ -131,7 +104,7 @@ class Inspector:
         row["escape_finding"] = finding
         row["escape_severity"] = "low"
         row["escape_summary"] = detail
-        cd = _first(record.get("_cd"))
+        cd = first_text(record.get("_cd"))
         if cd:
             row["escape_evidence_cd"] = cd
         row.update(extra)
@@ -183,8 +156,8 @@ class Inspector:
         extra["escape_launch"] = "1" if launch else "0"
         if launch:
             extra["escape_launch_id"] = event.audit_id or "{}/{}/{}".format(
-                _first(record.get("host")), workload.namespace, event.name or _first(record.get("_cd")))
-        row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+                first_text(record.get("host")), workload.namespace, event.name or first_text(record.get("_cd")))
+        row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
         if row is not None:
             yield row
 
@@ -197,20 +170,27 @@ class Inspector:
             return
         if self.mode != "spec":
             return
-        host = _first(record.get("host"))
+        host = first_text(record.get("host"))
         for workload, item in items:
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
-                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or _first(record.get("_cd"))),
+                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or first_text(record.get("_cd"))),
                      "escape_container": workload.name}
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
                 extra["escape_state"] = status
-            row = self._row(record, workload, findings(workload, self.allowed), [_first(record.get("_cd"))], extra)
+            row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
             if row is not None:
                 yield row
 
-    def _docker_pair(self, form: _Pending, call: Optional[_Pending]) -> Iterator[Row]:
+    def _docker_match(self, match: Match) -> Iterator[Row]:
+        if match.form is None:
+            if match.call is not None:
+                yield from self._unpaired_call(match.call)
+            return
+        yield from self._docker_pair(match.form, match.call)
+
+    def _docker_pair(self, form: Pending, call: Optional[Pending]) -> Iterator[Row]:
         assert form.body is not None
         name = call.name if call is not None else ""
         if form.kind == "exec":
@@ -221,17 +201,19 @@ class Inspector:
             action = "docker create of"
         if self.mode != "spec":
             return
-        host = _first(form.record.get("host"))
+        host = first_text(form.record.get("host"))
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
         if form.kind == "create":
-            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or _first(form.record.get("_cd")))
-        evidence = [_first(form.record.get("_cd"))] + ([_first(call.record.get("_cd"))] if call is not None else [])
+            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or first_text(form.record.get("_cd")))
+        evidence = [first_text(form.record.get("_cd"))]
+        if call is not None:
+            evidence.append(first_text(call.record.get("_cd")))
         row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra)
         if row is not None:
             yield row
 
-    def _unpaired_call(self, call: _Pending) -> Iterator[Row]:
+    def _unpaired_call(self, call: Pending) -> Iterator[Row]:
         if call.kind != "create":
             return
         self._count("create_body_missing")
@@ -240,99 +222,36 @@ class Inspector:
                 "dockerd logged the create of container {} without its form data (body over 4 KiB, or not at debug "
                 "level): its settings cannot be inspected.").format(call.name or "(unnamed)"),
                 {"escape_platform": "docker", "escape_container": call.name,
-                 "escape_workload": "docker:{}/{}".format(_first(call.record.get("host")) or "-", call.name or "(unnamed)")})
-
-    def _expire(self, key: Tuple[str, str], now: float, everything: bool = False) -> Iterator[Row]:
-        forms = self._forms.get(key, [])
-        calls = self._calls.get(key, [])
-        keep_forms = [] if everything else [f for f in forms if abs(f.time - now) <= PENDING_SPAN][-MAX_PENDING:]
-        keep_calls = [] if everything else [c for c in calls if abs(c.time - now) <= PENDING_SPAN][-MAX_PENDING:]
-        for form in forms:
-            if not any(form is k for k in keep_forms):
-                yield from self._docker_pair(form, None)
-        for call in calls:
-            if not any(call is k for k in keep_calls):
-                yield from self._unpaired_call(call)
-        self._forms[key] = keep_forms
-        self._calls[key] = keep_calls
-
-    def _daemon_line(self, record: Record, text: str) -> Iterator[Row]:
-        msg = docker.message(text)
-        if msg is None:
-            return
-        key = (_first(record.get("host")), _first(record.get("source")))
-        now = _time(record, text)
-        yield from self._expire(key, now)
-        call = docker.api_call(msg)
-        if call is not None:
-            entry = _Pending(now, record, call[0], name=call[1])
-            form = _closest(self._forms.get(key, []), entry, lambda f, c: f.time - c.time)
-            if form is not None:
-                self._forms[key].remove(form)
-                yield from self._docker_pair(form, entry)
-            else:
-                self._calls.setdefault(key, []).append(entry)
-            return
-        try:
-            body = docker.form_body(msg)
-        except ValueError:
-            self._count("event_unparseable")
-            return
-        if body is None:
-            return
-        if "Image" in body or "HostConfig" in body:
-            kind = "create"
-        elif "Cmd" in body and "Privileged" in body:
-            kind = "exec"
-        else:
-            return
-        entry = _Pending(now, record, kind, body=body)
-        match = _closest(self._calls.get(key, []), entry, lambda c, f: f.time - c.time)
-        if match is not None:
-            self._calls[key].remove(match)
-            yield from self._docker_pair(entry, match)
-        else:
-            self._forms.setdefault(key, []).append(entry)
+                 "escape_workload": "docker:{}/{}".format(first_text(call.record.get("host")) or "-",
+                                                          call.name or "(unnamed)")})
 
     # -- entry points --------------------------------------------------------------------------------------------
     def feed(self, records: Iterable[Record]) -> Iterator[Row]:
         for record in records:
-            text = _first(record.get(self.field)).strip()
+            text = first_text(record.get(self.field)).strip()
             if not text:
                 continue
-            if text.startswith("{") or text.startswith("["):
+            if text.startswith(("{", "[")):
                 if _looks_like_inspect(text):
                     yield from self._inspect_json(record, text)
                 else:
                     yield from self._kube(record, text)
             elif "msg=" in text:
-                yield from self._daemon_line(record, text)
+                for match in self._pairing.add(record, text):
+                    yield from self._docker_match(match)
             else:
                 self._count("not_inspectable")
 
     def flush(self) -> Iterator[Row]:
         """Rows held back for pairing: unpaired bodies (no container name) and, in health mode, bodiless creates."""
-        for key in list(self._forms) + [k for k in self._calls if k not in self._forms]:
-            yield from self._expire(key, 0.0, everything=True)
+        for match in self._pairing.flush():
+            yield from self._docker_match(match)
 
 
 def _looks_like_inspect(text: str) -> bool:
     """docker inspect output (an array, or an object with HostConfig) rather than a Kubernetes audit event."""
     return text.startswith("[") or ('"HostConfig"' in text and '"objectRef"' not in text
                                     and '"protoPayload"' not in text and '"properties"' not in text)
-
-
-def _closest(candidates: List[_Pending], entry: _Pending, gap: Any) -> Optional[_Pending]:
-    """The candidate of the matching kind within PAIR_WINDOW whose gap (form time - call time, >= 0) is smallest."""
-    best: Optional[_Pending] = None
-    best_gap = PAIR_WINDOW + 1
-    for candidate in candidates:
-        if candidate.kind != entry.kind:
-            continue
-        distance = float(gap(candidate, entry))
-        if 0 <= distance <= PAIR_WINDOW and distance < best_gap:
-            best, best_gap = candidate, distance
-    return best
 
 
 def _workload_label(workload: Workload, host: str) -> str:

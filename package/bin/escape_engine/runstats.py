@@ -1,10 +1,6 @@
 """What the Windows and ESXi commands share: run counters (malformed and skipped events are reported, never lost
-or fatal), the findings= option parser, and reading one text value from a Splunk record."""
-from typing import List, Mapping, Sequence, Tuple, Union
-
-from .scalars import first_text
-
-Value = Union[str, List[str]]
+or fatal), the findings= option parser."""
+from typing import List, Mapping, Sequence, Tuple
 
 MAX_REASONS = 5
 
@@ -39,8 +35,3 @@ def choose_findings(value: str, findings: Sequence[str], aliases: Mapping[str, T
     if not chosen:
         raise ValueError("findings: name at least one of {}".format(", ".join(findings)))
     return tuple(chosen)
-
-
-def text(record: Mapping[str, Value], name: str) -> str:
-    """A field's value as text; the first value of a multivalue field; "" for anything else (None, a dict)."""
-    return first_text(record.get(name, ""))

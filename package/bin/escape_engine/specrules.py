@@ -8,7 +8,7 @@ import fnmatch
 import posixpath
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-SEVERITIES = ("informational", "low", "medium", "high", "critical")
+from .ground import SEVERITIES
 
 # Capabilities (without CAP_, upper case) that break isolation, by severity.
 DANGEROUS_CAPABILITIES: Dict[str, str] = {
@@ -89,7 +89,7 @@ def host_path_severity(path: str, allowed: Sequence[str]) -> Optional[str]:
 
 def normalise_capability(name: str) -> str:
     upper = name.strip().upper()
-    return upper[4:] if upper.startswith("CAP_") else upper
+    return upper.removeprefix("CAP_")
 
 
 def normalise_image(image: str) -> str:
@@ -244,9 +244,9 @@ class AllowRule:
     def matches(self, workload: Workload, container: Container) -> bool:
         if self.platform != workload.platform:
             return False
-        if self.platform == "kubernetes":
-            if (workload.namespace, workload.service_account or "default") != (self.namespace, self.service_account):
-                return False
+        if self.platform == "kubernetes" and \
+                (workload.namespace, workload.service_account or "default") != (self.namespace, self.service_account):
+            return False
         return bool(container.image) and image_matches(container.image, self.image)
 
 

@@ -5,18 +5,12 @@ fixed period (periods aligned to multiples of `period` seconds since the epoch, 
 a window of one period count the same way). A group with more launches than `threshold` gives one row with the
 count and the workloads. State is explicit: `feed()` once per chunk, `results()` after the last.
 """
-from typing import Dict, Iterable, Iterator, List, Mapping, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Tuple
 
+from .ground import Record, Row
 from .scalars import finite_float, first_text
 
-Value = Union[str, List[str]]
-Record = Mapping[str, Value]
-Row = Dict[str, Value]
-
 MAX_LISTED = 100        # workloads and evidence references listed per alert row
-
-
-_first = first_text
 
 
 def _values(value: object) -> List[str]:
@@ -49,21 +43,22 @@ class ThresholdCounter:
     def feed(self, records: Iterable[Record]) -> None:
         for record in records:
             kinds = _values(record.get("escape_finding"))
-            if _first(record.get("escape_launch")) != "1" or not ("privileged" in kinds or "host_process" in kinds):
+            if first_text(record.get("escape_launch")) != "1" or not ("privileged" in kinds or "host_process" in kinds):
                 self.skipped += 1
                 continue
-            when = finite_float(_first(record.get("_time")))
+            when = finite_float(first_text(record.get("_time")))
             if when is None:  # missing, unreadable, nan or inf: counted and reported, never a crash
                 self.skipped += 1
                 self.malformed += 1
                 continue
-            key = _first(record.get(self.by)) or _first(record.get("host"))
+            key = first_text(record.get(self.by)) or first_text(record.get("host"))
             bucket = int(when // self.period) * self.period
             group = self.groups.setdefault((key, bucket), _Group())
-            launch = _first(record.get("escape_launch_id")) or _first(record.get("_cd"))
+            launch = first_text(record.get("escape_launch_id")) or first_text(record.get("_cd"))
             evidence = _values(record.get("escape_evidence_cd"))
-            group.launches.setdefault(launch, (_first(record.get("escape_workload")), evidence[0] if evidence else ""))
-            group.hosts[_first(record.get("host"))] = None
+            workload = first_text(record.get("escape_workload"))
+            group.launches.setdefault(launch, (workload, evidence[0] if evidence else ""))
+            group.hosts[first_text(record.get("host"))] = None
 
     def results(self) -> Iterator[Row]:
         for (key, bucket), group in sorted(self.groups.items(), key=lambda item: (-item[0][1], item[0][0])):

@@ -157,7 +157,7 @@ def _split_volume(text: str) -> Tuple[str, str, str]:
     guid = _VOLUME_GUID.match(text)
     if guid:
         return "device", guid.group(1).lower(), text[guid.end():]
-    if text.startswith("\\\\") or text.startswith("//"):
+    if text.startswith(("\\\\", "//")):
         pieces = [p for p in re.split(r"[\\/]+", text) if p]
         if len(pieces) >= 2:
             return "unc", (pieces[0] + "/" + pieces[1]).lower(), "/".join(pieces[2:])

@@ -1,29 +1,17 @@
-"""Per-host process lineage and container attribution, with the evidence that attributed each process.
+"""The per-host process table: process images with the container each was attributed to (by
+escape_engine.lineage.attribution), the container registry and the host's devices.
 
-A process image is one execve (pid, ppid, start time, comm, exe, the executable's device, argv). Attribution to a
-container comes from, in order: explicit container fields, lineage through a container runtime (containerd-shim,
-conmon, runc / crun exec), the container's first process (stale `runc init` PROCTITLE), inheritance from an attributed
-parent, an LSM container label, and finally the executable's anonymous (overlay) device or a `/host/...` image path.
-The table is persisted between searches (KV store in Splunk, JSON offline) with a TTL; a pid's newest image wins, and a
-new image with another parent replaces the old one (pid reuse).
+A process image is one execve (pid, ppid, start time, comm, exe, the executable's device, argv). The table is persisted
+between searches (KV store in Splunk, JSON offline) with a TTL; a pid's newest image wins, and a new image with another
+parent replaces the old one (pid reuse).
 """
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .scalars import finite_float
+from ..scalars import finite_float
 
-SHIMS = ("containerd-shim", "containerd-shim-runc-v2", "containerd-shim-runc-v1", "conmon")
-RUNTIME_CLIS = ("runc", "crun")
-LSM_CONTAINER_LABELS = ("container_t", "spc_t", "container_runtime_t", "docker-default", "cri-containerd",
-                        "containers-default")
 DEFAULT_RUNTIME = ("runc", "crun", "conmon", "containerd", "containerd-shim", "containerd-shim-runc-v2",
                    "containerd-shim-runc-v1", "dockerd", "docker-proxy", "runc:[0:PARENT]", "runc:[1:CHILD]",
                    "runc:[2:INIT]")
-RUNC_INIT_TITLE = ["runc", "init"]
-
-
-def is_runc_init(title: List[str]) -> bool:
-    """A container's first process keeps the stale PROCTITLE of `runc init` (argv[0] may be a path)."""
-    return len(title) >= 2 and title[1] == "init" and basename(title[0]) in ("runc", "crun")
 HISTORY_PER_PID = 4
 
 
@@ -33,14 +21,14 @@ def basename(path: str) -> str:
 
 def anonymous_device(dev: str) -> bool:
     """Overlay, tmpfs and other anonymous filesystems have major number 0 (`00:27`)."""
-    return dev.startswith("00:") or dev.startswith("0:")
+    return dev.startswith(("00:", "0:"))
 
 
 class Proc:
     """One process image (an execve) and its attribution."""
 
-    __slots__ = ("pid", "ppid", "start", "comm", "exe", "dev", "argv", "uid", "container", "evidence", "runtime",
-                 "helper", "last", "persisted", "cds")
+    __slots__ = ("argv", "cds", "comm", "container", "dev", "evidence", "exe", "helper", "last", "persisted", "pid",
+                 "ppid", "runtime", "start", "uid")
 
     def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
                  argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
@@ -95,24 +83,6 @@ def _key_text(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return _str(value)
-
-
-def container_id_from_argv(argv: List[str]) -> str:
-    """Container id from a shim (`-id <id>`), conmon (`-c <id>` / `--cid`) or runc/crun (`exec|start|... <id>`) argv."""
-    program = basename(argv[0]) if argv else ""
-    if program in SHIMS:
-        flags = ("-c", "--cid") if program == "conmon" else ("-id", "--id")
-        for flag in flags:
-            if flag in argv:
-                position = argv.index(flag)
-                if position + 1 < len(argv):
-                    return argv[position + 1]
-        return ""
-    if program in RUNTIME_CLIS:
-        for verb in ("exec", "create", "start", "run"):
-            if verb in argv and argv[-1] != verb and not argv[-1].startswith("-"):
-                return argv[-1]
-    return ""
 
 
 def _container_entry(value: Any) -> Optional[Dict[str, Any]]:
@@ -204,21 +174,6 @@ class HostLineage:
     def known(self, pid: str) -> bool:
         return pid in self.procs
 
-    def is_runtime_name(self, comm: str, exe: str) -> bool:
-        return comm in self.runtime_names or basename(exe) in self.runtime_names
-
-    def is_runtime(self, comm: str, exe: str, dev: str, parent: Optional[Proc]) -> bool:
-        """A runtime process by name, confirmed by where it runs from or by its parent (any process can set comm)."""
-        if not self.is_runtime_name(comm, exe):
-            return False
-        if basename(exe) in self.runtime_names and dev and not anonymous_device(dev):
-            return True
-        if parent is not None and (parent.runtime or basename(parent.exe) in SHIMS):
-            return True
-        if parent is None and (comm.startswith("runc:[") or exe == "/"):
-            return False
-        return parent is None and not dev
-
     # ---- updates -----------------------------------------------------------------------------------------------
     def note_host_dev(self, dev: str, when: float) -> None:
         if dev and not anonymous_device(dev):
@@ -248,41 +203,3 @@ class HostLineage:
         entry = self.containers.setdefault(key, {"first": when, "last": when, "evidence": evidence, "id": container_id})
         entry["last"] = max(float(entry["last"]), when)
         entry["first"] = min(float(entry["first"]), when)
-
-    def attribute(self, pid: str, ppid: str, when: float, comm: str, exe: str, dev: str, argv: List[str],
-                  title: List[str], subj: str, explicit: str, skew: float) -> Tuple[str, str, bool, Optional[Proc]]:
-        """Return (container key, evidence, runtime, parent) for a new image of `pid`."""
-        parent = self.lookup(ppid, when, skew)
-        runtime = self.is_runtime(comm, exe, dev, parent)
-        if runtime:
-            return "", "", True, parent
-        if explicit:
-            return explicit, "field:container_id", False, parent
-        if parent is not None:
-            parent_base = basename(parent.exe)
-            if parent_base in SHIMS or basename(parent.comm) in SHIMS:
-                cid = container_id_from_argv(parent.argv)
-                key = cid or "shim:%s@%.3f" % (parent.pid, parent.start)
-                return key, "lineage:%s(pid %s)" % (parent_base or parent.comm, parent.pid), False, parent
-            if parent_base in RUNTIME_CLIS and parent.runtime:
-                cid = container_id_from_argv(parent.argv)
-                if cid:
-                    return cid, "lineage:%s exec(pid %s)" % (parent_base, parent.pid), False, parent
-            if parent.container and not parent.runtime:
-                evidence = parent.evidence if parent.evidence.startswith("lineage") or parent.helper else \
-                    "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid, parent.evidence)
-                return parent.container, evidence, False, parent
-        # The same pid's previous image (exec without fork, e.g. chroot then sh) keeps its container.
-        previous = self.lookup(pid, when, skew)
-        if previous is not None and previous.ppid == ppid and previous.container and not previous.runtime:
-            return previous.container, previous.evidence, False, parent
-        if is_runc_init(title) and comm not in self.runtime_names:
-            return "runc-init:%s@%s" % (ppid, self.host), "proctitle:runc-init", False, parent
-        for label in LSM_CONTAINER_LABELS:
-            if label in subj:
-                return "lsm:%s" % subj, "lsm:%s" % label, False, parent
-        if exe.startswith("/host/"):
-            return "image-path:/host", "image_path:/host", False, parent
-        if dev and anonymous_device(dev) and parent is None:
-            return "overlay:%s@%s" % (dev, self.host), "exe_dev:anonymous(%s)" % dev, False, parent
-        return "", "", False, parent

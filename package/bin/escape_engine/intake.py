@@ -1,0 +1,118 @@
+"""escapecorrelate's input side: which records of a chunk become spool lines (escape_engine.spoolline), and what is
+counted on the way (records, malformed records, events that arrived out of the tolerated order)."""
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from . import auditd, spoolline, sysmon_linux
+from .ground import Record
+from .scalars import finite_float, first_text
+
+# Event times outside 1970-2100 are malformed: a far-future stamp would age the host's whole persisted lineage out
+# (the TTL counts back from the newest time seen).
+EPOCH_RANGE = (0.0, 4102444800.0)
+# Sysmon for Linux fields the correlation reads (EventID 1 and 11).
+SYSMON_FIELDS = frozenset(("EventID", "Computer", "UtcTime", "Image", "CommandLine", "ParentImage", "ParentProcessId",
+                           "ProcessId", "User", "CurrentDirectory", "TargetFilename"))
+# Sysmon events the correlation reads, and the fields without which one is malformed.
+SYSMON_REQUIRED = {"1": ("ProcessId", "Image"), "11": ("TargetFilename",)}
+# Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
+READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
+
+
+def _splunk_time(record: Record) -> float:
+    when = finite_float(first_text(record.get("_time")))
+    return float("nan") if when is None else when
+
+
+class Intake:
+    """Turns the records of each chunk into spool lines; counts into the correlator's `summary`."""
+
+    def __init__(self, summary: Dict[str, int], skew: float) -> None:
+        self.summary = summary
+        self.skew = skew
+        self._seq = 0
+        self._last_key: Optional[Tuple[str, str, str]] = None
+        self._oldest: Optional[float] = None
+
+    def encode(self, records: Iterable[Record]) -> List[str]:
+        """One spool line per kept record of one chunk; counts records, malformed and out-of-order events."""
+        out: List[str] = []
+        summary = self.summary
+        prefix = ""
+        prefix_key: Optional[Tuple[str, float, str, str]] = None
+        labels = ""
+        labels_key: Optional[Tuple[str, str]] = None
+        for record in records:
+            summary["records"] += 1
+            raw = first_text(record.get("_raw"))
+            if not raw.strip():
+                summary["malformed"] += 1
+                continue
+            host = first_text(record.get("host"))
+            cd = first_text(record.get("_cd"))
+            source, sourcetype = first_text(record.get("source")), first_text(record.get("sourcetype"))
+            if labels_key != (source, sourcetype):
+                labels_key = (source, sourcetype)
+                labels = spoolline.labels(source, sourcetype)
+            splunk_time: Optional[float] = None
+            if "<Event" in raw and "<EventID>" in raw:
+                line = self._sysmon(record, raw, host, cd, labels)
+                if line:
+                    out.append(line)
+                continue
+            for text in raw.split("\n"):
+                parsed = auditd.parse_line(text)
+                if parsed is None:
+                    if text.strip():
+                        summary["malformed"] += 1
+                    continue
+                epoch = parsed.epoch
+                if epoch is not None:
+                    when = epoch
+                else:  # ausearch -i stamps are local time text: Splunk's _time stands in
+                    if splunk_time is None:
+                        splunk_time = _splunk_time(record)
+                    when = splunk_time
+                if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1] or len(parsed.serial) > spoolline.MAX_SERIAL_DIGITS:
+                    summary["malformed"] += 1
+                    continue
+                event_host = parsed.node or host
+                key = (event_host, parsed.stamp, parsed.serial)
+                if key != self._last_key:
+                    self._arrival(when)
+                    self._last_key = key
+                if prefix_key != (event_host, when, parsed.serial, parsed.stamp):
+                    prefix_key = (event_host, when, parsed.serial, parsed.stamp)
+                    prefix = spoolline.audit_prefix(event_host, when, parsed.serial, parsed.stamp)
+                self._seq += 1
+                if parsed.rtype in READ_TYPES:
+                    out.append(spoolline.audit_line(prefix, self._seq, cd, labels, parsed.rtype, parsed.body))
+                else:  # kept for its _cd only (evidence)
+                    out.append(spoolline.audit_line(prefix, self._seq, cd, labels))
+        return out
+
+    def _sysmon(self, record: Record, raw: str, host: str, cd: str, labels: str) -> str:
+        """The line of a Sysmon event the correlation reads, else "" (malformed ones counted)."""
+        summary = self.summary
+        data = sysmon_linux.parse_event(raw)
+        if data is None or data["EventID"] not in SYSMON_REQUIRED:
+            if data is None:
+                summary["malformed"] += 1
+            return ""
+        if not all(data.get(name) for name in SYSMON_REQUIRED[data["EventID"]]):
+            summary["malformed"] += 1  # a process start without its process, a file create without its file
+            return ""
+        when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or _splunk_time(record)
+        if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1]:  # also NaN: no time from the event or from Splunk
+            summary["malformed"] += 1
+            return ""
+        self._arrival(when)
+        self._last_key = None
+        kept = {k: v for k, v in data.items() if k in SYSMON_FIELDS}
+        self._seq += 1
+        return spoolline.sysmon_line(data.get("Computer") or host, when, self._seq, cd, labels, kept)
+
+    def _arrival(self, when: float) -> None:
+        if self._oldest is not None and when > self._oldest + self.skew:
+            self.summary["out_of_order"] += 1
+        if self._oldest is None or when < self._oldest:
+            self._oldest = when
