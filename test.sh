@@ -10,11 +10,18 @@ else
   echo "test.sh: output/ is up to date with the sources; not rebuilding" >&2
 fi
 
+# The linter and strict types first (pyproject.toml holds their settings); a finding fails the run after pytest.
+lint=0
+.venv/bin/ruff check . || lint=$?
+.venv/bin/mypy || lint=$?
+[ $lint -eq 0 ] || echo "test.sh: ruff or mypy reported problems (above)" >&2
+
 rc=0
 .venv/bin/python -m pytest "$@" || rc=$?
 if [ $rc -eq 5 ]; then
   # pytest's own closing line says "no tests ran"; say it again rather than fail or pass silently.
   echo "test.sh: pytest collected no tests (exit 5)" >&2
-  exit 0
+  rc=0
 fi
-exit $rc
+[ $rc -ne 0 ] && exit $rc
+exit $lint

@@ -1,6 +1,6 @@
 """Run one of the add-on's command scripts offline, its persisted state kept in a folder instead of the KV store.
 
-    python tools/offline_command.py STATE_DIR SCRIPT     then SCP v2 on stdin/stdout, exactly as `python SCRIPT`
+    argv(script, state_dir)     the command line; then SCP v2 on stdin/stdout, exactly as `python SCRIPT`
 
 In Splunk a stateful command keeps its state in the app's KV store (escape_io.store.KVStore). The replay, the tests
 and the benchmark have no splunkd, so they start the script through this launcher: it loads the script with runpy
@@ -16,9 +16,16 @@ from typing import Any, Dict, List, Sequence
 RUN_NAME = "escape_offline_command"  # anything but __main__: the script's own dispatch(...) does nothing
 
 
+# Started with `python -c`, the launcher puts the working folder (the search's empty dispatch folder) first on the
+# import path, not tools/: the script's own folder comes first on PYTHONPATH, which every caller sets, as `python SCRIPT`
+# would have it. No sys.path edit is needed.
+_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+
+
 def argv(script: Path, state_dir: Path, python: str = sys.executable) -> List[str]:
-    """The command line that runs `script` with its state in `state_dir`."""
-    return [python, str(Path(__file__).resolve()), str(Path(state_dir).absolute()), str(Path(script).absolute())]
+    """The command line that runs `script` with its state in `state_dir` (its folder must lead PYTHONPATH)."""
+    return [python, "-c", _BOOT, str(Path(__file__).resolve()), str(Path(state_dir).absolute()),
+            str(Path(script).absolute())]
 
 
 def command_class(namespace: Dict[str, Any], script: Path) -> type:
@@ -33,21 +40,20 @@ def command_class(namespace: Dict[str, Any], script: Path) -> type:
 
 def main(args: Sequence[str]) -> None:
     if len(args) != 2:
-        raise SystemExit("usage: offline_command.py STATE_DIR SCRIPT")
+        raise SystemExit("usage: through offline_command.argv(SCRIPT, STATE_DIR)")
     state_dir, script = Path(args[0]).absolute(), Path(args[1]).absolute()
-    # As `python SCRIPT` would have it: the script's folder first on the path (not tools/), the script as argv[0] and
-    # as __main__'s file (splunklib's environment finds the app's folder from it).
-    sys.path[0] = str(script.parent)
+    # As `python SCRIPT` would have it: the script as argv[0] and as __main__'s file (splunklib's environment finds the
+    # app's folder from it).
     sys.argv = [str(script)]
-    setattr(sys.modules["__main__"], "__file__", str(script))
+    sys.modules["__main__"].__file__ = str(script)
     namespace = runpy.run_path(str(script), run_name=RUN_NAME)
     from splunklib.searchcommands import dispatch
 
     from escape_io.store import FileStore  # from the script's bin/
-    command = command_class(namespace, script)
-    setattr(command, "state_store", FileStore(str(state_dir)))
+    command: Any = command_class(namespace, script)
+    command.state_store = FileStore(str(state_dir))
     dispatch(command, [str(script)], sys.stdin, sys.stdout, "__main__")  # no further argv: SCP v2, as splunkd
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[-2:])

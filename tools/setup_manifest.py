@@ -19,7 +19,7 @@ DETECTION_TYPES = ("single", "chain", "threshold", "health")
 _MACRO_CALL = re.compile(r"`([A-Za-z0-9_]+)(?:\([^`]*\))?`")
 
 
-from escape_setup import page, tunables  # noqa: E402
+from escape_setup import page, tunables
 
 
 def _load(path: Path) -> Any:

@@ -17,8 +17,8 @@ from typing import Any, Dict, List
 ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_CONFIG = ROOT / "globalConfig.json"
 
-from escape_engine.ground import saved_search_name  # noqa: E402
-from tools.setup_manifest import CONTENT, data_scope_entries, detections  # noqa: E402  (puts package/bin on the path)
+from escape_engine.ground import saved_search_name
+from tools.setup_manifest import CONTENT, data_scope_entries, detections
 
 INDEX_LIST_PATTERN = r"^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$"
 SOURCETYPE_LIST_PATTERN = r"^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$"

@@ -32,7 +32,7 @@ def _records(factor: int) -> List[Dict[str, str]]:
     out = []
     for record in base:
         for copy in range(factor):
-            raw = STAMP.sub(lambda m: "msg=audit(%.4f:%d)" % (float(m.group(1)) + copy * 0.0001,
+            raw = STAMP.sub(lambda m, copy=copy: "msg=audit(%.4f:%d)" % (float(m.group(1)) + copy * 0.0001,
                                                               int(m.group(2)) + copy * 1000000), record["_raw"], 1)
             out.append(dict(record, _raw=raw, _cd="%d:%s" % (copy, record["_cd"].split(":")[1])))
     out.sort(key=lambda r: float(r["_time"]), reverse=True)
@@ -114,7 +114,7 @@ def _later_copies(copies: int, gap: float) -> List[Dict[str, str]]:
     out = []
     for copy in range(copies):
         for record in base:
-            raw = STAMP.sub(lambda m: "msg=audit(%.3f:%d)" % (float(m.group(1)) + copy * gap,
+            raw = STAMP.sub(lambda m, copy=copy: "msg=audit(%.3f:%d)" % (float(m.group(1)) + copy * gap,
                                                              int(m.group(2)) + copy * 1000000), record["_raw"], 1)
             out.append(dict(record, _raw=raw, _time="%.3f" % (float(record["_time"]) + copy * gap),
                             _cd="%d:%s" % (copy, record["_cd"].split(":")[1])))

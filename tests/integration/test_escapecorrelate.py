@@ -7,7 +7,7 @@ from typing import Dict, List
 import pytest
 
 from tests.integration.harness.scp import run_command
-from tests.unit.linux_lab import ground_truth, event_cds, lab_records
+from tests.unit.linux_lab import event_cds, ground_truth, lab_records
 
 SPLIT = 1795923940.415  # E01r3's container and first shell start before, its nsenter after
 

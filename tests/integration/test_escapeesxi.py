@@ -138,8 +138,10 @@ def test_no_state_dir_outside_splunk_is_not_silently_ignored(script: Path) -> No
                     reason="needs a real Splunk with the add-on installed: the KV store path of the first-seen baseline "
                            "(collection escape_esxi_module_baseline) cannot be verified offline")
 def test_kv_store_baseline_round_trip_in_splunk() -> None:
-    import splunklib.client as client  # from the built lib/ when run against a real Splunk
-    import splunklib.results as results
+    from splunklib import (
+        client,  # from the built lib/ when run against a real Splunk
+        results,
+    )
     service = client.connect(host=os.environ["SPLUNK_HOST"], port=int(os.environ.get("SPLUNK_PORT", "8089")),
                              username=os.environ.get("SPLUNK_USERNAME", "admin"),
                              password=os.environ.get("SPLUNK_PASSWORD", ""), app="TA_escape_to_host", owner="nobody")

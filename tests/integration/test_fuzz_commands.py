@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA
 from tests.integration.harness.scp import encode_records
 from tests.unit.linux_lab import lab_records
 from tools import bench, benchscp

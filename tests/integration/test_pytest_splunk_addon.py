@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import ROOT
 from tools import conffile
-from tools.searchtime import SearchTimeKnowledge
 
 PSA_PYTEST = ROOT / ".venv-psa" / "bin" / "pytest"
 KNOWLEDGE = ROOT / "tests" / "knowledge"
@@ -71,7 +70,7 @@ def collected(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> List
                                                       "--collect-only", "-q"],
                             cwd=str(cwd), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.search(r"^\d+ tests collected", result.stdout, re.M), result.stdout[-2000:]
+    assert re.search(r"^\d+ tests collected", result.stdout, re.MULTILINE), result.stdout[-2000:]
     return [line.strip() for line in result.stdout.splitlines() if "::" in line]
 
 

@@ -75,7 +75,7 @@ def test_alert_rows_have_exactly_the_contract_fields_and_complete_raw_evidence(t
     # escape_evidence_cd holds this event and the one before it: both come back as complete _raw, 0x1D included.
     assert alerts[1]["evidence"][0] in nsenter and alerts[1]["evidence"][1] == alerts[0]["evidence"][0]
     assert any("\x1d" in e for a in alerts for e in a["evidence"])
-    assert set(e for a in alerts for e in a["evidence"]) == set(nsenter)
+    assert {e for a in alerts for e in a["evidence"]} == set(nsenter)
     assert "alert(s)" in result.stderr and result.stdout.count("\n") == len(alerts)
 
 

@@ -3,7 +3,7 @@
 The generic sample check (fires / silent per detection) is in test_replay.py."""
 import json
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import pytest
 
@@ -20,7 +20,7 @@ ESXI_SLUGS = [d.slug for d in content.detections() if d.analytic == "esxi"]
 
 
 def run(inputs: Sequence[str], built_app: Path, only: Sequence[str], settings: Sequence[str] = (),
-        state: Path = None) -> List[Dict[str, object]]:  # type: ignore[assignment]
+        state: Optional[Path] = None) -> List[Dict[str, object]]:  # type: ignore[assignment]
     return replay.replay([parse_input(i) for i in inputs], content.CONTENT, built_app, settings, state, only)
 
 

@@ -215,10 +215,10 @@ def test_warnings_while_an_enabled_analytics_scope_names_no_index_or_finds_no_ev
     fake.counts.update(escape_auditd=0, escape_kube_audit=4211)
     status = client.list("data_sources")["scope_status"]
     assert status.splitlines() == [
-        "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) names no index; add the index "
-        "that holds these events.",
-        "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
-        "hours; check the indexes and sourcetypes."]
+        ("WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) names no index; add the index "
+        "that holds these events."),
+        ("WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
+        "hours; check the indexes and sourcetypes.")]
     searches = sorted(params["search"] for method, path, params in fake.log if path == "search/jobs")
     assert searches == ["| tstats count where `escape_auditd` earliest=-24h latest=now",
                         "| tstats count where `escape_kube_audit` earliest=-24h latest=now"]

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
-from escape_engine.correlate import Correlator
 
+from escape_engine.correlate import Correlator
 from tests.unit.linux_lab import stamp_serial, to_records
 
 LAB = Path(__file__).resolve().parent

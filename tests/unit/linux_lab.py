@@ -1,7 +1,7 @@
 """Helpers for the Linux analytic's tests: lab-run1 and the public auditd files as Splunk would hand them over."""
 import csv
 import gzip
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -12,7 +12,7 @@ PUBLIC_AUDITD = DATA / "public" / "linux_auditd"
 HOST = "labvm"
 
 
-@lru_cache(maxsize=None)
+@cache
 def lab_lines() -> Tuple[bytes, ...]:
     """The raw audit log as bytes split on b"\\n" only (0x1D stays inside its ENRICHED record)."""
     return tuple(gzip.decompress((LAB / "audit-session1.log.gz").read_bytes()).split(b"\n"))
@@ -40,18 +40,18 @@ def to_records(lines: List[Tuple[int, bytes]], host: str = HOST, source: str = "
     return records
 
 
-@lru_cache(maxsize=None)
+@cache
 def lab_records() -> Tuple[Dict[str, str], ...]:
     return tuple(to_records(list(enumerate(lab_lines()))))
 
 
-@lru_cache(maxsize=None)
+@cache
 def ground_truth() -> Tuple[Dict[str, str], ...]:
     with (LAB / "ground-truth-auditd.tsv").open(encoding="utf-8", newline="") as handle:
         return tuple(csv.DictReader(handle, delimiter="\t"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def cds_by_event() -> Dict[Tuple[str, str], Tuple[str, ...]]:
     """(epoch as logged, serial) -> the _cd of every record of that event."""
     index: Dict[Tuple[str, str], List[str]] = {}

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
+from escape_setup import tunables
 from tests.conftest import ROOT
 from tools import conffile, content
-from escape_setup import tunables
 
 MACROS = content.macros()
 GLOBAL_CONFIG = json.loads((ROOT / "globalConfig.json").read_text())

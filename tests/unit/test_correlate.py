@@ -5,8 +5,16 @@ from typing import Dict, List, Set
 import pytest
 
 from escape_engine.correlate import Correlator, run
-from tests.unit.linux_lab import (HOST, PUBLIC_AUDITD, event_cds, ground_truth, lab_lines, lab_records, public_text,
-                                  to_records)
+from tests.unit.linux_lab import (
+    HOST,
+    PUBLIC_AUDITD,
+    event_cds,
+    ground_truth,
+    lab_lines,
+    lab_records,
+    public_text,
+    to_records,
+)
 
 # Steps whose only trace is the tool's execve or a failed call (lab-run1 README: seccomp EPERM, EACCES on /proc/1/ns,
 # the VM refusing /dev/vda, the socket child refused at runc create): attempts, not escapes.

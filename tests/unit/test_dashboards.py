@@ -2,9 +2,9 @@
 for Simple XML (Splunk "Simple XML Reference", dashboards version 1.1), every token a query uses is set by an input,
 every <query> passes tools/spllint.py after macro expansion, and every eventtype, lookup and macro it names exists."""
 import re
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Dict, FrozenSet, List
+from typing import Dict, List
+from xml.etree import ElementTree
 
 import pytest
 

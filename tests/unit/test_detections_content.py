@@ -6,8 +6,8 @@ from typing import Any, Dict
 
 import pytest
 import yaml
-from escape_engine import ground
 
+from escape_engine import ground
 from tests.conftest import ROOT
 from tests.integration.harness.replay_fixture import detection, make_content
 from tools import conffile, content, contentlint, model, release, spllint
@@ -205,8 +205,8 @@ def test_a_vanished_released_name_fails_until_it_is_deprecated(tmp_path: Path) -
     folder = make_content(tmp_path / "content", detection())
     _released(folder, ["escape_auditd", "escape_old_scope"], ["Escape to Host - Old Rule - Rule"])
     assert release.upgrade_problems(folder) == [
-        "released saved search 'Escape to Host - Old Rule - Rule' disappeared without an entry in "
-        "content/deprecations.yml",
+        ("released saved search 'Escape to Host - Old Rule - Rule' disappeared without an entry in "
+        "content/deprecations.yml"),
         "released macro 'escape_old_scope' disappeared without an entry in content/deprecations.yml",
     ]
     (folder / "deprecations.yml").write_text(yaml.safe_dump({"deprecations": [

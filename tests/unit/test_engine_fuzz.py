@@ -20,21 +20,36 @@ import json
 import math
 import os
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from escape_engine import (auditd, correlate, docker, esxi, inspect, kube, lineage, scalars, specrules, sysmon_linux,
-                           threshold, windows, winpath, winsymlink)
+from escape_engine import (
+    auditd,
+    correlate,
+    docker,
+    esxi,
+    inspect,
+    kube,
+    lineage,
+    scalars,
+    specrules,
+    sysmon_linux,
+    threshold,
+    windows,
+    winpath,
+    winsymlink,
+)
 from escape_engine.runstats import Stats
-from tests.conftest import DATA, ROOT
+from tests.conftest import ROOT
 from tests.unit.linux_lab import lab_records
-from tests.unit.winesxi_samples import RESTRICTED, SAMPLES, records as sample_records, windows_kind
+from tests.unit.winesxi_samples import RESTRICTED, SAMPLES, windows_kind
+from tests.unit.winesxi_samples import records as sample_records
 
 EXAMPLES = int(os.environ.get("ESCAPE_FUZZ_EXAMPLES", "0") or "0") or 25
 FUZZ_HOST = "fuzz-host"
@@ -194,7 +209,7 @@ def _lines(path: Path) -> List[str]:
     return [b.decode("utf-8", "replace") for b in path.read_bytes().split(b"\n") if b.strip()]
 
 
-@lru_cache(maxsize=None)
+@cache
 def detection_samples(analytic: str) -> Tuple[Tuple[Path, str, str], ...]:
     """(path, sourcetype, source) of every fires / silent sample the detections of `analytic` name, plain files only."""
     found: Dict[Path, Tuple[Path, str, str]] = {}
@@ -210,7 +225,7 @@ def detection_samples(analytic: str) -> Tuple[Tuple[Path, str, str], ...]:
 
 
 # ---- escapeinspect: Kubernetes audit, dockerd debug lines, docker inspect (inspect, kube, docker, specrules) ----
-@lru_cache(maxsize=None)
+@cache
 def inspect_events() -> Tuple[Event, ...]:
     files = [path for path, _, _ in detection_samples("container")]
     files += [p for p in sorted(SAMPLES.glob("kube_*.json")) if p.resolve() not in files]
@@ -271,7 +286,7 @@ def test_inspect_survives_hostile_scalars_and_keeps_valid_rows(mode: str) -> Non
 
 
 # ---- escapethreshold -------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def launch_rows() -> Tuple[Event, ...]:
     """Real escapeinspect rows (privileged launches and others) from the real samples."""
     return tuple(_run_inspect(list(inspect_events()))[0])
@@ -317,7 +332,7 @@ def test_threshold_survives_hostile_scalars_and_counts_unreadable_times() -> Non
 
 
 # ---- escapewindows (windows, winpath) ----------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def windows_events() -> Tuple[Event, ...]:
     events: List[Event] = []
     for path, _, _ in detection_samples("windows"):
@@ -380,7 +395,7 @@ def test_winpath_never_raises_but_on_a_bad_restricted_list(path: str, directory:
 
 
 # ---- escapeesxi --------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def esxi_events() -> Tuple[Event, ...]:
     events: List[Event] = []
     files = [path for path, _, _ in detection_samples("esxi")]
@@ -391,7 +406,7 @@ def esxi_events() -> Tuple[Event, ...]:
     return tuple(events)
 
 
-@lru_cache(maxsize=None)
+@cache
 def stock_modules() -> Tuple[str, ...]:
     with (ROOT / "package" / "lookups" / "escape_esxi_stock_modules.csv").open(newline="", encoding="utf-8") as f:
         return tuple(row["module"] for row in csv.DictReader(f) if row.get("module"))
@@ -440,7 +455,7 @@ def test_esxi_a_line_stamp_that_is_no_date_is_no_time(stamp: str) -> None:
 
 
 # ---- Sysmon for Linux ------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def sysmon_lines() -> Tuple[str, ...]:
     return tuple(_lines(SAMPLES / "sysmon_linux_handwritten.log"))
 
@@ -496,7 +511,7 @@ def test_kube_container_name_with_braces_is_read_and_its_apparmor_annotation_app
     assert [r["escape_detail"] for r in rows] == ["container {} runs without an AppArmor profile (low)".format(name)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def pod_creates() -> Tuple[str, ...]:
     """Real pod creates with a request body (the Kubernetes samples)."""
     return tuple(first(e["_raw"]) for e in inspect_events() if e["sourcetype"] == "kube:apiserver-audit"
@@ -599,13 +614,13 @@ def test_spec_option_parsers_raise_only_value_error(value: str) -> None:
 E02 = (1795923825.0, 1795923829.0)   # lab-run1 E02: a -v /:/host container chroots into the host
 
 
-@lru_cache(maxsize=None)
+@cache
 def audit_events() -> Tuple[Event, ...]:
     keep = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
     return tuple({k: r[k] for k in keep} for r in lab_records() if E02[0] <= float(r["_time"]) < E02[1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def persisted_state() -> str:
     correlator = correlate.Correlator()
     correlator.feed(audit_events())
@@ -677,7 +692,7 @@ def test_a_persisted_process_with_bad_optional_fields_keeps_its_pid_and_containe
 
 
 # ---- Linux audit (auditd.parse_line, correlate.run): owned by the lead, rewritten there ---------------------------
-@lru_cache(maxsize=None)
+@cache
 def audit_lines() -> Tuple[str, ...]:
     """E02's records and every line of the public audit logs the Linux detections name (raw, other kernels)."""
     lines = [first(e["_raw"]) for e in audit_events()]
@@ -693,9 +708,7 @@ def test_auditd_parse_line_survives_hostile_scalars(data: st.DataObject) -> None
     record = auditd.parse_line(line)
     if record is None:
         return
-    record.epoch
-    record.fields
-    record.interpreted
+    _ = (record.epoch, record.fields, record.interpreted)  # each property parses on access: none may raise
     auditd.syscall_name(record)
     auditd.execve_argv(record)
     auditd.proctitle(record)

@@ -185,7 +185,8 @@ def test_every_sample_of_these_analytics_has_a_synthetic_provenance_row() -> Non
         assert "synthetic" in row, name
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=200, deadline=None)

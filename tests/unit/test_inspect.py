@@ -6,10 +6,10 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from tests.conftest import ROOT
 from escape_engine import specrules
 from escape_engine.inspect import Inspector, run
 from escape_engine.specrules import AllowRule, allow_rules, parse_allow_option
+from tests.conftest import ROOT
 
 DEFAULT_ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"

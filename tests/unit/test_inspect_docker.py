@@ -6,9 +6,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import DATA, ROOT
 from escape_engine import docker
 from escape_engine.inspect import Inspector, run
+from tests.conftest import DATA, ROOT
 
 LAB = DATA / "lab-run1"
 ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
@@ -93,8 +93,8 @@ def test_a_create_without_its_body_is_a_data_health_record() -> None:
 
 def test_privileged_exec_body_is_reported() -> None:
     lines = [b'time="2026-11-29T03:43:31.412000000Z" level=debug msg="Calling POST /v1.41/containers/web/exec"',
-             b'time="2026-11-29T03:43:31.412400000Z" level=debug msg="form data: {\\"AttachStderr\\":true,'
-             b'\\"Cmd\\":[\\"sh\\"],\\"Privileged\\":true,\\"User\\":\\"\\"}"']
+             (b'time="2026-11-29T03:43:31.412400000Z" level=debug msg="form data: {\\"AttachStderr\\":true,'
+             b'\\"Cmd\\":[\\"sh\\"],\\"Privileged\\":true,\\"User\\":\\"\\"}"')]
     rows = list(run(records(lines), allowed_host_paths=ALLOWED))
     assert rows[0]["escape_finding"] == "privileged" and rows[0]["escape_container"] == "web"
     assert rows[0]["escape_launch"] == "0"

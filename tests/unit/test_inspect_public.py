@@ -9,9 +9,9 @@ from typing import Any, Dict, List, Tuple
 import pytest
 import yaml
 
-from tests.conftest import DATA, ROOT
 from escape_engine import kube
 from escape_engine.inspect import run
+from tests.conftest import DATA, ROOT
 
 KUBE = DATA / "public" / "kube_apiserver"
 SAMPLES = ROOT / "tests" / "knowledge" / "samples"
@@ -20,20 +20,20 @@ ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 # (file, Panther test name) -> (our expectation, why it differs from Panther's label)
 OVERRIDES: Dict[Tuple[str, str], Tuple[bool, str]] = {
     ("panther_k8s_privileged_pod_created.yml", "Run-As-Root Pod Created"): (
-        False, "root pods: runAsNonRoot=false without privileged, host namespaces, host paths or capabilities does "
-               "not break isolation from the node; AN0612 looks for isolation-breaking settings, not for uid 0"),
+        False, ("root pods: runAsNonRoot=false without privileged, host namespaces, host paths or capabilities does "
+               "not break isolation from the node; AN0612 looks for isolation-breaking settings, not for uid 0")),
     ("panther_k8s_privileged_pod_created.yml", "Pod with runAsUser=0 (root)"): (
         False, "root pods: uid 0 inside a namespaced, unprivileged container is not an escape to the host"),
     ("panther_k8s_privileged_pod_created.yml", "Privileged Pod in System Namespace (Excluded)"): (
-        True, "kube-system exemption: a namespace exemption hides every attacker who can create pods there; "
-              "known agents are suppressed only by image + namespace + service account (the allowlist)"),
+        True, ("kube-system exemption: a namespace exemption hides every attacker who can create pods there; "
+              "known agents are suppressed only by image + namespace + service account (the allowlist)")),
     ("panther_k8s_pod_host_ipc.yml", "System Namespace with HostIPC (Excluded)"): (
         True, "kube-system exemption: see above; the pod's image matches no allowlisted agent"),
     ("panther_k8s_pod_hostpath_volume.yml", "System Namespace Pod (Excluded)"): (
         True, "kube-system exemption: see above; a hostPath outside escape_allowed_host_paths is a finding"),
     ("panther_k8s_exec_into_pod.yml", "EKS Exec Into Pod"): (
-        False, "exec-into-pod: kubectl exec is T1609 (container administration command), a chain step, not a "
-               "workload spec that breaks isolation; AN0612's spec inspection never fires on it"),
+        False, ("exec-into-pod: kubectl exec is T1609 (container administration command), a chain step, not a "
+               "workload spec that breaks isolation; AN0612's spec inspection never fires on it")),
     ("panther_k8s_exec_into_pod.yml", "AKS Exec Into Pod (realistic)"): (False, "exec-into-pod: see above"),
     ("panther_k8s_exec_into_pod.yml", "GCP GKE Exec Into Pod"): (False, "exec-into-pod: see above"),
 }

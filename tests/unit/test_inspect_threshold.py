@@ -44,7 +44,7 @@ def test_by_field_names_the_cluster_and_falls_back_to_host() -> None:
     records = launches(2, host="node1", cluster="prod") + launches(2, host="node2", cluster="prod")
     rows = list(run(records, threshold=3, period=PERIOD, by="cluster"))
     assert len(rows) == 1 and rows[0]["escape_cluster"] == "prod" and rows[0]["escape_count"] == "4"
-    assert list(run(launches(4, host="dockerhost"), threshold=3, period=PERIOD, by="cluster"))[0][
+    assert next(iter(run(launches(4, host="dockerhost"), threshold=3, period=PERIOD, by="cluster")))[
         "escape_cluster"] == "dockerhost"
 
 

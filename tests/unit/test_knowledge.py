@@ -8,7 +8,6 @@ import functools
 import importlib.util
 import json
 import re
-from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pcre2
@@ -35,12 +34,12 @@ CIM_FIELDS = {"action", "change_type", "command", "object", "object_id", "object
               "status", "dest", "dvc", "src", "user", "vendor_product"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def props() -> Dict[str, Dict[str, str]]:
     return conffile.parse(DEFAULT / "props.conf")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def transforms() -> Dict[str, Dict[str, str]]:
     return conffile.parse(DEFAULT / "transforms.conf")
 
@@ -50,14 +49,14 @@ def knowledge() -> SearchTimeKnowledge:
     return SearchTimeKnowledge.from_app(APP)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def psa_samples() -> Dict[str, Dict[str, str]]:
     stanzas = conffile.parse(KNOWLEDGE / "pytest-splunk-addon-data.conf")
     stanzas.pop("default", None)
     return stanzas
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expected() -> Dict[str, Any]:
     with (KNOWLEDGE / "expected_fields.yml").open(encoding="utf-8") as handle:
         data: Dict[str, Any] = yaml.safe_load(handle)
@@ -69,7 +68,7 @@ def sample_events(name: str, meta: Dict[str, str]) -> List[str]:
     universal newlines, so CRLF becomes LF; the 0x1D inside ENRICHED audit records is not a line break there)."""
     text = (SAMPLES / name).read_bytes().decode("utf-8").replace("\r\n", "\n")
     if "breaker" in meta:
-        starts = [m.start() for m in re.finditer(meta["breaker"], text, re.M)]
+        starts = [m.start() for m in re.finditer(meta["breaker"], text, re.MULTILINE)]
         assert starts and starts[0] == 0, "{}: the breaker must match at the start".format(name)
         return [text[a:b].strip() for a, b in zip(starts, starts[1:] + [len(text)])]
     return [line for line in text.split("\n") if line]
@@ -156,7 +155,7 @@ def test_every_transform_and_eventtype_is_escape_prefixed_and_tagged() -> None:
 def test_samples_provenance_psa_and_expectations_agree() -> None:
     files = {p.name for p in SAMPLES.iterdir() if p.name != "PROVENANCE.md"}
     provenance = (SAMPLES / "PROVENANCE.md").read_text(encoding="utf-8")
-    rows = set(re.findall(r"^\| ([^|\s]+) \|", provenance, re.M)) - {"file"}
+    rows = set(re.findall(r"^\| ([^|\s]+) \|", provenance, re.MULTILINE)) - {"file"}
     assert files <= rows, "samples without a provenance row: {}".format(sorted(files - rows))
     # other parts keep their detection fixtures in the same folder; the knowledge samples are the ones
     # pytest-splunk-addon ingests, and each of them has its expectations
@@ -188,7 +187,7 @@ def test_sample_event_gives_the_expected_fields_and_eventtypes(knowledge: Search
 
 def test_every_eventtype_matches_some_sample(knowledge: SearchTimeKnowledge) -> None:
     seen = set()
-    for name, entry in expected().items():
+    for entry in expected().values():
         for item in entry["events"]:
             seen.update(item["eventtypes"])
     assert seen == set(knowledge.eventtype_searches), set(knowledge.eventtype_searches) - seen

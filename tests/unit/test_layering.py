@@ -214,3 +214,39 @@ def test_an_import_up_the_layers_is_named(tmp_path: Path) -> None:
     layers = (("parser", ("tools.parse",)), ("lint", ("tools.lint",)))
     assert upward_imports(import_graph(files), layers) == [
         "tools.parse (parser) imports tools.lint (lint), a higher layer"]
+
+
+def sys_path_edits(source: str) -> List[int]:
+    """Lines that change the import path at run time: sys.path assigned, item-assigned, or mutated by a method call."""
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)  # UCC's generated handler holds an invalid escape ('\\W')
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tree = ast.parse(source)
+    for node in ast.walk(tree):
+        targets: List[ast.AST] = []
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = list(node.targets) if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            targets = [node.func.value]
+        for target in targets:
+            base = target.value if isinstance(target, ast.Subscript) else target
+            if isinstance(base, ast.Attribute) and base.attr == "path" and isinstance(base.value, ast.Name) \
+                    and base.value.id == "sys":
+                found.append(node.lineno)
+    return sorted(found)
+
+
+def test_nothing_edits_sys_path() -> None:
+    """The import path is set once (pyproject's pythonpath, build.sh's PYTHONPATH, UCC's import_declare_test)."""
+    files = [p for folder in ("package", "tools", "tests") for p in (ROOT / folder).rglob("*.py")
+             if "__pycache__" not in p.parts and not p.is_relative_to(ROOT / "tests" / "data")]
+    files.append(ROOT / "additional_packaging.py")
+    edits = ["{}:{}".format(p.relative_to(ROOT), line) for p in files
+             for line in sys_path_edits(p.read_text(encoding="utf-8"))]
+    assert edits == []
+
+
+def test_every_form_of_sys_path_edit_is_found() -> None:
+    source = "import sys\nsys.path.insert(0, 'x')\nsys.path[0] = 'y'\nsys.path = []\nsys.path += ['z']\nprint(sys.path)\n"
+    assert sys_path_edits(source) == [2, 3, 4, 5]

@@ -4,8 +4,15 @@ import re
 from typing import Any, Dict, List, Tuple
 
 from escape_engine.correlate import Correlator
-from escape_engine.lineage import (Attribution, Exec, HostLineage, Proc, attribute_exec, container_id_from_argv,
-                                   is_runtime)
+from escape_engine.lineage import (
+    Attribution,
+    Exec,
+    HostLineage,
+    Proc,
+    attribute_exec,
+    container_id_from_argv,
+    is_runtime,
+)
 from tests.unit.linux_lab import lab_lines, to_records
 
 

@@ -116,8 +116,8 @@ def test_warnings_cover_enabled_analytics_only(manifest: page.Manifest) -> None:
     disabled[saved_search(DETECTIONS[2])] = False   # kube single on escape_kube_audit: index, events
     warnings = page.scope_warnings(manifest, disabled, current, {"escape_auditd": 0, "escape_kube_audit": 12})
     assert warnings == [
-        "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) names no index; add the index "
-        "that holds these events.",
-        "WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
-        "hours; check the indexes and sourcetypes."]
+        ("WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) names no index; add the index "
+        "that holds these events."),
+        ("WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
+        "hours; check the indexes and sourcetypes.")]
     assert page.scope_status([], []) == page.SCOPE_OK

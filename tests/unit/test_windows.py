@@ -252,7 +252,8 @@ def test_waiting_events_are_bounded_oldest_first() -> None:
     assert len(list(windows.run(newest_first[3:], restricted=RESTRICTED, lineage=lineage))) < 2
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=200, deadline=None)
@@ -260,6 +261,6 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
     for raw in (text, "<Event><System><Provider Name='Microsoft-Windows-Sysmon'/><EventID>11</EventID></System>" + text,
                 "EventCode=4688\n" + text):
-        event, problem = winevent.parse(raw)
+        event, _problem = winevent.parse(raw)
         assert event is None or event.kind in ("security_4688", "sysmon_1", "sysmon_11")
         list(windows.run([{"_raw": raw}], restricted=RESTRICTED))

@@ -5,7 +5,6 @@ detection, that the term groups below appear in the YAML search and that every a
 term of every group, matched the way Splunk matches terms: case-insensitive, on breaker boundaries (phrases as text).
 """
 import re
-from pathlib import Path
 from typing import Dict, List
 
 import pytest

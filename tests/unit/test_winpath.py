@@ -89,7 +89,8 @@ def test_unknown_variable_is_reported() -> None:
     assert winpath.expand_environment("%WinDir%\\x") == ("C:\\Windows\\x", False)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 _PATH_ALPHABET = st.sampled_from(list("Cc:\\/.?~%$ {}()-_1WindowsProgramDat\"'") + ["\\Device\\HarddiskVolume2",
                                                                                        "%SystemRoot%", "PROGRA~1", ".."])

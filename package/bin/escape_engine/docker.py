@@ -198,7 +198,7 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
     result = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("HostConfig"), dict):
-            raise ValueError("docker inspect object without HostConfig")  # noqa: TRY004  callers catch ValueError
+            raise ValueError("docker inspect object without HostConfig")
         name = _text(item.get("Name")).lstrip("/")
         config_value = item.get("Config")
         config: Dict[str, Any] = config_value if isinstance(config_value, dict) else {}

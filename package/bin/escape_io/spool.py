@@ -5,6 +5,7 @@ lines are encoded so that it is the replay order), so the command holds one line
 event of the search. Runs are merged into one file when there are more than MAX_RUNS of them, so the number of open
 files stays bounded. Files split lines on LF only and keep lone surrogates (bytes splunklib could not decode).
 """
+import contextlib
 import heapq
 import os
 import tempfile
@@ -39,12 +40,12 @@ class Spool:
         return path
 
     def _merge(self, paths: List[str]) -> Iterator[str]:
-        files = [open(path, encoding="utf-8", errors="surrogatepass", newline="\n") for path in paths]
         try:
-            for line in heapq.merge(*files):
-                yield line[:-1]  # every line was written with its LF
+            with contextlib.ExitStack() as stack:
+                files = [stack.enter_context(open(path, encoding="utf-8", errors="surrogatepass", newline="\n"))
+                         for path in paths]
+                for line in heapq.merge(*files):
+                    yield line[:-1]  # every line was written with its LF
         finally:
-            for f in files:
-                f.close()
             for path in paths:
                 os.unlink(path)

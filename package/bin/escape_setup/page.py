@@ -124,7 +124,7 @@ def chain_earliest(detection: Detection, window_seconds: int) -> str:
     """dispatch.earliest_time of a chain detection: one cron period before its latest time plus the window, in whole
     minutes rounded up, so consecutive runs overlap by at least the window."""
     start = relative_seconds(detection.latest) + cron_period_seconds(detection.cron) + window_seconds
-    return "-{}m@m".format(int(math.ceil(start / 60.0)))
+    return "-{}m@m".format(math.ceil(start / 60.0))
 
 
 def plan_chain_windows(manifest: Manifest, writes: Sequence[Tuple[str, str]]) -> List[Tuple[str, str]]:

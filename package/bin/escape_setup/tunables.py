@@ -80,7 +80,7 @@ def _normalise_windows_dir(item: str) -> str:
             "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix "
             "(\\\\server\\share)".format(item))
     # Rendered with forward slashes so the SPL literal never holds a backslash escape.
-    unc = item.startswith("\\\\") or item.startswith("//")
+    unc = item.startswith(("\\\\", "//"))
     parts = [p for p in re.split(r"[\\/]+", item) if p]
     joined = "/".join(parts)
     return "//" + joined if unc else joined

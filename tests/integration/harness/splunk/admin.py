@@ -62,7 +62,7 @@ def init(handler_class, ctxInfo):
     conf_info = ConfInfo()
     try:
         getattr(handler, method)(conf_info)
-    except Exception as exc:  # splunkd turns any handler exception into an error response with its text
+    except Exception as exc:  # noqa: BLE001  splunkd turns any handler exception into an error response with its text
         RESPONSE["error"] = str(exc)
         return
     RESPONSE["entries"] = {name: dict(item) for name, item in conf_info.items()}
