@@ -1,9 +1,9 @@
 """Dev tool (run by hand, never by the build): rewrites the setup page's Data sources and Analytics tabs in
 globalConfig.json from content/ (macros/data_scope.yml and detections/*.yml).
 
-    .venv/bin/python tools/setup_page.py          # rewrite globalConfig.json and the generated head of
-                                                  # package/bin/TA_escape_to_host_rh_settings.py; then ./build.sh
-    .venv/bin/python tools/setup_page.py --check  # exit 1 when globalConfig.json disagrees with content/
+    ./build.sh setup-page           # rewrite globalConfig.json and the generated head of
+                                    # package/bin/TA_escape_to_host_rh_settings.py; then ./build.sh
+    ./build.sh setup-page --check   # exit 1 when globalConfig.json disagrees with content/
 
 tests/unit/test_setup_page.py fails while they disagree. The Tunables tab is checked against content/tunables.yml
 by tests/unit/test_content.py.
@@ -144,7 +144,7 @@ def main(argv: List[str]) -> int:
     wanted = render(expected(json.loads(current)))
     if "--check" in argv:
         if wanted != current:
-            print("globalConfig.json disagrees with content/: run .venv/bin/python tools/setup_page.py",
+            print("globalConfig.json disagrees with content/: run ./build.sh setup-page",
                   file=sys.stderr)
             return 1
         return 0

@@ -15,7 +15,7 @@ TABS = {t.get("name", t.get("type")): t for t in CONFIG["pages"]["configuration"
 
 
 def test_global_config_tabs_agree_with_content() -> None:
-    assert setup_page.main(["--check"]) == 0, "run .venv/bin/python tools/setup_page.py"
+    assert setup_page.main(["--check"]) == 0, "run ./build.sh setup-page"
     assert list(TABS) == ["tunables", "data_sources", "analytics", "loggingTab"]
 
 
@@ -37,7 +37,7 @@ def test_the_committed_handler_is_ucc_generated_code_plus_our_tail(tmp_path: Pat
     ours = setup_page.HANDLER.read_text(encoding="utf-8")
     generated = setup_page.generated_handler(CONFIG, tmp_path)
     assert ours[:ours.index(setup_page.MARKER)] == generated[:generated.index("if __name__ == '__main__':")], \
-        "globalConfig.json changed: run .venv/bin/python tools/setup_page.py"
+        "globalConfig.json changed: run ./build.sh setup-page"
     assert ours == setup_page.handler_text(CONFIG, tmp_path)
     assert "handler=EscapeSettingsHandler" in ours[ours.index(setup_page.MARKER):]
 
