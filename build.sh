@@ -55,6 +55,8 @@ build() {
   PATH="$ROOT/.venv/bin:$PATH" .venv/bin/ucc-gen build --source package --ta-version "$v" --pip-version 26.2 \
       --python-binary-name "$ROOT/.venv/bin/python" > output.build.log 2>&1 || { cat output.build.log >&2; exit 1; }
   mv output.build.log output/build.log
+  # Byte-code caches that running the tests left in package/ are not sources: never ship them (AppInspect fails on them).
+  find "output/$APP" -name __pycache__ -type d -prune -exec rm -rf {} +
   # ucc-gen exits 0 even when additional_packaging.py raised: never package a build without the rendered confs.
   if grep -q "Uncaught exception" output/build.log || [ ! -f "output/$APP/default/macros.conf" ]; then
     log "ucc-gen failed (see output/build.log)"; grep -A30 "Uncaught exception" output/build.log >&2 || true; exit 1
