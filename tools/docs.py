@@ -217,11 +217,25 @@ def commands_md(bin_dir: Path = commands.BIN) -> str:
     return "\n".join(out) + "\n"
 
 
-def readme_with_block(readme: str, block: str) -> str:
-    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
-        raise ValueError("README.md must hold exactly one generated detections block ({} ... {})".format(BEGIN, END))
-    start = readme.index(BEGIN)
-    stop = readme.index(END) + len(END)
+COMMANDS_BEGIN = "<!-- BEGIN GENERATED commands: tools/docs.py renders this block from package/bin/escape<verb>.py -->"
+COMMANDS_END = "<!-- END GENERATED commands -->"
+
+
+def command_table(bin_dir: Path = commands.BIN) -> str:
+    """The README's command summary (syntax and one example each), from the same model as docs/commands.md."""
+    out = [COMMANDS_BEGIN, "", "| command | syntax | example |", "|---|---|---|"]
+    for command in commands.commands(bin_dir):
+        out.append("| [`{0}`](docs/commands.md#{0}) | `{1}` | `` {2} `` |".format(
+            command.name, _cell(command.syntax.strip()), _cell(command.example.strip())))
+    out += ["", COMMANDS_END]
+    return "\n".join(out)
+
+
+def readme_with_block(readme: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    if readme.count(begin) != 1 or readme.count(end) != 1:
+        raise ValueError("README.md must hold exactly one generated block ({} ... {})".format(begin, end))
+    start = readme.index(begin)
+    stop = readme.index(end) + len(end)
     return readme[:start] + block + readme[stop:]
 
 
@@ -229,7 +243,8 @@ def outputs(root: Path = ROOT) -> Dict[Path, str]:
     content_dir = root / "content"
     readme = (root / "README.md").read_text(encoding="utf-8")
     return {
-        root / "README.md": readme_with_block(readme, detection_tables(content_dir)),
+        root / "README.md": readme_with_block(readme_with_block(readme, detection_tables(content_dir)),
+                                              command_table(root / "package" / "bin"), COMMANDS_BEGIN, COMMANDS_END),
         root / "docs" / "detections.md": detections_md(content_dir),
         root / "docs" / "tunables.md": tunables_md(content_dir),
         root / "docs" / "commands.md": commands_md(root / "package" / "bin"),

@@ -27,6 +27,16 @@ def test_readme_lists_every_detection_with_status_and_attack() -> None:
             assert "[{}]".format(technique) in row
 
 
+def test_readme_command_table_lists_every_command_of_commands_conf_with_its_syntax() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text[text.index(docs.COMMANDS_BEGIN):text.index(docs.COMMANDS_END)]
+    conf = (ROOT / "package" / "default" / "commands.conf").read_text(encoding="utf-8")
+    names = re.findall(r"^\[(escape\w+)\]", conf, re.MULTILINE)
+    assert names and sorted(names) == sorted(re.findall(r"^\| \[`(escape\w+)`\]", block, re.MULTILINE))
+    for command in docs.commands.commands():
+        assert docs.command_table().count(command.syntax.strip().replace("|", "\\|")) == 1
+
+
 def test_a_changed_detection_makes_the_readme_drift(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "content", root / "content")
@@ -44,7 +54,7 @@ def test_a_changed_detection_makes_the_readme_drift(tmp_path: Path) -> None:
 
 
 def test_readme_without_its_markers_is_refused() -> None:
-    with pytest.raises(ValueError, match="generated detections block"):
+    with pytest.raises(ValueError, match="exactly one generated block"):
         docs.readme_with_block("# no block\n", "x")
 
 
