@@ -28,9 +28,9 @@ def readme_rows() -> Dict[str, Tuple[str, str]]:
 def docs_rows() -> Dict[str, str]:
     text = (ROOT / "docs" / "detections.md").read_text()
     rows = {}
-    for section in re.split(r"^### ", text, flags=re.M)[1:]:
+    for section in re.split(r"^### ", text, flags=re.MULTILINE)[1:]:
         stanza = section.splitlines()[0].strip()
-        found = re.findall(r"^\| highest severity \| ([a-z]+) \|$", section, flags=re.M)
+        found = re.findall(r"^\| highest severity \| ([a-z]+) \|$", section, flags=re.MULTILINE)
         assert len(found) == 1, "docs/detections.md: {} has {} severity rows".format(stanza, len(found))
         rows[stanza] = found[0]
     return rows

@@ -30,7 +30,7 @@ def unquoted_lists(search: str) -> List[str]:
 def searches() -> List[tuple]:
     items = [(d.slug, d.search) for d in content.detections()]
     for view in sorted(VIEWS.glob("*.xml")):
-        for i, query in enumerate(re.findall(r"<query>(.*?)</query>", view.read_text(), flags=re.S)):
+        for i, query in enumerate(re.findall(r"<query>(.*?)</query>", view.read_text(), flags=re.DOTALL)):
             items.append(("{}#{}".format(view.name, i), query.replace("&lt;", "<").replace("&gt;", ">")
                           .replace("&quot;", '"').replace("&amp;", "&")))
     return items
