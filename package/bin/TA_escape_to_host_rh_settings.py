@@ -71,7 +71,7 @@ fields_tunables = [
         'restricted_host_dirs',
         required=False,
         encrypted=False,
-        default='C:\Windows,C:\ProgramData,C:\Program Files,C:\Program Files (x86)',
+        default=None,
         validator=validator.AllOf(
             validator.String(
                 max_len=4096, 

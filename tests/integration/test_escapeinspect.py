@@ -1,10 +1,7 @@
 """escapeinspect and escapethreshold through the real splunklib dispatcher (SCP v2), from the built app and from a
 copy laid out as a search peer's replicated bundle (no splunkd, no etc/apps path)."""
 import json
-import os
 import shutil
-import stat
-import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -114,39 +111,3 @@ def test_threshold_pipeline_fires_at_threshold_plus_one(built_app: Path) -> None
     assert at.records == []
     assert len(above.records) == 1 and above.records[0]["escape_count"] == str(privileged)
     assert above.records[0]["escape_cluster"] == "lab"
-
-
-def test_docker_inspect_scripted_input_with_a_stand_in_cli(built_app: Path, tmp_path: Path) -> None:
-    """The shell input run by sh with a stand-in docker CLI that answers from the lab-run1 inspect capture."""
-    items = json.loads((DATA / "lab-run1" / "docker-inspect.json").read_text())
-    by_id = {i["Id"]: i for i in items[:2]}
-    (tmp_path / "inspect.json").write_text(json.dumps(by_id))
-    fake = tmp_path / "docker"
-    fake.write_text("#!/usr/bin/env python3\nimport json, sys\nargs = sys.argv[1:]\n"
-                    "open({log!r}, 'a').write(' '.join(args) + '\\n')\n"
-                    "data = json.load(open({data!r}))\n"
-                    "if args[0] == 'events':\n    print('\\n'.join(list(data) + list(data)[:1]))\n"
-                    "elif args[0] == 'inspect':\n    cid = args[-1]\n"
-                    "    if cid not in data: sys.exit(1)\n    print(json.dumps(data[cid]))\n".format(
-                        log=str(tmp_path / "calls.log"), data=str(tmp_path / "inspect.json")))
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    script = built_app / "bin" / "escape_docker_inspect.sh"
-    env = dict(os.environ, PATH="{}:/usr/bin:/bin".format(tmp_path))
-    shell = shutil.which("sh") or "/bin/sh"
-    result = subprocess.run([shell, str(script), "120"], capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    out = [json.loads(line) for line in result.stdout.splitlines()]
-    assert sorted(o["Id"] for o in out) == sorted(by_id)          # one line per container, duplicates removed
-    calls = (tmp_path / "calls.log").read_text()
-    assert "--filter type=container --filter event=create --filter event=start" in calls
-    missing = subprocess.run([shell, str(script)], capture_output=True, text=True, env={"PATH": "/nonexistent"})
-    assert missing.returncode == 1 and "docker CLI not found" in missing.stderr
-
-
-def test_scripted_input_ships_disabled(built_app: Path) -> None:
-    from tools import conffile
-    inputs = conffile.parse_text((built_app / "default" / "inputs.conf").read_text())
-    stanza = inputs["script://$SPLUNK_HOME/etc/apps/TA_escape_to_host/bin/escape_docker_inspect.sh 60"]
-    assert stanza["disabled"] == "1" and stanza["sourcetype"] == "docker:inspect"
-    assert (built_app / "bin" / "escape_docker_inspect.sh").stat().st_mode & stat.S_IXUSR
-    assert "python" not in (built_app / "bin" / "escape_docker_inspect.sh").read_text().lower()

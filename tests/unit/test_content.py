@@ -45,7 +45,10 @@ def test_setup_page_has_one_field_per_tunable_with_schema_defaults_and_validator
     assert sorted(by_field) == sorted(s.field for s in specs.values())
     for spec in specs.values():
         entity = by_field[spec.field]
-        assert entity.get("defaultValue", "") == spec.default
+        if "\\" in spec.default:   # ucc-gen writes defaultValue into a Python literal unescaped: left out (the
+            assert "defaultValue" not in entity   # page loads the macro's definition, which holds the default)
+        else:
+            assert entity.get("defaultValue", "") == spec.default
         assert entity["label"] == spec.label
         assert entity["validators"], spec.field
         if spec.kind in ("integer", "duration_seconds"):

@@ -167,6 +167,19 @@ def test_overview_maps_every_detection_to_its_analytic() -> None:
             assert other.split("\n")[1] == query.split("\n")[1]
 
 
+def test_loadjob_panels_load_each_alert_job_once() -> None:
+    """Per-result alerting (alert.digest_mode = 0) fires one alert per result row, every one with the job's sid: a map
+    over fired alerts without dedup loads a job of n rows n times and counts each row n times."""
+    for name in DASHBOARDS:
+        for query in queries(VIEWS / name):
+            if "loadjob" not in query:
+                continue
+            pipes = [p.strip().split(" ")[0] + (" " + p.strip().split(" ")[1] if p.strip().startswith("dedup") else "")
+                     for p in query.split("\n| ")]
+            assert "dedup sid" in pipes, "{}: a loadjob panel without | dedup sid".format(name)
+            assert pipes.index("dedup sid") < pipes.index("head") < pipes.index("map"), name
+
+
 def test_validator_refuses_unknown_elements_attributes_and_tokens(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_text('<dashboard version="1.1" colour="red"><label>x</label><row><panel><table>'

@@ -63,3 +63,63 @@ def test_unimplemented_settings_are_refused(changes: dict, message: str) -> None
 def test_unknown_time_format_directive_is_refused() -> None:
     with pytest.raises(IndexTimeError, match="directive '%Q"):
         indextime.break_events(b"x\n", settings(TIME_FORMAT="%Q"))
+
+
+# ---------------------------------------------------------------- the shipped docker stanzas (package/default/props.conf)
+def shipped(sourcetype: str) -> dict:
+    from tests.conftest import ROOT
+    from tools import conffile
+    stanza = conffile.parse(ROOT / "package" / "default" / "props.conf")[sourcetype]
+    return indextime.index_time_settings(stanza, sourcetype)
+
+
+LOGRUS = 'time="2026-01-15T10:20:00.123456789{}" level=debug msg="Calling POST /v1.41/containers/create?name=x"'
+
+
+@pytest.mark.parametrize("line, epoch", [
+    (LOGRUS.format("Z"), 1768472400.123456789),
+    (LOGRUS.format("+01:00"), 1768468800.123456789),            # dockerd with TZ=Europe/Berlin
+    (LOGRUS.format("-05:30"), 1768492200.123456789),
+    ("Jan 15 10:20:00 node7 dockerd[811]: " + LOGRUS.format("Z"), 1768472400.123456789),       # rsyslog / journalctl
+    ("2026-01-15T11:20:00+0100 node7 dockerd[811]: " + LOGRUS.format("+01:00"), 1768468800.123456789),  # short-iso
+    ("<30>1 2026-01-15T10:20:00Z node7 dockerd 811 - - " + LOGRUS.format("Z"), None),   # RFC 5424: no ": " prefix
+])
+def test_docker_daemon_lines_with_or_without_a_journal_prefix_and_any_offset(line: str, epoch: float) -> None:
+    broken = indextime.break_events(line.encode() + b"\n", shipped("docker:daemon"))
+    if epoch is None:
+        assert broken.untimed == 1
+    else:
+        assert broken.untimed == 0 and broken.events[0][1] == pytest.approx(epoch, abs=1e-6)
+
+
+def test_a_time_inside_msg_is_not_taken_for_the_line_time() -> None:
+    line = 'level=info msg="form data: {\\"x\\":\\"a: time=\\"2020-01-01T00:00:00.000000000Z\\"\\"}"'
+    assert indextime.break_events(line.encode() + b"\n", shipped("docker:daemon")).untimed == 1
+
+
+def inspect_record(created: str) -> str:
+    return '{"Id":"' + "a" * 64 + '","Created":"' + created + '","State":{"Status":"running"}}'
+
+
+@pytest.mark.parametrize("created, epoch", [
+    ("2026-11-29T03:43:47.32902582Z", 1795923827),       # Go trims trailing zeros: 8 digits
+    ("2026-11-29T03:43:47.3Z", 1795923827),
+    ("2026-11-29T03:43:47Z", 1795923827),                # no fraction at all
+    ("2026-11-29T03:43:47.708695177Z", 1795923827),
+])
+def test_docker_inspect_created_with_any_number_of_fractional_digits(created: str, epoch: float) -> None:
+    broken = indextime.break_events(inspect_record(created).encode() + b"\n", shipped("docker:inspect"))
+    assert broken.untimed == 0 and broken.events[0][1] == epoch
+
+
+def test_docker_inspect_time_is_the_event_the_input_reacted_to_not_the_creation() -> None:
+    """A restart of a week-old container: _time is the restart (EscapeEvent.time), inside the search window."""
+    record = '{"EscapeEvent":{"time":"2026-12-06T04:00:01.5Z","action":"start"},' + \
+        inspect_record("2026-11-29T03:43:47.32902582Z")[1:]
+    broken = indextime.break_events(record.encode() + b"\n", shipped("docker:inspect"))
+    assert broken.untimed == 0 and broken.events[0][1] == 1796529601
+
+
+def test_the_shipped_docker_stanzas_use_only_what_the_evaluator_implements() -> None:
+    for sourcetype in ("docker:daemon", "docker:events", "docker:inspect"):
+        indextime.time_format_regex(shipped(sourcetype)["TIME_FORMAT"])
