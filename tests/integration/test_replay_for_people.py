@@ -25,8 +25,8 @@ SYSMON = "XmlWinEventLog,source=XmlWinEventLog:Microsoft-Windows-Sysmon/Operatio
 
 def run(built_app: Path, inputs: Sequence[str], only: Sequence[str] = (), settings: Sequence[str] = (),
         fields: Sequence[str] = ()) -> List[Dict[str, Any]]:
-    return replay.replay([parse_input(i) for i in inputs], content.CONTENT, built_app, settings, None, only,
-                         fields=fields)
+    extra: Dict[str, Any] = {"fields": fields} if fields else {}
+    return replay.replay([parse_input(i) for i in inputs], content.CONTENT, built_app, settings, None, only, **extra)
 
 
 def main(built_app: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Tuple[int, str, str]:
