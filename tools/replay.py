@@ -549,7 +549,7 @@ def _flat(alert: Mapping[str, object]) -> Dict[str, object]:
 def render(alerts: Sequence[Mapping[str, object]], fmt: str, fields: Sequence[str] = ()) -> str:
     """The alerts as stdout shows them: json (one object per line, the documented contract), csv (every key, evidence
     joined by newlines inside its cell) or table (aligned columns a person reads: time, severity, host, the
-    detection's title, summary, then --fields; evidence left out)."""
+    detection's title, the --fields, summary; evidence left out)."""
     if fmt == "json":
         return "".join(json.dumps(alert, ensure_ascii=False) + "\n" for alert in alerts)
     rows = [_flat(a) for a in alerts]
@@ -562,12 +562,11 @@ def render(alerts: Sequence[Mapping[str, object]], fmt: str, fields: Sequence[st
             writer.writerow(["\n".join(str(e) for e in row["evidence"]) if key == "evidence"  # type: ignore[attr-defined]
                              else _cell(row.get(key, "")) for key in list(ALERT_KEYS) + extra])
         return out.getvalue()
-    header = list(COLUMNS) + extra
+    header = list(COLUMNS[:-1]) + extra + ["summary"]  # the long summary last, unpadded
     table = [[_cell(row.get(key, "")) for key in header] for row in rows]
     for line in table:  # the stanza name without its fixed prefix and suffix
         line[3] = re.sub(r"^Escape to Host - (.*) - Rule$", r"\1", line[3])
     widths = [max([len(h)] + [len(line[i]) for line in table]) for i, h in enumerate(header)]
-    widths[header.index("summary")] = len("summary")  # the long column is last but for --fields: not padded
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
     return "\n".join(lines) + "\n"
