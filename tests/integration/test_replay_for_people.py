@@ -199,6 +199,14 @@ def test_local_esxi_files_and_syslog_prefixes_name_no_host(tmp_path: Path) -> No
     assert [e["host"] for e in events] == ["replay", "replay", "replay", "esx7", "esx8.lab"]
 
 
+def test_dockerd_lines_from_the_journal_carry_their_host(tmp_path: Path) -> None:
+    path = tmp_path / "dockerd.log"
+    path.write_text('time="2026-11-29T03:42:07.103027157Z" level=debug msg="Calling GET /_ping"\n'
+                    'Nov 29 03:42:08 node7 dockerd[811]: time="2026-11-29T03:42:08.000000000Z" level=debug msg="x"\n')
+    events = load_events([InputSpec("docker:daemon", path)], ROOT / "output" / "TA_escape_to_host")
+    assert [e["host"] for e in events] == ["replay", "node7"]
+
+
 def audit_of_two_hosts(tmp_path: Path) -> Path:
     """The lab's container escape chain, recorded identically by two hosts (auditd's node= names each)."""
     lines = [line for line in LINUX_CHAIN.read_bytes().split(b"\n") if line.strip()]  # 0x1D stays inside a line
