@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from escape_engine.ground import Row
 from tools import conffile, indextime
@@ -52,9 +52,32 @@ def parse_input(text: str) -> InputSpec:
 def read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
-        return gzip.decompress(data) if path.suffix == ".gz" else data
+        data = gzip.decompress(data) if path.suffix == ".gz" else data
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise ReplayError("cannot read {}: {}".format(path, err)) from None
+    check_text(data, path)
+    return data
+
+
+# Bytes a log file holds besides printable text: tab, line ends, form feed, ESC (colour codes) and 0x1D (the group
+# separator of ENRICHED audit records).
+_TEXT_CONTROLS = frozenset("\t\n\r\x0c\x1b\x1d")
+BINARY_SHARE = 0.05  # more than this share of the first 64 KiB that is no text (or any NUL byte): refused
+
+
+def check_text(data: bytes, path: Path) -> None:
+    """Refuse binary input (a NUL byte, or many bytes that are neither UTF-8 text nor a log file's controls)."""
+    head = data[:65536]
+    if b"\x00" in head:
+        raise ReplayError("{} is binary (it holds NUL bytes), not a log file; UTF-16 exports must be converted to "
+                          "UTF-8 first".format(path))
+    text = head.decode("utf-8", errors="replace")
+    if len(head) == 65536:
+        text = text[:-4]  # a multi-byte character cut at the end of the window is no fault
+    odd = sum(1 for c in text if c == "\ufffd" or (c < " " and c not in _TEXT_CONTROLS) or c == "\x7f")
+    if text and odd > BINARY_SHARE * len(text):
+        raise ReplayError("{} is binary or corrupt ({} of its first {} characters are no UTF-8 text), not a log "
+                          "file".format(path, odd, len(text)))
 
 
 def _epoch_iso(text: str) -> Optional[float]:
@@ -94,8 +117,17 @@ def _audit_time(raw: str) -> Optional[float]:
     return None
 
 
+_AUDIT_NODE = re.compile(r"^node=(\S+) ", re.MULTILINE)
+
+
+def _audit_host(raw: str) -> Dict[str, str]:
+    """auditd's `node=` (name_format in auditd.conf) names the host that wrote the record, as the host field would."""
+    match = _AUDIT_NODE.search(raw)
+    return {"host": match.group(1)} if match else {}
+
+
 def read_linux_audit(data: bytes) -> List[Record]:
-    return [(line, _audit_time(line), {}) for line in _lines(data)]
+    return [(line, _audit_time(line), _audit_host(line)) for line in _lines(data)]
 
 
 def read_auditd(data: bytes) -> List[Record]:
@@ -109,7 +141,7 @@ def read_auditd(data: bytes) -> List[Record]:
         if line.strip() == b"----":
             if any(part.strip() for part in current):
                 raw = b"\n".join(part for part in current if part.strip()).decode("utf-8", errors="replace")
-                records.append((raw, _audit_time(raw), {}))
+                records.append((raw, _audit_time(raw), _audit_host(raw)))
             current = []
         else:
             current.append(line)
@@ -213,11 +245,29 @@ def read_sysmon_linux(data: bytes) -> List[Record]:
     return [(line, _xml_time(line), _xml_fields(line, "")) for line in _lines(data)]
 
 
+# The host of a syslog header, as a syslog input sets the host field: `<PRI>`, an optional RFC 5424 version, the time
+# (ISO 8601 or RFC 3164's `Mmm dd hh:mm:ss`), then the host, then the program (`vmkernel:`, `Hostd[2099454]:`,
+# `dockerd[811]:`), possibly after an ESXi level (`In(166)`, `info`). Lines that ESXi writes to its local files
+# (`2026-11-21T07:00:00Z cpu6:2106001)...`, `... In(14) shell[2101234]: ...`) have no host there.
+_SYSLOG_HOST = re.compile(
+    r"(?:<\d{1,3}>(?:1 )?)?"
+    r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\S*|[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2})\s+"
+    r"(?!(?:info|verbose|warning|error|debug|notice|crit|alert|emerg)\s)"
+    r"(?P<host>[A-Za-z0-9][A-Za-z0-9._-]*)\s+"
+    r"(?:(?:In|No|Wa|Er|Db|Al|Cr|Em)\(\d+\)\s+|(?:info|verbose|warning|error|debug)\s+)?"
+    r"[A-Za-z][\w./-]*(?:\[\d+\])?:")
+
+
+def syslog_host(raw: str) -> Dict[str, str]:
+    match = _SYSLOG_HOST.match(raw)
+    return {"host": match.group("host")} if match else {}
+
+
 def read_esxi_syslog(data: bytes) -> List[Record]:
     records: List[Record] = []
     for line in _lines(data):
         match = re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", line[:128])
-        records.append((line, _epoch_iso(line[match.start():]) if match else None, {}))
+        records.append((line, _epoch_iso(line[match.start():]) if match else None, syslog_host(line)))
     return records
 
 
@@ -242,51 +292,119 @@ def known_sourcetypes() -> List[str]:
     return list(OWNED) + list(READERS) + ["vmware:esxlog:<program>"]
 
 
+@dataclass
+class Span:
+    """Where one input's events are in the replayed list: events[start:end]."""
+    spec: InputSpec
+    start: int
+    end: int
+
+
 def load_events(specs: Sequence[InputSpec], app_dir: Path) -> List[Row]:
-    """Break and timestamp every input; events keep file order and get _cd = 0:<n> across all inputs."""
+    """Break and timestamp every input; events keep file order and get _cd = 0:<n> across all inputs. For the tools
+    that read samples (the benchmark): an input without any time is kept at 0, not refused as replay() refuses it."""
+    return load_inputs(specs, app_dir, require_time=False)[0]
+
+
+def _records(spec: InputSpec, data: bytes, app_dir: Path,
+             props: Dict[str, Dict[str, str]]) -> Tuple[List[Record], int]:
+    """(raw, time or None, per-event default fields) of one input, and how many later events took an earlier time."""
+    if spec.sourcetype not in OWNED:
+        reader = reader_for(spec.sourcetype)
+        assert reader is not None
+        return reader(data), 0
+    if not props:
+        path = app_dir / "default" / "props.conf"
+        props.update(conffile.parse(path) if path.is_file() else {})
+    if spec.sourcetype not in props:
+        raise ReplayError("{} is an owned sourcetype but {} has no [{}] stanza".format(
+            spec.sourcetype, app_dir / "default" / "props.conf", spec.sourcetype))
+    try:
+        settings = indextime.index_time_settings(props[spec.sourcetype], spec.sourcetype)
+        broken = indextime.break_events(data, settings, str(spec.path))
+    except indextime.IndexTimeError as err:
+        raise ReplayError(str(err)) from None
+    if broken.truncated:
+        warn("{}: {} event(s) cut at TRUNCATE".format(spec.path, broken.truncated))
+    # indextime gives an untimed event the previous event's time, 0.0 before the first timed one: those leading
+    # events are marked untimed here (None); the later ones keep the previous time and are only counted.
+    records: List[Record] = []
+    timed = False
+    for raw, stamp in broken.events:
+        timed = timed or stamp != 0.0
+        records.append((raw, stamp if timed else None, syslog_host(raw) if spec.sourcetype == "docker:daemon" else {}))
+    leading = sum(1 for r in records if r[1] is None)
+    return records, broken.untimed - leading
+
+
+_AUDIT_SERIAL = re.compile(r"msg=audit\([^)]*:(\d+)\)")
+
+
+def _audit_serial_hosts(records: Sequence[Record]) -> bool:
+    """True when the audit serials jump back and forth by thousands within a minute: several hosts' records in one
+    time order (each host numbers its own events; one host's serial only grows, a reboot restarts it once)."""
+    jumps, previous = 0, None
+    for raw, stamp, _ in records:
+        match = _AUDIT_SERIAL.search(raw)
+        if not match or stamp is None:
+            continue
+        serial = int(match.group(1))
+        if previous is not None and abs(serial - previous[1]) > 5000 and abs(stamp - previous[0]) < 60:
+            jumps += 1
+        previous = (stamp, serial)
+    return jumps >= 3
+
+
+def load_inputs(specs: Sequence[InputSpec], app_dir: Path,
+                require_time: bool = True) -> Tuple[List[Row], List[Span]]:
+    """Break and timestamp every input; events keep file order and get _cd = 0:<n> across all inputs. Also returns
+    where each input's events are. Exit 2 (ReplayError) for an input without any readable timestamp, unless
+    `require_time` is off (the sample check: vendor test cases without times, e.g. Panther's, are then at 0)."""
     events: List[Row] = []
-    props: Optional[Dict[str, Dict[str, str]]] = None
+    spans: List[Span] = []
+    props: Dict[str, Dict[str, str]] = {}
     for spec in specs:
         if spec.sourcetype not in OWNED and reader_for(spec.sourcetype) is None:
             raise ReplayError("unknown sourcetype {!r}; the replay reads {}".format(
                 spec.sourcetype, ", ".join(known_sourcetypes())))
         data = read_bytes(spec.path)
-        untimed = 0
-        if spec.sourcetype in OWNED:
-            if props is None:
-                path = app_dir / "default" / "props.conf"
-                props = conffile.parse(path) if path.is_file() else {}
-            if spec.sourcetype not in props:
-                raise ReplayError("{} is an owned sourcetype but {} has no [{}] stanza".format(
-                    spec.sourcetype, app_dir / "default" / "props.conf", spec.sourcetype))
-            try:
-                settings = indextime.index_time_settings(props[spec.sourcetype], spec.sourcetype)
-                broken = indextime.break_events(data, settings, str(spec.path))
-            except indextime.IndexTimeError as err:
-                raise ReplayError(str(err)) from None
-            records: List[Record] = [(raw, stamp, {}) for raw, stamp in broken.events]
-            untimed = broken.untimed
-            if broken.truncated:
-                warn("{}: {} event(s) cut at TRUNCATE".format(spec.path, broken.truncated))
-        else:
-            reader = reader_for(spec.sourcetype)
-            assert reader is not None
-            records = reader(data)
-        previous = 0.0
+        records, untimed = _records(spec, data, app_dir, props)
+        if not records:
+            warn("{}: no events".format(spec.path))
+        first = next((stamp for _, stamp, _ in records if stamp is not None), None)
+        if records and first is None and require_time:
+            raise ReplayError("{}: none of its {} event(s) has a timestamp the replay reads as {} (docs/replay.md): "
+                              "is the sourcetype right, or is the file corrupt?".format(
+                                  spec.path, len(records), spec.sourcetype))
+        untimed += sum(1 for _, stamp, _ in records if stamp is None)
+        read_hosts = {d["host"] for _, _, d in records if d.get("host")}
+        start = len(events)
+        previous = first if first is not None else 0.0
         for raw, stamp, defaults in records:
-            if stamp is None:
-                untimed += spec.sourcetype not in OWNED
-                stamp = previous
+            # Events before the first readable time take that time (never 1970); later ones the previous time.
+            stamp = previous if stamp is None else stamp
             previous = stamp
             events.append({
                 "_raw": raw, "_time": repr(stamp), "_cd": "0:{}".format(len(events)), "index": "main",
                 "sourcetype": spec.sourcetype, "source": spec.source or defaults.get("source") or str(spec.path),
                 "host": spec.host or defaults.get("host") or DEFAULT_HOST,
             })
+        spans.append(Span(spec, start, len(events)))
         if untimed:
-            warn("{}: {} event(s) without a readable timestamp took the previous event's time".format(
-                spec.path, untimed))
-        if not records:
-            warn("{}: no events".format(spec.path))
-    return events
+            warn("{}: {} of {} event(s) without a readable timestamp took the time of the event before them (the "
+                 "first readable time for those before it)".format(spec.path, untimed, len(records)))
+        _warn_hosts(spec, records, read_hosts)
+    return events, spans
 
+
+def _warn_hosts(spec: InputSpec, records: Sequence[Record], read_hosts: Set[str]) -> None:
+    """Chains and thresholds count per host: say when one input mixes hosts that the replay cannot tell apart."""
+    if spec.host and len(read_hosts) > 1:
+        warn("{}: host={} overrides the {} hosts its events name ({}): chains and thresholds will mix them; give "
+             "one --input per host or leave host= out".format(spec.path, spec.host, len(read_hosts),
+                                                               ", ".join(sorted(read_hosts)[:5])))
+    elif (not read_hosts and spec.sourcetype in ("linux:audit", "auditd") and _audit_serial_hosts(records)):
+        warn("{}: the records look like several hosts' (their audit serials jump back and forth) but carry no "
+             "node= to tell them apart: all are host={}, so chains and thresholds will mix them; give one --input "
+             "per host (host=H), or export with auditd's name_format so that each record has node=".format(
+                 spec.path, spec.host or DEFAULT_HOST))

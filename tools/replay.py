@@ -11,20 +11,25 @@
 4. One JSON object per alert row on stdout; diagnostics on stderr.
 """
 import argparse
+import csv
 import functools
+import io
 import json
 import re
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from escape_engine.ground import Value
+from escape_engine.specrules import parse_allow_option
 from escape_setup import tunables
 from tools import conffile, content, spl
-from tools.inputs import InputSpec, ReplayError, load_events, parse_input, warn
+from tools.inputs import InputSpec, ReplayError, Span, load_inputs, parse_input, warn
 from tools.scp import run_command
 from tools.searchterms import DEFAULT_FIELDS, check_pure_definition, fields_used, matches, parse_search_expression
 from tools.searchtime import SearchTimeKnowledge
@@ -64,11 +69,86 @@ def macro_table(content_dir: Path, overrides: Mapping[str, str]) -> Dict[str, Ma
     return table
 
 
+# Knobs whose value is one word of a fixed set (the command's own validators.Set: escapewindows' hostprocess=).
+WORD_CHOICES: Dict[str, Tuple[str, ...]] = {"escape_windows_hostprocess": ("record", "alert")}
+# Quoted lists whose items the add-on's engine parses: the same parser checks them here (escapeinspect allow=).
+LIST_PARSERS: Dict[str, Callable[[str], object]] = {"escape_allowed_workloads": parse_allow_option}
+
+
+def _quoted_list(name: str, value: str) -> str:
+    """A quoted, comma-separated list macro (escape_allowed_workloads): given with or without its quotes."""
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    bad = re.search(r'["`|\n\r\\]', text)
+    if bad:
+        raise ValueError("the character {!r} is not allowed in this comma-separated list".format(bad.group(0)))
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    parser = LIST_PARSERS.get(name)
+    if parser is not None:
+        parser(",".join(items))
+    return '"{}"'.format(",".join(items))
+
+
+def _whole_number(value: str) -> str:
+    text = value.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
+        raise ValueError("use a whole number of 1 or more, got {!r}".format(value))
+    return str(int(text))
+
+
+def settable_macros(content_dir: Path) -> Dict[str, Callable[[str], str]]:
+    """Every macro the docs tell a user to edit (docs/tunables.md: the tunables, every macro of content/macros/ and
+    the filter hooks), each with the check and rendering the replay applies to a --set value: the setup page's own
+    code where the page sets the macro (escape_setup.tunables), the lint's pure-expression check for data scopes and
+    filters, the engine's parser for the workload allowlist, the shape of the shipped value otherwise."""
+    checks: Dict[str, Callable[[str], str]] = {}
+    for name, spec in content.tunable_specs(content_dir).items():
+        checks[name] = functools.partial(tunables.render, spec)
+    scope_path = content_dir / "macros" / "data_scope.yml"
+    _, field_names = (tunables.load_scope_specs(content.load_yaml(scope_path)) if scope_path.is_file() else ({}, {}))
+    scope = set(content.data_scope_names(content_dir))
+
+    def pure(value: str) -> str:
+        check_pure_definition(value)
+        return value
+
+    def filter_hook(value: str) -> str:
+        match = re.fullmatch(r"\s*search\s+(.*)", value, re.DOTALL)
+        if not match:
+            raise ValueError("a filter macro is 'search <terms>', e.g. search NOT host=\"build-*\"")
+        check_pure_definition(match.group(1))
+        return value
+
+    def one_of(name: str, value: str) -> str:
+        if value.strip() not in WORD_CHOICES[name]:
+            raise ValueError("use one of {}, got {!r}".format(", ".join(WORD_CHOICES[name]), value))
+        return value.strip()
+
+    for macro in content.macros(content_dir):
+        name, definition = str(macro["name"]), str(macro["definition"]).strip()
+        if name in checks or macro.get("args"):
+            continue  # tunables are above; a macro with arguments is a building block, not a setting
+        if name in field_names:
+            checks[name] = functools.partial(tunables.render_field_name, field_names[name])
+        elif name in scope:
+            checks[name] = pure
+        elif name.endswith("_filter") and definition == "search *":
+            checks[name] = filter_hook
+        elif name in WORD_CHOICES:
+            checks[name] = functools.partial(one_of, name)
+        elif re.fullmatch(r"[0-9]+", definition):
+            checks[name] = _whole_number
+        elif definition.startswith('"') and definition.endswith('"'):
+            checks[name] = functools.partial(_quoted_list, name)
+        else:
+            checks[name] = pure
+    return checks
+
+
 def validate_overrides(settings: Sequence[str], content_dir: Path) -> Dict[str, str]:
-    """--set MACRO=VALUE: tunables through the setup page's schema, data-scope and filter macros through the lint."""
-    specs = content.tunable_specs(content_dir)
-    scope = content.data_scope_names(content_dir)
-    filters = {d.filter_macro for d in content.detections(content_dir)}
+    """--set MACRO=VALUE for every macro a user is told to edit, validated as settable_macros() says."""
+    checks = settable_macros(content_dir)
     shipped = {str(m["name"]) for m in content.macros(content_dir)}
     overrides = {}
     for setting in settings:
@@ -76,24 +156,14 @@ def validate_overrides(settings: Sequence[str], content_dir: Path) -> Dict[str, 
         name = name.strip()
         if not sep:
             raise ReplayError("--set {!r} is not MACRO=VALUE".format(setting))
+        if name not in checks:
+            known = sorted(checks)
+            raise ReplayError("--set {}: {} (the replay sets: {})".format(
+                name, "a macro with arguments, not a setting" if name in shipped else "unknown macro",
+                ", ".join(n for n in known if not n.endswith("_filter"))
+                + " and each detection's escape_<slug>_filter"))
         try:
-            if name in specs:
-                overrides[name] = tunables.render(specs[name], value)
-            elif name in scope:
-                check_pure_definition(value)
-                overrides[name] = value
-            elif name in filters:
-                match = re.fullmatch(r"\s*search\s+(.*)", value, re.DOTALL)
-                if not match:
-                    raise ValueError("a filter macro is 'search <terms>', e.g. search NOT host=\"build-*\"")
-                check_pure_definition(match.group(1))
-                overrides[name] = value
-            elif name in shipped:
-                raise ReplayError("--set {}: only tunables, data-scope and filter macros can be set in a "
-                                  "replay".format(name))
-            else:
-                raise ReplayError("--set {}: unknown macro (known: {})".format(
-                    name, ", ".join(sorted(set(specs) | set(scope) | filters))))
+            overrides[name] = checks[name](value)
         except (ValueError, SplError) as err:
             raise ReplayError("--set {}: {}".format(name, err)) from None
     return overrides
@@ -149,25 +219,102 @@ def project(records: Sequence[Event], required: Optional[Sequence[str]]) -> List
     return [{k: v for k, v in r.items() if k in keep} for r in records]
 
 
+class Notes:
+    """The commands' messages of one run, each printed once (with the detections that gave it) at the end. A command
+    that got no event has nothing to report: its INFO counters (records=0) are dropped."""
+
+    def __init__(self) -> None:
+        self.seen: Dict[Tuple[str, str, str], List[str]] = {}
+
+    def add(self, label: str, name: str, level: str, text: str, records: int) -> None:
+        if level == "INFO" and records == 0:
+            return
+        labels = self.seen.setdefault((name, level, text), [])
+        if label not in labels:
+            labels.append(label)
+
+    def flush(self) -> None:
+        for (name, level, text), labels in self.seen.items():
+            if len(labels) == 1:
+                warn("{} | {}: {}: {}".format(labels[0], name, level, text))
+            else:
+                warn("{}: {}: {} (from {} detections: {})".format(name, level, text, len(labels), ", ".join(labels)))
+        self.seen.clear()
+
+
 def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
-             state_dir: Optional[Path], label: str) -> List[Event]:
+             state_dir: Optional[Path], label: str, notes: Optional[Notes] = None) -> List[Event]:
     """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
     expanded = expand_macros(pipe, macros)
     name, arg_text = command_name(expanded)
     script = _command_script(app_dir, name)
+    sent = [0]
 
     def chunks(getinfo: Dict[str, Any]) -> List[List[Event]]:
         required = getinfo.get("required_fields")
-        return _chunks(rows(required if isinstance(required, list) else None), CHUNK)
+        records = rows(required if isinstance(required, list) else None)
+        sent[0] = len(records)
+        return _chunks(records, CHUNK)
 
+    PROGRESS.doing("{} | {}".format(label, name))
     run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir)
+    own = notes or Notes()
     for level, text in run.messages:
         if level != "ERROR":
-            warn("{} | {}: {}: {}".format(label, name, level, text))
+            own.add(label, name, level, text, sent[0])
+    if notes is None:
+        own.flush()
     if run.errors() or run.returncode != 0:
         raise ReplayError("{} | {} failed (exit {}): {}\n{}".format(
             label, name, run.returncode, "; ".join(run.errors()), run.stderr.strip()[-2000:]))
     return [dict(r) for r in run.records]
+
+
+class Progress:
+    """A sign of life on stderr for long runs: after AFTER seconds, every EVERY seconds, one line with the events read,
+    the rate, the time elapsed and what runs now. Started by main() only (library calls and tests stay quiet)."""
+    AFTER = 8.0
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.now = "reading the inputs"
+        self.started = time.monotonic()
+        self._stop: Optional[threading.Event] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def doing(self, what: str) -> None:
+        self.now = what
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return "progress: {:,} events read, {:,.0f} events/s, {:.0f} s elapsed; now: {}".format(
+            self.events, self.events / elapsed if elapsed > 0 else 0.0, elapsed, self.now)
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        stop = self._stop
+
+        def tick() -> None:
+            if stop.wait(self.AFTER):
+                return
+            while True:
+                warn(self.line())
+                if stop.wait(self.EVERY):
+                    return
+
+        self._thread = threading.Thread(target=tick, name="replay-progress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._stop = self._thread = None
+
+
+PROGRESS = Progress()
 
 
 @dataclass
@@ -179,6 +326,9 @@ class Replay:
     state_dir: Optional[Path] = None
     field_function: Optional[FieldFunction] = None
     cache: Dict[int, Event] = field(default_factory=dict)  # search-time fields by event position
+    fields: Sequence[str] = ()  # the alert rows' own fields to show (--fields), under "fields" in each alert
+    matched: Set[int] = field(default_factory=set)  # events that some base search matched
+    notes: Notes = field(default_factory=Notes)
 
     def __post_init__(self) -> None:
         self.macros = macro_table(self.content_dir, self.overrides)
@@ -206,7 +356,9 @@ class Replay:
         except SplError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
         needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
+        PROGRESS.doing("{} | base search".format(detection.slug))
         selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
+        self.matched.update(selected)
         # Splunk hands events newest first; among equal times, the later-read event first.
         selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
 
@@ -219,7 +371,7 @@ class Replay:
         rows: List[Event] = []
         provider: Rows = first_rows
         for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, detection.slug)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, detection.slug, self.notes)
             provider = functools.partial(project, rows)
         rows = self._filter(detection, after, rows)
         alerts = [self.alert(detection, row) for row in rows]
@@ -254,7 +406,7 @@ class Replay:
             when = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         except ValueError:
             when = str(row.get("_time", ""))
-        return {
+        alert: Dict[str, object] = {
             "analytic": detection.analytic,
             "detection": detection.stanza,
             "time": when,
@@ -263,12 +415,18 @@ class Replay:
             "summary": row.get("escape_summary", ""),
             "evidence": evidence,
         }
+        if self.fields:
+            alert["fields"] = {name: row.get(name, "") for name in self.fields}
+        return alert
 
 
 def replay(specs: Sequence[InputSpec], content_dir: Path = content.CONTENT, app_dir: Path = APP_DIR,
            settings: Sequence[str] = (), state_dir: Optional[Path] = None, only: Iterable[str] = (),
-           field_function: Optional[FieldFunction] = None) -> List[Dict[str, object]]:
-    """Replay `specs` through every detection (or the slugs in `only`); return the alerts."""
+           field_function: Optional[FieldFunction] = None, fields: Sequence[str] = (),
+           require_time: bool = True) -> List[Dict[str, object]]:
+    """Replay `specs` through every detection (or the slugs in `only`); return the alerts. With `fields`, each alert
+    also carries those fields of its alert row under "fields". `require_time=False` only for the bundled samples
+    (an input without any timestamp is refused otherwise)."""
     overrides = validate_overrides(settings, content_dir)
     chosen = [d for d in content.detections(content_dir) if not only or d.slug in set(only)]
     unknown = set(only) - {d.slug for d in chosen}
@@ -276,23 +434,40 @@ def replay(specs: Sequence[InputSpec], content_dir: Path = content.CONTENT, app_
         raise ReplayError("unknown detection(s): {}".format(", ".join(sorted(unknown))))
     if not (app_dir / "bin").is_dir():
         raise ReplayError("{} is not a built add-on: run ./build.sh".format(app_dir))
-    key = _input_key(specs, app_dir) if field_function is None else None
+    known = _input_key(specs, app_dir) if field_function is None else None
+    key = None if known is None else (require_time,) + known
     if key is not None and key in _LOADED:
-        events, cache = _LOADED[key]
+        events, spans, cache = _LOADED[key]
     else:
-        events, cache = load_events(specs, app_dir), {}
+        (events, spans), cache = load_inputs(specs, app_dir, require_time), {}
         if key is not None:
             _LOADED.clear()  # keep only the last inputs: a test session replays the same samples several times
-            _LOADED[key] = (events, cache)
+            _LOADED[key] = (events, spans, cache)
+    PROGRESS.events = len(events)
     with tempfile.TemporaryDirectory(prefix="escape-replay-state-") as fresh:
-        engine = Replay(events, content_dir, app_dir, overrides, state_dir or Path(fresh), field_function, cache)
+        engine = Replay(events, content_dir, app_dir, overrides, state_dir or Path(fresh), field_function, cache,
+                        fields)
         alerts: List[Dict[str, object]] = []
-        for detection in chosen:
-            alerts.extend(engine.run(detection))
+        try:
+            for detection in chosen:
+                alerts.extend(engine.run(detection))
+        finally:
+            engine.notes.flush()
+        _report_unmatched(spans, engine.matched, len(chosen))
         return alerts
 
 
-_LOADED: Dict[Tuple[object, ...], Tuple[List[Event], Dict[int, Event]]] = {}
+def _report_unmatched(spans: Sequence[Span], matched: Set[int], detections: int) -> None:
+    """Per input: say so when none of its events matched any replayed detection's base search."""
+    for span in spans:
+        total = span.end - span.start
+        if total and not any(span.start <= i < span.end for i in matched):
+            warn("{}: 0 of {:,} events matched the base search of {}: is the sourcetype ({}) right?".format(
+                span.spec.path, total, "any detection" if detections != 1 else "the detection replayed",
+                span.spec.sourcetype))
+
+
+_LOADED: Dict[Tuple[object, ...], Tuple[List[Event], List[Span], Dict[int, Event]]] = {}
 
 
 def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[object, ...]]:
@@ -325,7 +500,8 @@ def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
         key = tuple(tuple(sorted(s.items())) for s in detection.samples["fires"])
         groups.setdefault(key, []).append(detection)
     for members in groups.values():
-        alerts = replay(sample_specs(members[0], "fires"), content_dir, app_dir, only=[d.slug for d in members])
+        alerts = replay(sample_specs(members[0], "fires"), content_dir, app_dir, only=[d.slug for d in members],
+                        require_time=False)
         for detection in members:
             count = sum(1 for a in alerts if a["detection"] == detection.stanza)
             counts[detection.analytic] += count
@@ -350,17 +526,71 @@ def plan(content_dir: Path) -> str:
     return "\n".join(lines)
 
 
+FORMATS = ("json", "table", "csv")
+COLUMNS = ("time", "severity", "host", "detection", "summary")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list):
+        return " | ".join(str(v) for v in value)
+    return str(value)
+
+
+def _flat(alert: Mapping[str, object]) -> Dict[str, object]:
+    """An alert with its --fields as columns of their own (named as the alert row names them)."""
+    flat = {k: v for k, v in alert.items() if k != "fields"}
+    extra = alert.get("fields")
+    if isinstance(extra, dict):
+        for name, value in extra.items():
+            flat[name if name not in flat else "field:" + name] = value
+    return flat
+
+
+def render(alerts: Sequence[Mapping[str, object]], fmt: str, fields: Sequence[str] = ()) -> str:
+    """The alerts as stdout shows them: json (one object per line, the documented contract), csv (every key, evidence
+    joined by newlines inside its cell) or table (aligned columns a person reads: time, severity, host, the
+    detection's title, the --fields, summary; evidence left out)."""
+    if fmt == "json":
+        return "".join(json.dumps(alert, ensure_ascii=False) + "\n" for alert in alerts)
+    rows = [_flat(a) for a in alerts]
+    extra = [name if name not in ALERT_KEYS else "field:" + name for name in fields]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(list(ALERT_KEYS) + extra)
+        for row in rows:
+            writer.writerow(["\n".join(str(e) for e in row["evidence"]) if key == "evidence"  # type: ignore[attr-defined]
+                             else _cell(row.get(key, "")) for key in list(ALERT_KEYS) + extra])
+        return out.getvalue()
+    header = list(COLUMNS[:-1]) + extra + ["summary"]  # the long summary last, unpadded
+    table = [[_cell(row.get(key, "")) for key in header] for row in rows]
+    for line in table:  # the stanza name without its fixed prefix and suffix
+        line[3] = re.sub(r"^Escape to Host - (.*) - Rule$", r"\1", line[3])
+    widths = [max([len(h)] + [len(line[i]) for line in table]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table]
+    return "\n".join(lines) + "\n"
+
+
+ALERT_KEYS = ("analytic", "detection", "time", "host", "severity", "summary", "evidence")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
     parser.add_argument("--set", action="append", default=[], metavar="MACRO=VALUE")
     parser.add_argument("--state", type=Path, help="state folder (JSON files, not the KV store); default: fresh")
     parser.add_argument("--detection", action="append", default=[], metavar="SLUG", help="only these detections")
+    parser.add_argument("--format", choices=FORMATS, default="json",
+                        help="json (default: one object per alert), table (for reading) or csv")
+    parser.add_argument("--fields", default="", metavar="F1,F2",
+                        help="also show these fields of each alert row (e.g. escape_namespace,escape_workload)")
     parser.add_argument("--samples", action="store_true", help="replay every detection's own samples.fires")
     parser.add_argument("--plan", action="store_true", help="print, per detection, what the replay covers")
     parser.add_argument("--content", type=Path, default=content.CONTENT, help=argparse.SUPPRESS)
     parser.add_argument("--app", type=Path, default=APP_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     try:
         if args.plan:
             print(plan(args.content))
@@ -371,15 +601,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
         if not args.input:
             raise ReplayError("give at least one --input SOURCETYPE[,source=S][,host=H]=PATH")
+        bad = [f for f in fields if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]*", f)]
+        if bad:
+            raise ReplayError("--fields: {!r} is not a field name".format(bad[0]))
         if args.state:
             args.state.mkdir(parents=True, exist_ok=True)
-        alerts = replay([parse_input(i) for i in args.input], args.content, args.app, args.set, args.state,
-                        args.detection)
+        PROGRESS.start()
+        try:
+            alerts = replay([parse_input(i) for i in args.input], args.content, args.app, args.set, args.state,
+                            args.detection, fields=fields)
+        finally:
+            PROGRESS.stop()
     except (ReplayError, content.DetectionError) as err:
         print("replay: error: {}".format(err), file=sys.stderr)
         return 2
-    for alert in alerts:
-        print(json.dumps(alert, ensure_ascii=False))
+    sys.stdout.write(render(alerts, args.format, fields))
     warn("{} alert(s)".format(len(alerts)))
     return 0
 

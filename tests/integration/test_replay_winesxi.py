@@ -42,8 +42,7 @@ def test_restricted_dirs_tunable_reaches_the_command_through_set(built_app: Path
 
 
 def test_hostprocess_hits_are_low_severity_records_never_silence(built_app: Path) -> None:
-    # escape_windows_hostprocess=alert is not a setup-page tunable, so the replay refuses --set on it; its effect is
-    # tested over SCP v2 in test_escapewindows.py.
+    # escape_windows_hostprocess=alert through --set: test_replay_for_people.py; over SCP v2: test_escapewindows.py.
     sample = "{}={}".format(SYSMON, SAMPLES / "windows_sysmon_hostprocess_record.xml")
     only = ["windows_container_restricted_dir_write", "windows_container_restricted_dir_exec"]
     recorded = run([sample], built_app, only)
