@@ -168,7 +168,7 @@ CREATE_BODY = {"Image": "string", "Cmd": _STRINGS, "Entrypoint": _STRINGS, "User
                "Labels": "map"}
 EXEC_BODY = {"Privileged": "bool", "Cmd": _STRINGS, "User": "string"}
 VOLUME_BODY = {"Name": "string", "Driver": "string", "DriverOpts": "map", "Labels": "map"}
-INSPECT = {"Name": "string", "Image": "string", "Config": {"Image": "string"}, "HostConfig": HOST_CONFIG,
+INSPECT = {"Id": "string", "Name": "string", "Image": "string", "Config": {"Image": "string"}, "HostConfig": HOST_CONFIG,
            "Mounts": [{"Type": "string", "Source": "string", "Destination": "string", "RW": "bool"}],
            "State": {"Status": "string"}}
 
@@ -318,6 +318,7 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
         container = Container(name, _text(_dict(item.get("Config")).get("Image")) or _text(item.get("Image")),
                               "container")
         container.image_id = _text(item.get("Image"))
+        workload.container_id = _text(item.get("Id"))
         _host_config(workload, container, item["HostConfig"], requested=False)
         for mount in _list(item.get("Mounts")):
             if isinstance(mount, dict) and _text(mount.get("Type")).lower() == "bind":

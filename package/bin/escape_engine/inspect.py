@@ -187,7 +187,9 @@ class Inspector:
         for workload, item in items:
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
-                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or first_text(record.get("_cd"))),
+                     # the container's ID: containers may share a name over time (and --rm ones reuse it)
+                     "escape_launch_id": "docker:{}/{}".format(host, workload.container_id or "{}@{}".format(
+                         workload.name, first_text(record.get("_cd")))),
                      "escape_container": workload.name}
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
@@ -225,7 +227,11 @@ class Inspector:
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
         if form.kind == "create":
-            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or first_text(form.record.get("_cd")))
+            # one create call: its log, its time to the nanosecond and the name asked for (twenty creates of
+            # containers all named "job" are twenty launches)
+            extra["escape_launch_id"] = "docker:{}/{}/{:.9f}/{}".format(
+                host, first_text(form.record.get("source")), call.time if call is not None else form.time,
+                name or first_text(form.record.get("_cd")))
         evidence = [first_text(form.record.get("_cd"))]
         if call is not None:
             evidence.append(first_text(call.record.get("_cd")))

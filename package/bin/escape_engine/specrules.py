@@ -178,6 +178,7 @@ class Workload:
         self.devices: List[str] = []
         self.device_rules: List[str] = []   # docker DeviceCgroupRules ("b *:* rwm")
         self.volumes: List[str] = []        # docker named volumes mounted (their definition is elsewhere)
+        self.container_id = ""              # docker inspect: the container's ID
         self.duplicates: List[str] = []     # fields given twice in the body (Go merges them; no client sends that)
 
 
