@@ -140,6 +140,9 @@ class Inspector:
             return
         if not (kube.is_spec_write(event) and kube.succeeded(event)):
             return
+        if kube.dry_run(event):     # validated and admitted, never stored: nothing runs (counted, not rated)
+            self._count("dry_run")
+            return
         extra = {"escape_actor": event.username, "escape_action": "{} of".format(event.verb),
                  "escape_verb": event.verb, "escape_resource": event.resource + (
                      "/" + event.subresource if event.subresource else "")}
