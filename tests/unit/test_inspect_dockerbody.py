@@ -4,6 +4,7 @@ The cases start from the lab's real dockerd --debug lines (tests/data/lab-run1) 
 that writes its own API request can: other key spellings, keys given twice, settings the docker CLI has no flag for.
 """
 import gzip
+import json
 from typing import Any, Dict, List, Tuple
 
 import pytest
@@ -166,3 +167,14 @@ def test_the_lab_capture_reads_the_same_through_the_go_decoder() -> None:
     rows = list(run(records[::-1], allowed_host_paths=ALLOWED))
     assert not any("duplicate_key" in kinds(r) for r in rows)
     assert {r["escape_container"] for r in rows} >= {"esc02-chroot", "esc04-sock", "esc09-capsysadmin"}
+
+
+def test_inspect_effects_are_not_requests() -> None:
+    """docker inspect shows label=disable for every privileged or host-PID container and CgroupnsMode host by
+    default on cgroup v1 hosts: effects of other settings, not findings of their own (a create body asking for
+    them is one)."""
+    items = json.loads((DATA / "lab-run1" / "docker-inspect.json").read_text(encoding="utf-8"))
+    for item in items:
+        for workload, _ in docker.inspect_workloads(json.dumps(item)):
+            found = {f.finding for f in findings(workload, parse_allowed_paths(ALLOWED))}
+            assert not found & {"selinux_unconfined", "host_cgroupns"}, item["Name"]

@@ -177,7 +177,7 @@ _KEY_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware")
 _KEY_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 
 
-def _security_opts(container: Container, options: List[Any]) -> None:
+def _security_opts(container: Container, options: List[Any], requested: bool) -> None:
     for option in options:
         if not isinstance(option, str):
             continue
@@ -189,7 +189,8 @@ def _security_opts(container: Container, options: List[Any]) -> None:
             container.seccomp_unconfined = True
         elif key == "apparmor" and value == "unconfined":
             container.apparmor_unconfined = True
-        elif key == "label" and (value == "disable" or value in ("type:spc_t", "type:unconfined_t")):
+        elif requested and key == "label" and value in ("disable", "type:spc_t", "type:unconfined_t"):
+            # (docker inspect shows label=disable for every privileged or host-PID/IPC container: an effect there)
             container.selinux_unconfined = True
         elif key == "systempaths" and value == "unconfined":
             container.proc_mount_unmasked = True
@@ -208,12 +209,14 @@ def _bind_volume(options: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _host_config(workload: Workload, container: Container, host_config: Dict[str, Any], requested: bool = True) -> None:
+def _host_config(workload: Workload, container: Container, host_config: Dict[str, Any],
+                 requested: bool = True) -> None:
     """Read HostConfig; `requested`: from a create body (what the client asked for), not inspect's effective values
-    (where CgroupnsMode is "host" by default on cgroup v1 hosts)."""
+    (where CgroupnsMode is "host" by default on cgroup v1 hosts and SecurityOpt holds label=disable for every
+    privileged, host-PID or host-IPC container)."""
     container.privileged = host_config.get("Privileged") is True
     container.capabilities = [normalise_capability(c) for c in _list(host_config.get("CapAdd")) if isinstance(c, str)]
-    _security_opts(container, _list(host_config.get("SecurityOpt")))
+    _security_opts(container, _list(host_config.get("SecurityOpt")), requested)
     # --security-opt systempaths=unconfined reaches dockerd as empty MaskedPaths / ReadonlyPaths (null: defaults)
     masked, read_only_paths = host_config.get("MaskedPaths"), host_config.get("ReadonlyPaths")
     if isinstance(masked, list) and not all(p in masked for p in _KEY_MASKED):
