@@ -5,9 +5,11 @@
 ##Description
     Reads Kubernetes audit writes of pods and workload templates (plain, EKS, AKS, GKE), dockerd debug create bodies
     and docker inspect JSON from <field> (default _raw) and returns one row per event with a finding, carrying
-    escape_finding, escape_severity, escape_summary, escape_workload and escape_evidence_cd. Host paths inside
-    allowed= are not findings. Workloads in the shipped escape_privileged_workloads lookup or in allow= are marked
-    escape_suppressed=1; suppressed= says whether to drop them (exclude), keep them (include) or keep only them.
+    escape_finding, escape_severity, escape_summary, escape_workload, escape_needs and escape_evidence_cd. Host
+    paths inside allowed= are not findings. Workloads in the shipped escape_privileged_workloads lookup or in allow=
+    that ask for nothing beyond their entries' needs are marked escape_suppressed=1 (informational); one that asks
+    for more is a full alert naming the entry (escape_allowlist_exceeded). suppressed= says whether to drop the
+    suppressed rows (exclude), keep them (include) or keep only them.
     finding= keeps only the listed finding types. mode=health returns pod writes without a spec and docker creates
     without a body instead.
 ##Example
@@ -30,7 +32,8 @@ SHIPPED_LOOKUP = "escape_privileged_workloads.csv"
 @Configuration(distributed=True)
 class InspectCommand(StreamingCommand):
     allowed = Option(doc="**Syntax:** **allowed=***<comma-separated absolute paths>*", require=True)
-    allow = Option(doc="**Syntax:** **allow=***<namespace/serviceaccount=image or docker=image, ...>*", default="")
+    allow = Option(doc="**Syntax:** **allow=***<namespace/serviceaccount=image[needs] or docker=image[needs], ...>*",
+                   default="")
     suppressed = Option(doc="**Syntax:** **suppressed=***exclude|include|only*", default="exclude",
                         validate=validators.Set("exclude", "include", "only"))
     finding = Option(doc="**Syntax:** **finding=***<comma-separated finding types>*", default="")
