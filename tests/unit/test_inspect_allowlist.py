@@ -66,6 +66,16 @@ def test_a_bare_pod_reusing_an_agents_identity_but_asking_for_more_alerts() -> N
     assert "shares the host's PID namespace" in beyond and any("SYS_PTRACE" in b for b in beyond)
 
 
+@pytest.mark.parametrize("change", ["bare pod", "forged owner"])
+def test_a_pod_reusing_an_agents_identity_and_needs_but_not_written_by_its_controller_alerts(change: str) -> None:
+    event = calico_event()     # asks for exactly what calico needs (privileged and all): only the writer differs
+    event["user"] = {"username": "dev@example.com", "groups": ["system:authenticated"]}
+    if change == "bare pod":
+        del event["requestObject"]["metadata"]["ownerReferences"]
+    rows = inspect(json.dumps(event))
+    assert rows[0]["escape_suppressed"] == "0" and rows[0]["escape_severity"] == "critical"
+
+
 def test_a_sidecar_may_not_use_its_pods_need_for_a_container_setting() -> None:
     event = calico_event()
     spec = event["requestObject"]["spec"]

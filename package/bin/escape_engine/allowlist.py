@@ -82,11 +82,27 @@ def image_digest(image: str) -> str:
     return image.strip().lower().split("@", 1)[1] if "@" in image else ""
 
 
+# Who writes a controller's pods: the controller manager, with per-controller service-account credentials (the
+# default) or its own.
+CONTROLLER_USERS = ("system:kube-controller-manager",)
+CONTROLLER_ACCOUNT_PREFIX = "system:serviceaccount:kube-system:"
+CONTROLLER_ACCOUNTS = {"DaemonSet": "daemon-set-controller", "Deployment": "replicaset-controller",
+                       "ReplicaSet": "replicaset-controller", "StatefulSet": "statefulset-controller",
+                       "Job": "job-controller"}
+
+
+def written_by_controller(workload: Workload, kind: str) -> bool:
+    """A pod write by the controller of `kind` (its ownerReferences alone prove nothing: any client can set them)."""
+    account = CONTROLLER_ACCOUNTS.get(kind)
+    return workload.actor in CONTROLLER_USERS or (
+        account is not None and workload.actor == CONTROLLER_ACCOUNT_PREFIX + account)
+
+
 class AllowRule:
     """A known-good workload: its identity and the findings it needs."""
 
     def __init__(self, platform: str, image: str, namespace: str = "", service_account: str = "",
-                 origin: str = "", needs: Sequence[Need] = (), digest: str = "") -> None:
+                 origin: str = "", needs: Sequence[Need] = (), digest: str = "", kind: str = "") -> None:
         if platform not in ("kubernetes", "docker"):
             raise ValueError("allowlist platform {!r} must be kubernetes or docker".format(platform))
         if not image.strip():
@@ -102,12 +118,20 @@ class AllowRule:
         self.service_account = service_account.strip()
         self.origin = origin
         self.needs = list(needs)
+        # Kubernetes: the controller kind that runs it (DaemonSet); a pod matches only when it is that
+        # controller's pod, written by that controller (a bare pod reusing the identity does not)
+        self.kind = kind.strip()
+        if self.kind and self.kind not in CONTROLLER_ACCOUNTS:
+            raise ValueError("allowlist kind {!r} must be one of {}".format(kind, ", ".join(CONTROLLER_ACCOUNTS)))
 
     def matches(self, workload: Workload, container: Container) -> bool:
         if self.platform != workload.platform or not container.image:
             return False
         if self.platform == "kubernetes" and \
                 (workload.namespace, workload.service_account or "default") != (self.namespace, self.service_account):
+            return False
+        if self.kind and (workload.kind != self.kind or (workload.pod_write
+                                                         and not written_by_controller(workload, self.kind))):
             return False
         if self.platform == "docker" and has_registry(self.image) and not has_registry(container.image):
             return False     # a local tag can carry any name
@@ -148,13 +172,14 @@ def judge(workload: Workload, found: Sequence[Finding], rules: Sequence[AllowRul
 
 
 def allow_rules(rows: Iterable[Mapping[str, str]], origin: str) -> List[AllowRule]:
-    """Rules from the rows of a shipped lookup (platform, image, namespace, service_account, digest, needs)."""
+    """Rules from the rows of a shipped lookup (platform, image, namespace, service_account, kind, digest, needs)."""
     rules = []
     for number, row in enumerate(rows, start=2):
         try:
             rules.append(AllowRule(row.get("platform") or "", row.get("image") or "", row.get("namespace") or "",
                                    row.get("service_account") or "", origin=origin,
-                                   needs=parse_needs(row.get("needs") or ""), digest=row.get("digest") or ""))
+                                   needs=parse_needs(row.get("needs") or ""), digest=row.get("digest") or "",
+                                   kind=row.get("kind") or ""))
         except ValueError as err:
             raise ValueError("{} line {}: {}".format(origin, number, err)) from None
     return rules

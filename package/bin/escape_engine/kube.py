@@ -282,6 +282,8 @@ def workload(event: AuditEvent) -> Optional[Workload]:
     result = Workload("kubernetes")
     result.namespace = event.namespace or _text(metadata.get("namespace"))
     name = event.name or _text(metadata.get("name")) or _text(metadata.get("generateName"))
+    result.actor = event.username
+    result.pod_write = event.resource == "pods"
     owner = _owner(metadata) if event.resource == "pods" else None
     if owner is not None and owner[0] == "Node":
         # a mirror pod of a static pod (kubelet manifest dir): owned by its Node, named <pod>-<node>; each one is

@@ -179,6 +179,8 @@ class Workload:
         self.device_rules: List[str] = []   # docker DeviceCgroupRules ("b *:* rwm")
         self.volumes: List[str] = []        # docker named volumes mounted (their definition is elsewhere)
         self.container_id = ""              # docker inspect: the container's ID
+        self.actor = ""                     # Kubernetes: the user who wrote it
+        self.pod_write = False              # Kubernetes: a write of a pod itself (not of a workload template)
         self.duplicates: List[str] = []     # fields given twice in the body (Go merges them; no client sends that)
 
 
