@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from escape_engine.allowlist import parse_allow_option
 from escape_engine.ground import Value
-from escape_engine.specrules import parse_allow_option
 from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, Span, load_inputs, parse_input, warn

@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from escape_engine import (
+    allowlist,
     auditd,
     correlate,
     docker,
@@ -599,7 +600,7 @@ def test_engines_read_non_string_field_values_as_empty(value: Any) -> None:
 @FUZZ
 @given(value=hostile_text)
 def test_spec_option_parsers_raise_only_value_error(value: str) -> None:
-    for parse in (specrules.parse_allowed_paths, specrules.parse_allow_option, esxi.parse_modules,
+    for parse in (specrules.parse_allowed_paths, allowlist.parse_allow_option, esxi.parse_modules,
                   esxi.parse_findings, windows.parse_findings):
         try:
             parse(value)

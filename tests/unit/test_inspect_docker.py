@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from escape_engine import docker
+from escape_engine import docker, gojson
 from escape_engine.inspect import Inspector, run
 from tests.conftest import DATA, ROOT
 
@@ -103,7 +103,7 @@ def test_privileged_exec_body_is_reported() -> None:
 def test_go_quoting_and_time_of_a_logrus_line() -> None:
     line = 'time="2026-11-29T03:43:44.707382126Z" level=debug msg="form data: {\\"a\\":\\"x\\\\u00e9\\\\n\\"}"'
     assert docker.message(line) == 'form data: {"a":"x\\u00e9\\n"}'
-    assert docker.form_body(docker.message(line) or "") == {"a": "x\u00e9\n"}
+    assert docker.form_body(docker.message(line) or "") == gojson.Pairs([("a", "x\u00e9\n")])
     assert docker.line_time(line) == pytest.approx(1795923824.707382)
     assert docker.api_call("Calling POST /v1.41/containers/create?name=a%2Fb") == ("create", "a/b")
     assert docker.api_call("Calling POST /containers/create") == ("create", "")
@@ -143,7 +143,7 @@ def test_docker_host_config_findings(host_config: Dict[str, Any], finding: str, 
 
 @pytest.mark.parametrize("host_config", [
     {"Binds": ["labdata:/data"]}, {"Binds": ["/srv/data:/data:ro"]}, {"Mounts": [{"Type": "volume", "Source": "v"}]},
-    {"SecurityOpt": ["label=disable"]}, {"NetworkMode": "default", "PidMode": "", "CapAdd": ["NET_BIND_SERVICE"]},
+    {"SecurityOpt": ["label=user:system_u"]}, {"NetworkMode": "default", "PidMode": "", "CapAdd": ["NET_BIND_SERVICE"]},
 ])
 def test_docker_clean_host_configs(host_config: Dict[str, Any]) -> None:
     from escape_engine.specrules import findings, parse_allowed_paths

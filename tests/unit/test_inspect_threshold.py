@@ -1,9 +1,13 @@
 """escape_engine.threshold: privileged launches per cluster or host and period against the threshold."""
+import gzip
+import json
 from typing import Any, Dict, List
 
 import pytest
 
+from escape_engine.inspect import run as inspect_run
 from escape_engine.threshold import ThresholdCounter, run
+from tests.conftest import DATA
 
 PERIOD = 3600
 START = 1795921200      # a multiple of 3600
@@ -71,3 +75,35 @@ def test_state_is_kept_across_chunks() -> None:
 def test_bad_settings_raise(kwargs: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         ThresholdCounter(**kwargs)
+
+
+def _twenty_creates_named_job() -> List[Dict[str, Any]]:
+    """The lab's privileged ben14-priv-agent create (Calling line and form data), replayed twenty times a second
+    apart under one name, `job`, as a CI system or an attacker re-using a name would."""
+    lines = gzip.decompress((DATA / "lab-run1" / "dockerd-debug.log.gz").read_bytes()).decode("utf-8").split("\n")
+    at = next(i for i, line in enumerate(lines) if line.endswith("create?name=ben14-priv-agent\""))
+    call, form = lines[at], next(line for line in lines[at + 1:at + 4] if "form data:" in line)
+    records = []
+    for n in range(20):
+        for offset, line in ((0, call), (1, form)):
+            stamp = "2026-11-29T03:50:{:02d}.00000000{}Z".format(n, offset)
+            text = line.replace("name=ben14-priv-agent", "name=job")
+            text = 'time="{}"'.format(stamp) + text[text.index(" level="):]
+            records.append({"_raw": text, "_cd": "0:{}".format(len(records)), "host": "lab", "source": "dockerd",
+                            "_time": str(1795924200 + n + offset / 1e9)})
+    return records[::-1]
+
+
+def test_twenty_privileged_containers_named_job_are_twenty_launches() -> None:
+    rows = list(inspect_run(_twenty_creates_named_job(), allowed_host_paths="/var/log", suppressed="include"))
+    assert len(rows) == 20 and len({r["escape_launch_id"] for r in rows}) == 20
+    alerts = list(run(rows, threshold=19, period=PERIOD))
+    assert [a["escape_count"] for a in alerts] == ["20"]
+
+
+def test_docker_inspect_launches_are_keyed_by_container_id() -> None:
+    item = {"Id": "", "Name": "/job", "Config": {"Image": "lab/busybox"}, "HostConfig": {"Privileged": True}}
+    raws = [json.dumps(dict(item, Id="{:064x}".format(n))) for n in range(3)]
+    rows = list(inspect_run(({"_raw": r, "_cd": "0:{}".format(i), "host": "lab", "_time": str(START + i)}
+                             for i, r in enumerate(raws)), allowed_host_paths="/var/log"))
+    assert [a["escape_count"] for a in run(rows, threshold=2, period=PERIOD)] == ["3"]

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import gojson
 from .specrules import Container, Workload, normalise_capability
 
 _TIME = re.compile(r'(?:^|\s)time="?([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?'
@@ -105,15 +106,27 @@ def api_call(msg: str) -> Optional[Tuple[str, str]]:
     return None
 
 
-def form_body(msg: str) -> Optional[Dict[str, Any]]:
-    """The JSON body of a `form data: {...}` message; raises ValueError when it does not parse."""
+def form_body(msg: str) -> Any:
+    """The parsed body of a `form data: {...}` message (objects as gojson.Pairs, every key kept), None when the
+    message is no form data or the body is no object; raises ValueError when it does not parse."""
     if not msg.startswith("form data: "):
         return None
     try:
-        body = json.loads(msg[len("form data: "):])
-    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
+        body = gojson.loads(msg[len("form data: "):])
+    except ValueError as err:
         raise ValueError("dockerd form data is not valid JSON ({})".format(err)) from None
-    return body if isinstance(body, dict) else None
+    return body if isinstance(body, gojson.Pairs) else None
+
+
+def body_kind(body: Any) -> Optional[str]:
+    """create, exec or volume (a `docker volume create` body), as dockerd's Go decoder would see the keys; else None."""
+    if gojson.has_field(body, "Image") or gojson.has_field(body, "HostConfig"):
+        return "create"
+    if gojson.has_field(body, "Cmd") and gojson.has_field(body, "Privileged"):
+        return "exec"
+    if gojson.has_field(body, "DriverOpts") or gojson.has_field(body, "Driver"):
+        return "volume"
+    return None
 
 
 def is_event(text: str) -> bool:
@@ -133,80 +146,183 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _host_config(workload: Workload, container: Container, host_config: Dict[str, Any]) -> None:
-    container.privileged = host_config.get("Privileged") is True
-    container.capabilities = [normalise_capability(c) for c in _list(host_config.get("CapAdd")) if isinstance(c, str)]
-    for option in _list(host_config.get("SecurityOpt")):
+def _dict(value: Any) -> Dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# The fields of dockerd's structs that the rules read (moby api/types/container.HostConfig, mount.Mount, ...).
+_STRINGS = "strings"
+DEVICE = {"PathOnHost": "string", "PathInContainer": "string", "CgroupPermissions": "string"}
+MOUNT = {"Type": "string", "Source": "string", "Target": "string", "ReadOnly": "bool",
+         "BindOptions": {"Propagation": "string", "NonRecursive": "bool"},
+         "VolumeOptions": {"NoCopy": "bool", "Labels": "map",
+                           "DriverConfig": {"Name": "string", "Options": "map"}}}
+HOST_CONFIG = {
+    "Binds": _STRINGS, "Privileged": "bool", "CapAdd": _STRINGS, "CapDrop": _STRINGS, "SecurityOpt": _STRINGS,
+    "PidMode": "string", "IpcMode": "string", "NetworkMode": "string", "UTSMode": "string", "UsernsMode": "string",
+    "CgroupnsMode": "string", "Devices": [DEVICE], "DeviceCgroupRules": _STRINGS, "Mounts": [MOUNT],
+    "MaskedPaths": _STRINGS, "ReadonlyPaths": _STRINGS, "VolumesFrom": _STRINGS,
+}
+# POST /containers/create: container.Config's fields (embedded) beside HostConfig and NetworkingConfig.
+CREATE_BODY = {"Image": "string", "Cmd": _STRINGS, "Entrypoint": _STRINGS, "User": "string", "HostConfig": HOST_CONFIG,
+               "Labels": "map"}
+EXEC_BODY = {"Privileged": "bool", "Cmd": _STRINGS, "User": "string"}
+VOLUME_BODY = {"Name": "string", "Driver": "string", "DriverOpts": "map", "Labels": "map"}
+INSPECT = {"Id": "string", "Name": "string", "Image": "string", "Config": {"Image": "string"}, "HostConfig": HOST_CONFIG,
+           "Mounts": [{"Type": "string", "Source": "string", "Destination": "string", "RW": "bool"}],
+           "State": {"Status": "string"}}
+
+# moby's defaults (oci/defaults.go): a create that lists fewer leaves those paths readable or writable.
+_KEY_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware")
+_KEY_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+
+
+def _security_opts(container: Container, options: List[Any], requested: bool) -> None:
+    for option in options:
         if not isinstance(option, str):
             continue
-        key, _, value = option.replace(":", "=", 1).partition("=")
-        if key.strip().lower() == "seccomp" and value.strip().lower() == "unconfined":
+        # moby parseSecurityOpt: "key=value", or the deprecated "key:value" when there is no "="
+        separator = "=" if "=" in option else ":"
+        key, _, value = option.partition(separator)
+        key, value = key.strip().lower(), value.strip().lower()
+        if key == "seccomp" and value == "unconfined":
             container.seccomp_unconfined = True
-        if key.strip().lower() == "apparmor" and value.strip().lower() == "unconfined":
+        elif key == "apparmor" and value == "unconfined":
             container.apparmor_unconfined = True
-        if key.strip().lower() == "no-new-privileges" and value.strip().lower() in ("false", "0"):
+        elif requested and key == "label" and value in ("disable", "type:spc_t", "type:unconfined_t"):
+            # (docker inspect shows label=disable for every privileged or host-PID/IPC container: an effect there)
+            container.selinux_unconfined = True
+        elif key == "systempaths" and value == "unconfined":
+            container.proc_mount_unmasked = True
+            container.proc_sys_writable = True
+        elif key == "no-new-privileges" and value in ("false", "0"):
             container.allow_privilege_escalation = True
+
+
+def _bind_volume(options: Dict[str, Any]) -> Optional[str]:
+    """The host directory a local-driver volume binds (`type=none`, `o=bind`, `device=<dir>`), else None."""
+    lowered = {str(k).lower(): v for k, v in options.items() if isinstance(v, str)}
+    flags = [f.strip() for f in lowered.get("o", "").split(",")]
+    if "bind" in flags or "rbind" in flags:
+        device = lowered.get("device", "")
+        return device if device.startswith("/") else None
+    return None
+
+
+def _host_config(workload: Workload, container: Container, host_config: Dict[str, Any],
+                 requested: bool = True) -> None:
+    """Read HostConfig; `requested`: from a create body (what the client asked for), not inspect's effective values
+    (where CgroupnsMode is "host" by default on cgroup v1 hosts and SecurityOpt holds label=disable for every
+    privileged, host-PID or host-IPC container)."""
+    container.privileged = host_config.get("Privileged") is True
+    container.capabilities = [normalise_capability(c) for c in _list(host_config.get("CapAdd")) if isinstance(c, str)]
+    _security_opts(container, _list(host_config.get("SecurityOpt")), requested)
+    # --security-opt systempaths=unconfined reaches dockerd as empty MaskedPaths / ReadonlyPaths (null: defaults)
+    masked, read_only_paths = host_config.get("MaskedPaths"), host_config.get("ReadonlyPaths")
+    if isinstance(masked, list) and not all(p in masked for p in _KEY_MASKED):
+        container.proc_mount_unmasked = True
+    if isinstance(read_only_paths, list) and not all(p in read_only_paths for p in _KEY_READONLY):
+        container.proc_sys_writable = True
     workload.host_pid = _text(host_config.get("PidMode")).lower() == "host"
     workload.host_ipc = _text(host_config.get("IpcMode")).lower() == "host"
     workload.host_network = _text(host_config.get("NetworkMode")).lower() == "host"
+    workload.host_uts = _text(host_config.get("UTSMode")).lower() == "host"
+    workload.host_userns = _text(host_config.get("UsernsMode")).lower() == "host"
+    workload.host_cgroupns = requested and _text(host_config.get("CgroupnsMode")).lower() == "host"
     for bind in _list(host_config.get("Binds")):
         if isinstance(bind, str) and bind.startswith("/"):
             source, _, rest = bind.partition(":")
             target, _, options = rest.partition(":")
             read_only = "ro" in options.split(",")
             workload.host_paths.append((source, "bind to " + (target or "?"), read_only))
+        elif isinstance(bind, str) and bind:
+            workload.volumes.append(bind.partition(":")[0])
     for mount in _list(host_config.get("Mounts")):
-        if isinstance(mount, dict) and _text(mount.get("Type")).lower() == "bind":
+        kind = _text(_dict(mount).get("Type")).lower()
+        if kind == "bind":
             workload.host_paths.append((_text(mount.get("Source")), "mount to " + _text(mount.get("Target")),
                                         mount.get("ReadOnly") is True))
+        elif kind == "volume":
+            config = _dict(_dict(mount.get("VolumeOptions")).get("DriverConfig"))
+            device = _bind_volume(_dict(config.get("Options")))
+            if device is not None:
+                workload.host_paths.append((device, "volume {} bound to {}".format(
+                    _text(mount.get("Source")) or "(anonymous)", _text(mount.get("Target"))),
+                    mount.get("ReadOnly") is True))
+            elif _text(mount.get("Source")):
+                workload.volumes.append(_text(mount.get("Source")))
     for device in _list(host_config.get("Devices")):
-        if isinstance(device, dict) and _text(device.get("PathOnHost")):
+        if _text(_dict(device).get("PathOnHost")):
             workload.devices.append(_text(device.get("PathOnHost")))
+    workload.device_rules.extend(r for r in _list(host_config.get("DeviceCgroupRules")) if isinstance(r, str))
 
 
-def create_workload(body: Dict[str, Any], name: str) -> Workload:
-    """A container create body (docker run / docker create)."""
+def _decoded(body: Any, schema: Dict[str, Any], workload: Workload) -> Dict[str, Any]:
+    result = gojson.decode(body, schema)
+    workload.duplicates.extend(result.duplicates)
+    return result.value or {}
+
+
+def create_workload(body: Any, name: str) -> Workload:
+    """A container create body (docker run / docker create), decoded as dockerd decodes it."""
     workload = Workload("docker")
     workload.kind = "container"
     workload.name = name
-    container = Container(name, _text(body.get("Image")), "container")
-    host_config = body.get("HostConfig")
+    decoded = _decoded(body, CREATE_BODY, workload)
+    container = Container(name, _text(decoded.get("Image")), "container")
+    host_config = decoded.get("HostConfig")
     if isinstance(host_config, dict):
         _host_config(workload, container, host_config)
     workload.containers.append(container)
     return workload
 
 
-def exec_workload(body: Dict[str, Any], name: str) -> Workload:
+def exec_workload(body: Any, name: str) -> Workload:
     """An exec body (docker exec): only Privileged is an isolation setting there."""
     workload = Workload("docker")
     workload.kind = "exec"
     workload.name = name
+    decoded = _decoded(body, EXEC_BODY, workload)
     container = Container(name, "", "exec")
-    container.privileged = body.get("Privileged") is True
+    container.privileged = decoded.get("Privileged") is True
     workload.containers.append(container)
+    return workload
+
+
+def volume_workload(body: Any) -> Workload:
+    """A `docker volume create` body: a local-driver volume that binds a host directory is a host path."""
+    workload = Workload("docker")
+    workload.kind = "volume"
+    decoded = _decoded(body, VOLUME_BODY, workload)
+    workload.name = _text(decoded.get("Name"))
+    driver = _text(decoded.get("Driver")) or "local"
+    device = _bind_volume(_dict(decoded.get("DriverOpts"))) if driver == "local" else None
+    if device is not None:
+        workload.host_paths.append((device, "volume " + (workload.name or "(unnamed)"), False))
     return workload
 
 
 def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
     """`docker inspect` output: one object or an array of them. Raises ValueError when it is not inspect JSON."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
+        data = gojson.loads(text)
+    except ValueError as err:
         raise ValueError("docker inspect text is not valid JSON ({})".format(err)) from None
     items = data if isinstance(data, list) else [data]
     result = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("HostConfig"), dict):
+    for raw in items:
+        workload = Workload("docker")
+        item = _decoded(raw, INSPECT, workload) if isinstance(raw, gojson.Pairs) else {}
+        if not isinstance(item.get("HostConfig"), dict):
             raise ValueError("docker inspect object without HostConfig")
         name = _text(item.get("Name")).lstrip("/")
-        config_value = item.get("Config")
-        config: Dict[str, Any] = config_value if isinstance(config_value, dict) else {}
-        workload = Workload("docker")
         workload.kind = "container"
         workload.name = name
-        container = Container(name, _text(config.get("Image")) or _text(item.get("Image")), "container")
-        _host_config(workload, container, item["HostConfig"])
+        container = Container(name, _text(_dict(item.get("Config")).get("Image")) or _text(item.get("Image")),
+                              "container")
+        container.image_id = _text(item.get("Image"))
+        workload.container_id = _text(item.get("Id"))
+        _host_config(workload, container, item["HostConfig"], requested=False)
         for mount in _list(item.get("Mounts")):
             if isinstance(mount, dict) and _text(mount.get("Type")).lower() == "bind":
                 entry = (_text(mount.get("Source")), "mount to " + _text(mount.get("Destination")),
@@ -216,3 +332,14 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
         workload.containers.append(container)
         result.append((workload, item))
     return result
+
+
+_DENIED = re.compile(r"^AuthZRequest for (POST) (/\S*) returned error: authorization denied by plugin")
+
+
+def denial(msg: str) -> Optional[Tuple[str, str]]:
+    """('create', name) or ('exec', container) when an authorization plugin refused that call."""
+    match = _DENIED.match(msg)
+    if match is None:
+        return None
+    return api_call("Calling {} {}".format(match.group(1), match.group(2)))

@@ -4,18 +4,20 @@ Records in, rows out. Each output row is the input record plus `escape_` fields 
 evidence, workload). A record with no isolation-breaking setting yields nothing. State kept across chunks is
 only the pairing of a dockerd "form data" line with its "Calling POST" line (escape_engine.dockerpair).
 """
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import docker, kube
+from .allowlist import AllowRule, judge, need_token
 from .dockerpair import DaemonPairing, Match, Pending
 from .ground import Record, Row
 from .scalars import first_text
-from .specrules import AllowRule, Finding, Workload, allowlisted, findings, max_severity, parse_allowed_paths
+from .specrules import Finding, Workload, findings, max_severity, parse_allowed_paths
 
 SUPPRESSED_MODES = ("exclude", "include", "only")
 MODES = ("spec", "health")
 FINDING_TYPES = ("privileged", "host_process", "capability", "privilege_escalation", "seccomp_unconfined",
-                 "apparmor_unconfined", "proc_unmasked", "host_pid", "host_ipc", "host_network", "host_path", "device")
+                 "apparmor_unconfined", "selinux_unconfined", "proc_unmasked", "host_pid", "host_ipc", "host_network",
+                 "host_uts", "host_userns", "host_cgroupns", "host_path", "device", "duplicate_key")
 HEALTH_FINDINGS = ("spec_missing", "spec_truncated", "event_unparseable", "create_body_missing")
 
 
@@ -54,17 +56,20 @@ class Inspector:
             "spec_truncated": "{} pod or workload write(s) were marked audit.k8s.io/truncated: spec unknown",
             "create_body_missing": "{} docker create call(s) had no form data line (body over 4 KiB or no --debug)",
             "not_inspectable": "{} event(s) were neither a Kubernetes audit event nor docker data and were skipped",
+            "docker_denied": "{} docker call(s) refused by an authorization plugin were not rated (nothing ran)",
+            "dry_run": "{} Kubernetes write(s) with dryRun=All were not rated (nothing was stored)",
         }
         return [text.format(self.counts[key]) for key, text in notes.items() if self.counts.get(key)]
 
     # -- rows ----------------------------------------------------------------------------------------------------
     def _row(self, record: Record, workload: Workload, found: List[Finding], evidence: List[str],
              extra: Dict[str, str]) -> Optional[Row]:
+        verdict = judge(workload, found, self.allowlist) if found else None
         if self.wanted:
             found = [f for f in found if f.finding in self.wanted]
         if not found:
             return None
-        origin = allowlisted(workload, self.allowlist)
+        origin = verdict.origin if verdict is not None and not verdict.exceeded else None
         if (origin is not None and self.suppressed == "exclude") or (origin is None and self.suppressed == "only"):
             return None
         row: Row = dict(record)
@@ -73,29 +78,37 @@ class Inspector:
         kinds = list(dict.fromkeys(f.finding for f in found))
         details = ["{} ({})".format(f.detail, f.severity) for f in found]
         images = list(dict.fromkeys(c.image for c in workload.containers if c.image))
-        row["escape_finding"] = kinds if len(kinds) > 1 else kinds[0]
+        row["escape_finding"] = _one_or_many(kinds)
         row["escape_severity"] = severity
-        row["escape_detail"] = details if len(details) > 1 else details[0]
+        row["escape_detail"] = _one_or_many(details)
+        needs = [t for t in dict.fromkeys(need_token(f) for f in found) if t]
+        if needs:
+            row["escape_needs"] = _one_or_many(needs)
         row["escape_workload"] = label
         row["escape_platform"] = workload.platform
         row["escape_suppressed"] = "1" if origin is not None else "0"
+        prefix = ""
         if origin is not None:
             row["escape_allowlist"] = origin
+            prefix = "Allowlisted ({}) ".format(origin)
+        elif verdict is not None:
+            row["escape_allowlist"] = verdict.origin
+            beyond = [f.detail for f in verdict.exceeded]
+            row["escape_allowlist_exceeded"] = _one_or_many(beyond)
+            prefix = "Beyond its allowlist entry ({}: {}) ".format(verdict.origin, "; ".join(beyond))
         if images:
-            row["escape_image"] = images if len(images) > 1 else images[0]
+            row["escape_image"] = _one_or_many(images)
         if workload.namespace:
             row["escape_namespace"] = workload.namespace
         if workload.platform == "kubernetes":
             row["escape_service_account"] = workload.service_account
         cds = [cd for cd in dict.fromkeys(evidence) if cd]
         if cds:
-            row["escape_evidence_cd"] = cds if len(cds) > 1 else cds[0]
+            row["escape_evidence_cd"] = _one_or_many(cds)
         row.update(extra)
         actor = extra.get("escape_actor", "")
-        summary = "{}{} {}: {}.{}".format(
-            "Allowlisted ({}) ".format(origin) if origin is not None else "",
-            extra.get("escape_action", "write of"), label, "; ".join(details),
-            " Actor: {}.".format(actor) if actor else "")
+        summary = "{}{} {}: {}.{}".format(prefix, extra.get("escape_action", "write of"), label, "; ".join(details),
+                                          " Actor: {}.".format(actor) if actor else "")
         row["escape_summary"] = summary[0].upper() + summary[1:]
         return row
 
@@ -126,6 +139,9 @@ class Inspector:
                                        {"escape_platform": "kubernetes"})
             return
         if not (kube.is_spec_write(event) and kube.succeeded(event)):
+            return
+        if kube.dry_run(event):     # validated and admitted, never stored: nothing runs (counted, not rated)
+            self._count("dry_run")
             return
         extra = {"escape_actor": event.username, "escape_action": "{} of".format(event.verb),
                  "escape_verb": event.verb, "escape_resource": event.resource + (
@@ -174,7 +190,9 @@ class Inspector:
         for workload, item in items:
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
-                     "escape_launch_id": "docker:{}/{}".format(host, workload.name or first_text(record.get("_cd"))),
+                     # the container's ID: containers may share a name over time (and --rm ones reuse it)
+                     "escape_launch_id": "docker:{}/{}".format(host, workload.container_id or "{}@{}".format(
+                         workload.name, first_text(record.get("_cd")))),
                      "escape_container": workload.name}
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
@@ -188,6 +206,9 @@ class Inspector:
             if match.call is not None:
                 yield from self._unpaired_call(match.call)
             return
+        if match.denied:     # refused by an authorization plugin: nothing ran (like a Kubernetes 403)
+            self._count("docker_denied")
+            return
         yield from self._docker_pair(match.form, match.call)
 
     def _docker_pair(self, form: Pending, call: Optional[Pending]) -> Iterator[Row]:
@@ -196,6 +217,10 @@ class Inspector:
         if form.kind == "exec":
             workload = docker.exec_workload(form.body, name)
             action = "docker exec into"
+        elif form.kind == "volume":
+            workload = docker.volume_workload(form.body)
+            name = workload.name
+            action = "docker volume create of"
         else:
             workload = docker.create_workload(form.body, name)
             action = "docker create of"
@@ -205,7 +230,11 @@ class Inspector:
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
         if form.kind == "create":
-            extra["escape_launch_id"] = "docker:{}/{}".format(host, name or first_text(form.record.get("_cd")))
+            # one create call: its log, its time to the nanosecond and the name asked for (twenty creates of
+            # containers all named "job" are twenty launches)
+            extra["escape_launch_id"] = "docker:{}/{}/{:.9f}/{}".format(
+                host, first_text(form.record.get("source")), call.time if call is not None else form.time,
+                name or first_text(form.record.get("_cd")))
         evidence = [first_text(form.record.get("_cd"))]
         if call is not None:
             evidence.append(first_text(call.record.get("_cd")))
@@ -246,6 +275,10 @@ class Inspector:
         """Rows held back for pairing: unpaired bodies (no container name) and, in health mode, bodiless creates."""
         for match in self._pairing.flush():
             yield from self._docker_match(match)
+
+
+def _one_or_many(values: List[str]) -> Union[str, List[str]]:
+    return values if len(values) > 1 else values[0]
 
 
 def _looks_like_inspect(text: str) -> bool:

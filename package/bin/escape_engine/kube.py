@@ -5,8 +5,9 @@ and the spec, never from fields Splunk extracted (its automatic JSON extraction 
 """
 import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
 
-from .scalars import is_ascii_digits, numeric_key
+from .kubepatch import apply_patch, json_patch_object, webhook_patches
 from .specrules import Container, Workload, normalise_capability
 
 WRITE_VERBS = ("create", "update", "patch")
@@ -22,7 +23,10 @@ SPEC_PATHS: Dict[str, Tuple[str, ...]] = {
     "jobs": ("spec", "template", "spec"),
     "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
-KINDS = {"pods": "Pod", "deployments": "Deployment", "daemonsets": "DaemonSet", "statefulsets": "StatefulSet",
+# Objects that give host access without a pod spec: a PersistentVolume backed by a host directory, which any pod
+# may then claim through a PersistentVolumeClaim.
+VOLUME_RESOURCES = ("persistentvolumes",)
+KINDS = {"persistentvolumes": "PersistentVolume", "pods": "Pod", "deployments": "Deployment", "daemonsets": "DaemonSet", "statefulsets": "StatefulSet",
          "replicasets": "ReplicaSet", "replicationcontrollers": "ReplicationController", "jobs": "Job",
          "cronjobs": "CronJob"}
 # Subresources that carry a pod spec; others (status, exec, log, binding, eviction...) never do.
@@ -49,6 +53,8 @@ class AuditEvent:
         self.response: Any = None
         self.wrapper = "audit"               # audit | aks | gke
         self.cluster = ""
+        self.request_uri = ""
+        self.annotations: Dict[str, Any] = {}
 
 
 class NotAuditEvent(ValueError):
@@ -88,6 +94,8 @@ def _plain(event: Mapping[str, Any], wrapper: str) -> AuditEvent:
     result.level = _text(event.get("level"))
     result.request = event.get("requestObject")
     result.response = event.get("responseObject")
+    result.request_uri = _text(event.get("requestURI"))
+    result.annotations = annotations
     return result
 
 
@@ -153,9 +161,16 @@ def parse(text: str) -> AuditEvent:
 
 
 def is_spec_write(event: AuditEvent) -> bool:
-    """A create/update/patch of a pod or workload template (subresource none or ephemeralcontainers)."""
-    return (event.verb in WRITE_VERBS and event.resource in SPEC_PATHS
+    """A create/update/patch of a pod or workload template (subresource none or ephemeralcontainers), or of a
+    PersistentVolume."""
+    return (event.verb in WRITE_VERBS and (event.resource in SPEC_PATHS or event.resource in VOLUME_RESOURCES)
             and event.subresource in SPEC_SUBRESOURCES)
+
+
+def dry_run(event: AuditEvent) -> bool:
+    """A write sent with ?dryRun=All: admitted and validated, never stored, so nothing runs."""
+    query = urlsplit(event.request_uri).query if event.request_uri else ""
+    return "All" in parse_qs(query).get("dryRun", [])
 
 
 def succeeded(event: AuditEvent) -> bool:
@@ -175,49 +190,30 @@ def _dig(obj: Any, path: Tuple[str, ...]) -> Optional[Dict[str, Any]]:
     return obj if isinstance(obj, dict) else None
 
 
-def _listify(value: Any) -> Any:
-    """Dicts built from JSON-patch paths whose keys are all list positions become lists."""
-    if not isinstance(value, dict):
-        return value
-    converted = {k: _listify(v) for k, v in value.items()}
-    if converted and all(is_ascii_digits(k) or k == "-" for k in converted):  # never "²" or "١" (int() fails)
-        return [converted[k] for k in sorted(converted, key=lambda k: (k == "-", numeric_key(k)))]
-    return converted
-
-
-def json_patch_object(operations: List[Any]) -> Optional[Dict[str, Any]]:
-    """The values a JSON patch (RFC 6902) adds or replaces, as a partial object; None when it sets nothing."""
-    root: Dict[str, Any] = {}
-    for operation in operations:
-        if not isinstance(operation, dict) or operation.get("op") not in ("add", "replace"):
-            continue
-        path = _text(operation.get("path"))
-        keys = [k.replace("~1", "/").replace("~0", "~") for k in path.split("/")[1:]]
-        if not keys:
-            continue
-        node = root
-        for key in keys[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = node[key] = {}
-            node = child
-        node[keys[-1]] = operation.get("value")
-    result = _listify(root)
-    return result if isinstance(result, dict) and result else None
+def _has_spec(obj: Any, event: AuditEvent) -> bool:
+    if event.resource in VOLUME_RESOURCES:
+        return isinstance(obj, dict) and isinstance(obj.get("spec"), dict)
+    return _dig(obj, SPEC_PATHS[event.resource]) is not None or (
+        isinstance(obj, dict) and isinstance(obj.get("ephemeralContainers"), list))
 
 
 def spec_object(event: AuditEvent) -> Any:
-    """The object that holds the resulting spec: for a patch the merged responseObject when logged, else what the
-    patch sets (strategic-merge or merge patch: the document; JSON patch: the values of its add/replace ops)."""
-    if event.verb == "patch" and isinstance(event.response, dict):
+    """The object that holds the resulting spec, as admitted: the responseObject when it carries the spec (after
+    every mutating webhook); else the request with the webhooks' logged patches applied (a patch request: what it
+    sets; strategic-merge or merge patch: the document; JSON patch: the values of its add/replace ops)."""
+    if isinstance(event.response, dict) and _has_spec(event.response, event):
         return event.response
+    obj: Any = None
     if isinstance(event.request, dict):
-        return event.request
-    if event.verb == "patch" and isinstance(event.request, list):
-        return json_patch_object(event.request)
-    if isinstance(event.response, dict):
-        return event.response
-    return None
+        obj = event.request
+    elif event.verb == "patch" and isinstance(event.request, list):
+        obj = json_patch_object(event.request)
+    elif isinstance(event.response, dict):
+        obj = event.response
+    patches = webhook_patches(event.annotations)
+    if patches and isinstance(obj, dict):
+        obj = apply_patch(obj, patches)
+    return obj
 
 
 def _security(container: Container, context: Mapping[str, Any]) -> None:
@@ -251,20 +247,49 @@ def _owner(metadata: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
     return kind, name
 
 
+def _volume(event: AuditEvent, obj: Dict[str, Any]) -> Optional[Workload]:
+    """A PersistentVolume: host access when it is backed by a host directory (hostPath or local)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    result = Workload("kubernetes")
+    result.kind = "PersistentVolume"
+    result.name = event.name or _text(_dict(obj.get("metadata")).get("name"))
+    result.service_account = "-"
+    for key in ("hostPath", "local"):
+        path = _dict(spec.get(key)).get("path")
+        if isinstance(path, str):
+            result.host_paths.append((path, "persistent volume {} ({})".format(result.name or "?", key), False))
+    return result
+
+
 def workload(event: AuditEvent) -> Optional[Workload]:
     """The workload the event writes, or None when the event carries no spec (Metadata level, truncated)."""
     obj = spec_object(event)
     if obj is None:
         return None
+    if event.resource in VOLUME_RESOURCES:
+        return _volume(event, obj)
     spec = _dig(obj, SPEC_PATHS[event.resource])
+    if spec is None and event.subresource == "ephemeralcontainers" and isinstance(obj.get("ephemeralContainers"),
+                                                                                  list):
+        # Kubernetes 1.16-1.21: the subresource took an EphemeralContainers object (or a JSON patch of
+        # /ephemeralContainers/-) with the list at the top level
+        spec = {"ephemeralContainers": obj["ephemeralContainers"]}
     if spec is None:
         return None
     metadata = _dict(obj.get("metadata"))
     result = Workload("kubernetes")
     result.namespace = event.namespace or _text(metadata.get("namespace"))
     name = event.name or _text(metadata.get("name")) or _text(metadata.get("generateName"))
+    result.actor = event.username
+    result.pod_write = event.resource == "pods"
     owner = _owner(metadata) if event.resource == "pods" else None
-    if owner is not None:
+    if owner is not None and owner[0] == "Node":
+        # a mirror pod of a static pod (kubelet manifest dir): owned by its Node, named <pod>-<node>; each one is
+        # its own workload, so one alert suppression cannot hide a planted static pod behind the real ones
+        result.kind, result.name = "StaticPod", name
+    elif owner is not None:
         result.kind, result.name = owner
     else:
         result.kind, result.name = KINDS[event.resource], name

@@ -6,7 +6,7 @@ normalised to their full repository reference before they are compared with the 
 """
 import fnmatch
 import posixpath
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .ground import SEVERITIES
 
@@ -25,7 +25,12 @@ CRITICAL_HOST_PATHS = (
     "/run/docker.sock", "/run/containerd/containerd.sock", "/run/crio/crio.sock", "/run/cri-dockerd.sock",
     "/run/docker", "/run/containerd", "/run/crio", "/run/podman/podman.sock",
     "/var/lib/kubelet", "/var/lib/docker", "/var/lib/containerd", "/var/lib/containers", "/etc/kubernetes",
+    "/run/podman", "/run/k3s", "/run/buildkit", "/run/dockershim.sock", "/var/lib/rancher",
+    "/var/lib/etcd",    # etcd's data: every Secret of the cluster, critical even read-only
 )
+# A runtime's API socket wherever it lies (rootless podman and docker under /run/user/<uid>, snap, k3s): by name.
+RUNTIME_SOCKETS = ("docker.sock", "containerd.sock", "crio.sock", "podman.sock", "cri-dockerd.sock", "dockershim.sock",
+                   "buildkitd.sock", "balena-engine.sock", "kubelet.sock")
 # Directories whose whole subtree is critical ("/" is critical only itself: its subtree is everything).
 _CRITICAL_SUBTREES = tuple(p for p in CRITICAL_HOST_PATHS if p != "/" and not p.endswith(".sock"))
 
@@ -78,6 +83,8 @@ def host_path_severity(path: str, allowed: Sequence[str]) -> Optional[str]:
     canonical = canonical_path(path)
     if any(path_within(canonical, a) for a in allowed):
         return None
+    if posixpath.basename(canonical) in RUNTIME_SOCKETS:
+        return "critical"
     for critical in CRITICAL_HOST_PATHS:
         if path_within(critical, canonical):   # the mount is, or contains, a critical path
             return "critical"
@@ -142,7 +149,10 @@ class Container:
         self.seccomp_unconfined = False
         self.apparmor_unconfined = False
         self.proc_mount_unmasked = False
+        self.proc_sys_writable = False
+        self.selinux_unconfined = False
         self.host_process = False
+        self.image_id = ""                  # docker inspect: the local image ID (sha256:...)
 
 
 class Workload:
@@ -158,18 +168,34 @@ class Workload:
         self.host_pid = False
         self.host_ipc = False
         self.host_network = False
+        self.host_uts = False
+        self.host_userns = False
+        self.host_cgroupns = False
         self.seccomp_unconfined = False     # pod level
         self.apparmor_unconfined = False
         # (path, where: volume name or bind target, read-only everywhere it is mounted)
         self.host_paths: List[Tuple[str, str, bool]] = []
         self.devices: List[str] = []
+        self.device_rules: List[str] = []   # docker DeviceCgroupRules ("b *:* rwm")
+        self.volumes: List[str] = []        # docker named volumes mounted (their definition is elsewhere)
+        self.container_id = ""              # docker inspect: the container's ID
+        self.actor = ""                     # Kubernetes: the user who wrote it
+        self.pod_write = False              # Kubernetes: a write of a pod itself (not of a workload template)
+        self.duplicates: List[str] = []     # fields given twice in the body (Go merges them; no client sends that)
 
 
 class Finding:
-    def __init__(self, finding: str, severity: str, detail: str) -> None:
+    """One isolation-breaking setting. `subject` (capability, path, device, rule) and `read_only` say what exactly, so
+    an allowlist entry can name it; `container` is the container it belongs to ("" for pod-level settings)."""
+
+    def __init__(self, finding: str, severity: str, detail: str, subject: str = "", read_only: bool = False,
+                 container: str = "") -> None:
         self.finding = finding
         self.severity = severity
         self.detail = detail
+        self.subject = subject
+        self.read_only = read_only
+        self.container = container
 
     def __repr__(self) -> str:
         return "Finding({!r}, {!r}, {!r})".format(self.finding, self.severity, self.detail)
@@ -179,117 +205,78 @@ def _container_label(container: Container) -> str:
     return "{} {}".format(container.role, container.name or "(unnamed)")
 
 
+def device_rule_severity(rule: str) -> str:
+    """A DeviceCgroupRules entry (`<a|b|c> <major|*>:<minor|*> <rwm>`): every device, any block device, every
+    character device or the memory devices (major 1) are critical; another character device is high."""
+    parts = rule.split()
+    kind = parts[0].lower() if parts else "a"
+    major = parts[1].split(":", 1)[0] if len(parts) > 1 else "*"
+    if kind in ("a", "b") or major in ("*", "1") or kind not in ("c",):
+        return "critical"
+    return "high"
+
+
+def _container_findings(container: Container) -> List[Finding]:
+    label, key = _container_label(container), container.name
+    result: List[Finding] = []
+    if container.privileged:
+        result.append(Finding("privileged", "critical", "{} is privileged".format(label), container=key))
+    if container.host_process:
+        result.append(Finding("host_process", "critical", "{} is a Windows HostProcess container".format(label),
+                              container=key))
+    dangerous = [c for c in dict.fromkeys(container.capabilities) if c in DANGEROUS_CAPABILITIES]
+    for capability in dangerous:
+        result.append(Finding("capability", DANGEROUS_CAPABILITIES[capability],
+                              "{} adds capability {}".format(label, capability), subject=capability, container=key))
+    if dangerous and container.allow_privilege_escalation:
+        result.append(Finding(
+            "privilege_escalation", max_severity(["high"] + [DANGEROUS_CAPABILITIES[c] for c in dangerous]),
+            "{} allows privilege escalation with {}".format(label, ", ".join(dangerous)), container=key))
+    for flag, finding, text in ((container.seccomp_unconfined, "seccomp_unconfined", "without a seccomp profile"),
+                                (container.apparmor_unconfined, "apparmor_unconfined", "without an AppArmor profile"),
+                                (container.selinux_unconfined, "selinux_unconfined", "without SELinux separation")):
+        if flag:
+            result.append(Finding(finding, "low", "{} runs {}".format(label, text), container=key))
+    if container.proc_mount_unmasked:
+        result.append(Finding("proc_unmasked", "medium", "{} has an unmasked /proc".format(label), container=key))
+    if container.proc_sys_writable:
+        result.append(Finding("proc_unmasked", "high", "{} has a writable /proc/sys".format(label),
+                              subject="/proc/sys", container=key))
+    return result
+
+
 def findings(workload: Workload, allowed_paths: Sequence[str]) -> List[Finding]:
     """Every isolation-breaking setting of `workload`, one finding per violation."""
     result: List[Finding] = []
     for container in workload.containers:
-        label = _container_label(container)
-        if container.privileged:
-            result.append(Finding("privileged", "critical", "{} is privileged".format(label)))
-        if container.host_process:
-            result.append(Finding("host_process", "critical", "{} is a Windows HostProcess container".format(label)))
-        dangerous = [c for c in dict.fromkeys(container.capabilities) if c in DANGEROUS_CAPABILITIES]
-        for capability in dangerous:
-            result.append(Finding("capability", DANGEROUS_CAPABILITIES[capability],
-                                  "{} adds capability {}".format(label, capability)))
-        if dangerous and container.allow_privilege_escalation:
-            result.append(Finding(
-                "privilege_escalation", max_severity(["high"] + [DANGEROUS_CAPABILITIES[c] for c in dangerous]),
-                "{} allows privilege escalation with {}".format(label, ", ".join(dangerous))))
-        if container.seccomp_unconfined:
-            result.append(Finding("seccomp_unconfined", "low", "{} runs without a seccomp profile".format(label)))
-        if container.apparmor_unconfined:
-            result.append(Finding("apparmor_unconfined", "low", "{} runs without an AppArmor profile".format(label)))
-        if container.proc_mount_unmasked:
-            result.append(Finding("proc_unmasked", "medium", "{} has an unmasked /proc".format(label)))
-    if workload.host_pid:
-        result.append(Finding("host_pid", "high", "shares the host's PID namespace"))
-    if workload.host_ipc:
-        result.append(Finding("host_ipc", "high", "shares the host's IPC namespace"))
-    if workload.host_network:
-        result.append(Finding("host_network", "medium", "shares the host's network namespace"))
-    if workload.seccomp_unconfined:
-        result.append(Finding("seccomp_unconfined", "low", "pod runs without a seccomp profile"))
-    if workload.apparmor_unconfined:
-        result.append(Finding("apparmor_unconfined", "low", "pod runs without an AppArmor profile"))
+        result.extend(_container_findings(container))
+    for flag, finding, severity, text in (
+            (workload.host_pid, "host_pid", "high", "shares the host's PID namespace"),
+            (workload.host_ipc, "host_ipc", "high", "shares the host's IPC namespace"),
+            (workload.host_network, "host_network", "medium", "shares the host's network namespace"),
+            (workload.host_userns, "host_userns", "medium", "runs in the host's user namespace (no remapping)"),
+            (workload.host_uts, "host_uts", "low", "shares the host's UTS namespace"),
+            (workload.host_cgroupns, "host_cgroupns", "low", "shares the host's cgroup namespace"),
+            (workload.seccomp_unconfined, "seccomp_unconfined", "low", "pod runs without a seccomp profile"),
+            (workload.apparmor_unconfined, "apparmor_unconfined", "low", "pod runs without an AppArmor profile")):
+        if flag:
+            result.append(Finding(finding, severity, text))
     for path, where, read_only in workload.host_paths:
-        severity = host_path_severity(path, allowed_paths)
+        rated = host_path_severity(path, allowed_paths)
         # A read-only mount of an ordinary host directory cannot change the host; a critical one still leaks it.
-        if severity is not None and not (read_only and severity != "critical"):
-            result.append(Finding("host_path", severity, "host path {} ({})".format(normalise_path(path), where)))
+        if rated is not None and not (read_only and rated != "critical"):
+            result.append(Finding("host_path", rated, "host path {} ({}{})".format(
+                normalise_path(path), where, ", read-only" if read_only else ""),
+                subject=canonical_path(path), read_only=read_only))
     for device in workload.devices:
         normalised = normalise_path(device)
         severity = "critical" if normalised.startswith(_BLOCK_DEVICE_PREFIXES) else "high"
-        result.append(Finding("device", severity, "host device {}".format(normalised)))
+        result.append(Finding("device", severity, "host device {}".format(normalised), subject=normalised))
+    for rule in workload.device_rules:
+        text = " ".join(rule.split())
+        result.append(Finding("device", device_rule_severity(text), "device cgroup rule {!r}".format(text),
+                              subject=text))
+    for field in dict.fromkeys(workload.duplicates):
+        result.append(Finding("duplicate_key", "high", "body gives {} more than once (dockerd merges them)".format(
+            field)))
     return result
-
-
-class AllowRule:
-    """A known-good workload: an image pattern, and for Kubernetes its namespace and service account."""
-
-    def __init__(self, platform: str, image: str, namespace: str = "", service_account: str = "",
-                 origin: str = "") -> None:
-        if platform not in ("kubernetes", "docker"):
-            raise ValueError("allowlist platform {!r} must be kubernetes or docker".format(platform))
-        if not image.strip():
-            raise ValueError("allowlist entry without an image")
-        if platform == "kubernetes" and (not namespace.strip() or not service_account.strip()):
-            raise ValueError("Kubernetes allowlist entry for {} needs a namespace and a service account".format(image))
-        self.platform = platform
-        self.image = image.strip()
-        self.namespace = namespace.strip()
-        self.service_account = service_account.strip()
-        self.origin = origin
-
-    def matches(self, workload: Workload, container: Container) -> bool:
-        if self.platform != workload.platform:
-            return False
-        if self.platform == "kubernetes" and \
-                (workload.namespace, workload.service_account or "default") != (self.namespace, self.service_account):
-            return False
-        return bool(container.image) and image_matches(container.image, self.image)
-
-
-def allow_rules(rows: Iterable[Mapping[str, str]], origin: str) -> List[AllowRule]:
-    """Rules from the rows of a shipped lookup (columns platform, image, namespace, service_account)."""
-    rules = []
-    for number, row in enumerate(rows, start=2):
-        try:
-            rules.append(AllowRule(row.get("platform") or "", row.get("image") or "", row.get("namespace") or "",
-                                   row.get("service_account") or "", origin=origin))
-        except ValueError as err:
-            raise ValueError("{} line {}: {}".format(origin, number, err)) from None
-    return rules
-
-
-def parse_allow_option(value: str) -> List[AllowRule]:
-    """The user's additions: `namespace/serviceaccount=image` (Kubernetes) or `docker=image`, comma-separated."""
-    rules = []
-    for item in value.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ValueError("allowlist item {!r} must be namespace/serviceaccount=image or docker=image".format(item))
-        scope, image = (part.strip() for part in item.split("=", 1))
-        if scope == "docker":
-            rules.append(AllowRule("docker", image, origin="option"))
-            continue
-        if scope.count("/") != 1:
-            raise ValueError("allowlist item {!r} must be namespace/serviceaccount=image or docker=image".format(item))
-        namespace, service_account = scope.split("/")
-        rules.append(AllowRule("kubernetes", image, namespace, service_account, origin="option"))
-    return rules
-
-
-def allowlisted(workload: Workload, rules: Sequence[AllowRule]) -> Optional[str]:
-    """The origin of the rules that cover every container of `workload`, or None when one container is not covered."""
-    if not workload.containers or not rules:
-        return None
-    origins = []
-    for container in workload.containers:
-        rule = next((r for r in rules if r.matches(workload, container)), None)
-        if rule is None:
-            return None
-        origins.append(rule.origin)
-    return ",".join(dict.fromkeys(origins))
