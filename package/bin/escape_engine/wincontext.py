@@ -76,7 +76,7 @@ class _Bucket:
     """The events waiting for one ancestor GUID: `needed` ones (with findings, or process starts whose own GUID other
     waiting events need) and `leaves` (process starts nothing waits for), each oldest first."""
 
-    __slots__ = ("needed", "leaves")
+    __slots__ = ("leaves", "needed")
 
     def __init__(self) -> None:
         self.needed: Deque[Waiting] = collections.deque()
