@@ -13,6 +13,7 @@ below repeat what the pattern's quantified parts accept, the shapes that make su
 `growth` times a pattern's finditer over an input at 1x and at 16x its length (best of several runs, each run long
 enough to measure) and returns the ratio: about 16 for a linear pattern, 256 for a quadratic one, 4,096 for a cubic.
 """
+import gc
 import re
 import time
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
@@ -171,11 +172,17 @@ def build(shape: Tuple[str, str, str], length: int) -> str:
 
 def _per_call(run: Callable[[], Any], number: int, rounds: int) -> float:
     best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(number):
-            run()
-        best = min(best, (time.perf_counter() - start) / number)
+    collecting = gc.isenabled()
+    gc.disable()  # a collection inside one side of the ratio is noise, not growth
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(number):
+                run()
+            best = min(best, (time.perf_counter() - start) / number)
+    finally:
+        if collecting:
+            gc.enable()
     return best
 
 

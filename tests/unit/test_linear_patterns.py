@@ -19,7 +19,7 @@ import pytest
 import escape_engine
 from tests.unit import adversarial
 
-LIMIT = 16 ** 1.5  # 64: the growth of n ** 1.5; linear is 16, quadratic 256, cubic 4,096
+LIMIT = 100  # linear is 16, quadratic 256, cubic 4,096: well under quadratic, with room for a loaded machine
 REGEX_CALLS = {"compile", "search", "match", "fullmatch", "sub", "subn", "split", "findall", "finditer"}
 
 
@@ -61,7 +61,7 @@ def test_the_patterns_are_found() -> None:
             "escape_engine.docker._CALL"} <= names
 
 
-def worst_growth(pattern: "re.Pattern[str]", tries: int = 3) -> Tuple[float, Tuple[str, str, str]]:
+def worst_growth(pattern: "re.Pattern[str]", tries: int = 5) -> Tuple[float, Tuple[str, str, str]]:
     """Screen every adversarial shape quickly (128 -> 2,048 characters, one run), then measure the suspects with
     care (512 -> 8,192, best of five, up to `tries` times): the worst confirmed ratio and its shape (the first one
     confirmed over the limit ends the search)."""
