@@ -36,9 +36,9 @@ class WindowsCommand(StreamingCommand):
 
     def stream(self, records):
         yield from self.engine.feed(records)
-        if self._finished and self.engine.stats.malformed:  # splunklib 2.1.1 (pinned): True on the last chunk
-            self.write_warning("escapewindows: {} malformed events skipped, e.g. {}", self.engine.stats.malformed,
-                               self.engine.stats.reasons[0])
+        if self._finished:  # splunklib 2.1.1 (pinned): True on the last chunk
+            for message in self.engine.messages():  # malformed events, events the lineage's bounds gave up
+                self.write_warning("{}", message)  # never the message as the format: it quotes event text
 
 
 dispatch(WindowsCommand, sys.argv, sys.stdin, sys.stdout, __name__)

@@ -111,3 +111,17 @@ def test_descendants_handed_over_before_their_ancestor_are_reported_with_its_chu
     assert len(run.chunk_replies) == len(events)
     assert sorted(row["escape_finding"] for row in run.records) == ["restricted_dir_exec", "restricted_dir_write"]
     assert all("container process" in str(row["escape_container_marker"]) for row in run.records)
+
+
+def test_events_the_wait_gives_up_are_reported_in_the_search_messages(script: Path) -> None:
+    """2,500 siblings wait for their container ancestor, which comes two chunks later: the bound per ancestor (1,000)
+    gives up 999 of them (the siblings of the last chunk find the ancestor in their own chunk), says so in a
+    warning, and the descendant's write still alerts."""
+    from tests.unit.test_windows_wait_bounds import flood
+    events = [dict(e, host="w1", sourcetype="XmlWinEventLog") for e in flood(2500)]
+    run = run_command(script, command_args("windows_container_restricted_dir_write"),
+                      [events[i:i + 1000] for i in range(0, len(events), 1000)])
+    assert run.returncode == 0, run.stderr
+    assert [r["escape_target_path"] for r in run.records] == ["C:\\Windows\\System32\\evil.dll"]
+    warnings = [text for level, text in run.messages if level == "WARN"]
+    assert any("999 Sysmon events waiting for a container ancestor were given up (0 of them with findings)" in w for w in warnings), run.messages

@@ -227,14 +227,17 @@ DETECTIONS = content.detections()
 
 
 def check_samples(item: content.Detection, content_dir: Path, app_dir: Path) -> None:
-    # Panther's vendor test cases (panther_k8s_cases_*.jsonl) carry no time: the sample check replays them at 0.
-    fired = replay.replay(replay.sample_specs(item, "fires"), content_dir, app_dir, only=[item.slug],
-                          require_time=False)
-    assert [a for a in fired if a["detection"] == item.stanza], "{} did not fire on samples.fires".format(item.slug)
-    silent = replay.replay(replay.sample_specs(item, "silent"), content_dir, app_dir, only=[item.slug],
-                           require_time=False)
-    assert not [a for a in silent if a["detection"] == item.stanza], "{} fired on samples.silent: {}".format(
-        item.slug, silent[:2])
+    """Each sample file replayed alone through the real commands: every `fires` file gives at least one alert of the
+    detection, every `silent` file none (a total over all of a detection's files hid a file that never fired)."""
+    for kind in ("fires", "silent"):
+        for spec in replay.sample_specs(item, kind):
+            # Panther's vendor test cases (panther_k8s_cases_*.jsonl) carry no time: the check replays them at 0.
+            alerts = [a for a in replay.replay([spec], content_dir, app_dir, only=[item.slug], require_time=False)
+                      if a["detection"] == item.stanza]
+            if kind == "fires":
+                assert alerts, "{} did not fire on samples.fires {} replayed alone".format(item.slug, spec.path.name)
+            else:
+                assert not alerts, "{} fired on samples.silent {}: {}".format(item.slug, spec.path.name, alerts[:2])
 
 
 # Detections whose samples show a real gap, found by this test and reported to their authors. Not strict: the entry
@@ -257,6 +260,17 @@ def test_the_sample_check_fails_when_a_benign_sample_fires(tmp_path: Path, app: 
                                "silent": [{"sourcetype": "linux:audit", "path": str(audit)}]})
     folder = make_content(tmp_path / "noisy", noisy)
     with pytest.raises(AssertionError, match="fired on samples.silent"):
+        check_samples(content.detections(folder)[0], folder, app)
+
+
+def test_the_sample_check_fails_when_one_fires_file_gives_nothing_on_its_own(tmp_path: Path, app: Path,
+                                                                          audit: Path) -> None:
+    """A fires file that gives no alert replayed alone fails, even when another fires file of the detection fires."""
+    mixed = detection(samples={"fires": [{"sourcetype": "linux:audit", "path": str(audit)},
+                                         {"sourcetype": "linux:audit", "path": str(RHEL7)}],
+                               "silent": [{"sourcetype": "linux:audit", "path": str(RHEL7)}]})
+    folder = make_content(tmp_path / "mixed", mixed)
+    with pytest.raises(AssertionError, match="did not fire on samples.fires {} replayed alone".format(RHEL7.name)):
         check_samples(content.detections(folder)[0], folder, app)
 
 

@@ -32,28 +32,41 @@ _MODULE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _LOADING = re.compile(r"\)\s*Loading module ([A-Za-z0-9_.-]+)(?:\s|\.\.\.|$)")
 _INITIALISED = re.compile(r"Mod:\s*(?:[A-Za-z_]+:)?\d+:\s*Initialization of ([A-Za-z0-9_.-]+) succeeded")
 # Shell history: "<time> shell[<pid>]: [<user>]: <command>" (ESXi 8 adds "In(14)" before "shell").
-_SHELL = re.compile(r"\bshell\[\d+\]:\s*(?:\[([^\]]*)\]:\s*)?(.*)$")
+# Every pattern here reads text an attacker writes, so each runs in time linear in its input: no two unbounded
+# quantifiers that can take the same characters. "a ... b ... c" is matched as steps (`_in_order`): each step searches
+# from where the previous one ended, instead of one pattern with ".*" between the parts (cubic on "a b a b ...").
+_SHELL = re.compile(r"\bshell\[\d+\]:[ \t]*(?:\[([^\]\n]*)\]:[ \t]*)?([^\n]*)")
+_ESXCLI = re.compile(r"\besxcli\b")
+_SYSTEM_MODULE_LOAD = re.compile(r"\bsystem\s+module\s+load\b")
+_MODULE_OPTION = re.compile(r"(?:-m|--module)[=\s]+([A-Za-z0-9_.-]+)")
 _SHELL_MODULE_LOAD = (
-    re.compile(r"\besxcli\b.*\bsystem\s+module\s+load\b.*?(?:-m|--module)[=\s]+([A-Za-z0-9_.-]+)"),
     re.compile(r"\bvmkload_mod\s+(?:-[a-zA-Z]\s+)*(?:\S*/)?([A-Za-z0-9_.-]+?)(?:\.o)?(?:\s|$)"),
     re.compile(r"\besxcfg-module\s+(?:-[a-zA-Z]\s+)*([A-Za-z0-9_.-]+)\s*$"),
 )
-_SHELL_VIB = re.compile(r"\besxcli\b.*\bsoftware\s+(?:vib|profile|component)\s+(?:install|update|apply)\b(.*)$")
+_SOFTWARE_INSTALL = re.compile(r"\bsoftware\s+(?:vib|profile|component)\s+(?:install|update|apply)\b")
 _VIB_FORCE = re.compile(r"(?:^|\s)(?:-f|--force|--no-sig-check|--nosigcheck)(?:\s|=|$)")
-_SHELL_ACCEPTANCE = re.compile(r"\besxcli\b.*\bsoftware\s+acceptance\s+set\b.*?(?:--level|-l)[=\s]+([A-Za-z]+)")
+_SOFTWARE_ACCEPTANCE = re.compile(r"\bsoftware\s+acceptance\s+set\b")
+_LEVEL_OPTION = re.compile(r"(?:--level|-l)[=\s]+([A-Za-z]+)")
 _LOG_UNSIGNED = re.compile(
     r"image profile with validation disabled|bypassing signing and acceptance level verification|"
     r"vib without (?:a )?valid signature|signature verification (?:is )?(?:disabled|skipped)", re.IGNORECASE)
-_SHELL_VM_KILL = re.compile(
-    r"\besxcli\b.*\bvm\s+process\s+kill\b.*?(?:--world-id|-w)[=\s]+(\d+)|"
-    r"\bvim-cmd\s+vmsvc/power\.(?:off|shutdown|suspend)\s+(\d+)|"
-    r"\bkill\s+(?:-9\s+|-KILL\s+|-s\s+\w+\s+)?(\d+)\b.*\bvmx\b|\bpkill\b.*\bvmx\b")
-_HOSTD_POWER_OFF = re.compile(r"sub=Vmsvc\.vm:([^\]\s]+\.vmx)[^\]]*\].*State Transition \(VM_STATE_ON -> "
-                              r"VM_STATE_(?:POWERING_OFF|OFF)\)")
-_VMX_CRASH = re.compile(
-    r"unrecoverable error:\s*\((?:vmx|vcpu-\d+)\)|\bvmx(?:\[\d+\])?:.*\bPANIC\b|\bvcpu-\d+\|.*\bPANIC:|"
-    r"UserDump:.*\bvmx\b.*\bDumping cartel\b|\bvmx\b.*\b(?:core dumped|crashed)\b", re.IGNORECASE)
-_VMKWARNING = re.compile(r"\bvmkwarning(?:\[\d+\])?:|\bvmkwarning\b.*\bWARNING:")
+_VM_PROCESS_KILL = re.compile(r"\bvm\s+process\s+kill\b")
+_WORLD_OPTION = re.compile(r"(?:--world-id|-w)[=\s]+(\d+)")
+_VIM_POWER_OFF = re.compile(r"\bvim-cmd\s+vmsvc/power\.(?:off|shutdown|suspend)\s+(\d+)")
+_KILL_PID = re.compile(r"\bkill\s+(?:-9\s+|-KILL\s+|-s\s+\w+\s+)?(\d+)\b")
+_PKILL = re.compile(r"\bpkill\b")
+_VMX_WORD = re.compile(r"\bvmx\b")
+_HOSTD_VM = re.compile(r"sub=Vmsvc\.vm:([^\]\s]+)")
+_HOSTD_POWERING_OFF = re.compile(r"State Transition \(VM_STATE_ON -> VM_STATE_(?:POWERING_OFF|OFF)\)")
+_UNRECOVERABLE = re.compile(r"unrecoverable error:\s*\((?:vmx|vcpu-\d+)\)", re.IGNORECASE)
+_VMX_CRASH_STEPS = tuple(tuple(re.compile(p, re.IGNORECASE) for p in steps) for steps in (
+    (r"\bvmx(?:\[\d+\])?:", r"\bPANIC\b"),
+    (r"\bvcpu-\d+\|", r"\bPANIC:"),
+    (r"UserDump:", r"\bvmx\b", r"\bDumping cartel\b"),
+    (r"\bvmx\b", r"\b(?:core dumped|crashed)\b"),
+))
+_VMKWARNING = re.compile(r"\bvmkwarning(?:\[\d+\])?:")
+_VMKWARNING_STEPS = (re.compile(r"\bvmkwarning\b"), re.compile(r"\bWARNING:"))
 _TIME_ISO = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?Z")
 _ACCEPTANCE_SEVERITY = {"communitysupported": "high", "partnersupported": "medium", "vmwareaccepted": "low",
                         "vmwarecertified": "low"}
@@ -66,6 +79,57 @@ class EsxiEvent(NamedTuple):
     user: str
 
 
+def _in_order(text: str, steps: "Tuple[re.Pattern[str], ...]") -> "Optional[re.Match[str]]":
+    """The last step's match when the steps' patterns match one after another in `text` (each searched from the end
+    of the previous match: the earliest match of a step leaves the most room for the next), else None."""
+    match: Optional[re.Match[str]] = None
+    for pattern in steps:
+        match = pattern.search(text, match.end() if match else 0)
+        if match is None:
+            return None
+    return match
+
+
+def _shell_event(user: str, command: str) -> Optional[EsxiEvent]:
+    module = _in_order(command, (_ESXCLI, _SYSTEM_MODULE_LOAD, _MODULE_OPTION))
+    if module:
+        return EsxiEvent("module_load", module.group(1), command, user)
+    for pattern in _SHELL_MODULE_LOAD:
+        match = pattern.search(command)
+        if match:
+            return EsxiEvent("module_load", match.group(1), command, user)
+    vib = _in_order(command, (_ESXCLI, _SOFTWARE_INSTALL))
+    if vib and _VIB_FORCE.search(command, vib.end()):
+        return EsxiEvent("forced_vib_install", command, command, user)
+    acceptance = _in_order(command, (_ESXCLI, _SOFTWARE_ACCEPTANCE, _LEVEL_OPTION))
+    if acceptance:
+        return EsxiEvent("acceptance_level_change", acceptance.group(1), command, user)
+    for steps in ((_ESXCLI, _VM_PROCESS_KILL, _WORLD_OPTION), (_VIM_POWER_OFF,)):
+        kill = _in_order(command, steps)
+        if kill:
+            return EsxiEvent("bulk_vm_kill", kill.group(1), command, user)
+    pid = _KILL_PID.search(command)
+    if pid and _VMX_WORD.search(command, pid.end()):
+        return EsxiEvent("bulk_vm_kill", pid.group(1), command, user)
+    if _in_order(command, (_PKILL, _VMX_WORD)):
+        return EsxiEvent("bulk_vm_kill", "vmx", command, user)
+    return None
+
+
+def _hostd_power_off(text: str) -> str:
+    """The .vmx path of a hostd "State Transition (VM_STATE_ON -> ...OFF)" line, else ""."""
+    for match in _HOSTD_VM.finditer(text):  # the first Vmsvc.vm token naming a .vmx, then "]", then the transition
+        token = match.group(1)
+        end = token.rfind(".vmx")
+        if end <= 0:
+            continue
+        bracket = text.find("]", match.start(1) + end + 4)
+        if bracket >= 0 and _HOSTD_POWERING_OFF.search(text, bracket):
+            return token[:end + 4]
+        return ""
+    return ""
+
+
 def parse(raw: str) -> Optional[EsxiEvent]:
     """The one behaviour a line shows, or None."""
     text = raw.strip()
@@ -75,31 +139,16 @@ def parse(raw: str) -> Optional[EsxiEvent]:
             return EsxiEvent("module_load", match.group(1), "vmkernel", "")
     shell = _SHELL.search(text)
     if shell:
-        user, command = shell.group(1) or "", shell.group(2).strip()
-        for pattern in _SHELL_MODULE_LOAD:
-            match = pattern.search(command)
-            if match:
-                return EsxiEvent("module_load", match.group(1), command, user)
-        vib = _SHELL_VIB.search(command)
-        if vib and _VIB_FORCE.search(vib.group(1)):
-            return EsxiEvent("forced_vib_install", command, command, user)
-        acceptance = _SHELL_ACCEPTANCE.search(command)
-        if acceptance:
-            return EsxiEvent("acceptance_level_change", acceptance.group(1), command, user)
-        kill = _SHELL_VM_KILL.search(command)
-        if kill:
-            target = next((g for g in kill.groups() if g), "vmx")
-            return EsxiEvent("bulk_vm_kill", target, command, user)
-        return None
+        return _shell_event(shell.group(1) or "", shell.group(2).strip())
     unsigned = _LOG_UNSIGNED.search(text)
     if unsigned:
         return EsxiEvent("forced_vib_install", unsigned.group(0), text, "")
-    power_off = _HOSTD_POWER_OFF.search(text)
-    if power_off:
-        return EsxiEvent("bulk_vm_kill", power_off.group(1), text, "")
-    if _VMX_CRASH.search(text):
+    vmx = _hostd_power_off(text)
+    if vmx:
+        return EsxiEvent("bulk_vm_kill", vmx, text, "")
+    if _UNRECOVERABLE.search(text) or any(_in_order(text, steps) for steps in _VMX_CRASH_STEPS):
         return EsxiEvent("vmx_crash", "vmx", text, "")
-    if _VMKWARNING.search(text):
+    if _VMKWARNING.search(text) or _in_order(text, _VMKWARNING_STEPS):
         return EsxiEvent("vmx_crash", "vmkwarning", text, "")
     return None
 

@@ -88,7 +88,6 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
             yield _alert(record, event, context, reasons, row, hostprocess)
 
 
-
 class Scanner:
     """One search's escapewindows: the options checked once (ValueError on a bad one, before any event), the Sysmon
     lineage and the counts carried from chunk to chunk. `feed` is `run` over one chunk."""
@@ -103,6 +102,15 @@ class Scanner:
     def feed(self, records: Iterable[Record]) -> Iterator[Dict[str, Value]]:
         return run(records, restricted=self.restricted, findings=self.findings, hostprocess=self.hostprocess,
                    stats=self.stats, lineage=self.lineage)
+
+    def messages(self) -> List[str]:
+        """The search's warnings: malformed events, and every event the lineage's bounds gave up."""
+        said = ["escapewindows: " + m for m in self.lineage.messages()]
+        if self.stats.malformed:
+            said.append("escapewindows: {} malformed events skipped, e.g. {}".format(self.stats.malformed,
+                                                                                   self.stats.reasons[0]))
+        return said
+
 
 def _findings(event: WinEvent, directories: Sequence[winpath.WinPath],
               wanted: Sequence[str]) -> Iterator[Dict[str, str]]:

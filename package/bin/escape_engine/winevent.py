@@ -3,13 +3,17 @@
 import re
 from typing import Dict, NamedTuple, Optional, Tuple
 
-_DATA = re.compile(r"<Data Name=(['\"])([^'\"]+)\1\s*(?:/>|>(.*?)</Data>)", re.DOTALL)
-_EVENT_ID = re.compile(r"<EventID(?:\s[^>]*)?>([0-9]+)</EventID>")  # ASCII: "٤٦٨٨" is no event id
+# Linear in the event's length (the attacker writes command lines and paths): a value never holds a raw "<" in
+# well-formed XML (the writer escapes it as &lt;), so no scan runs past the next tag.
+_DATA = re.compile(r"<Data Name=(['\"])([^'\"<>]+)\1\s*(?:/>|>([^<]*)</Data>)")
+_EVENT_ID = re.compile(r"<EventID(?:\s[^<>]*)?>([0-9]+)</EventID>")  # ASCII: "٤٦٨٨" is no event id
 _COMPUTER = re.compile(r"<Computer>([^<]*)</Computer>")
 _PROVIDER = re.compile(r"<Provider Name=(['\"])([^'\"]+)\1")
-_CLASSIC_KV = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):[ \t]*(.*?)\s*$")
+_CLASSIC_KV = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):[ \t]*(.*)$")  # the value is stripped after
 _CLASSIC_EVENTCODE = re.compile(r"^EventCode=([0-9]+)\s*$", re.MULTILINE)
-_CLASSIC_COMPUTER = re.compile(r"^ComputerName=(.*?)\s*$", re.MULTILINE)
+_CLASSIC_COMPUTER = re.compile(r"^ComputerName=(.*)$", re.MULTILINE)  # the value is stripped after
+# Natural bounds: a Windows command line holds at most 32,767 UTF-16 characters (CreateProcess), a path as many.
+MAX_FIELD = 32767
 _XML_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&#39;", "'"), ("&amp;", "&"))
 
 
@@ -39,7 +43,8 @@ def _unescape(text: str) -> str:
 
 def _xml_data(raw: str) -> Dict[str, str]:
     # findall gives "" for a self-closing <Data Name='X'/> (its value group does not take part)
-    return {name: _unescape(value).strip() for _quote, name, value in _DATA.findall(raw)}
+    return {name: _unescape(value[:MAX_FIELD * 8]).strip()[:MAX_FIELD]
+            for _quote, name, value in _DATA.findall(raw)}
 
 
 def _account(domain: str, name: str) -> str:
@@ -59,7 +64,7 @@ def _classic_sections(raw: str) -> Dict[str, Dict[str, str]]:
         match = _CLASSIC_KV.match(line)
         if not match:
             continue
-        key, value = match.group(1).strip(), match.group(2)
+        key, value = match.group(1).strip(), match.group(2).rstrip()
         if not line[:1].isspace() and value == "":
             current = key
             continue
@@ -122,6 +127,7 @@ def _parse_classic_4688(raw: str) -> Tuple[Optional[WinEvent], str]:
     subject = _account(creator.get("Account Domain", ""), creator.get("Account Name", ""))
     user = _account(target.get("Account Domain", ""), target.get("Account Name", "")) or subject
     computer = _CLASSIC_COMPUTER.search(raw)
-    return WinEvent("security_4688", computer.group(1) if computer else "", process["New Process Name"],
-                    process.get("Creator Process Name", ""), process.get("Process Command Line", ""), "",
+    return WinEvent("security_4688", computer.group(1).strip() if computer else "",
+                    process["New Process Name"][:MAX_FIELD], process.get("Creator Process Name", "")[:MAX_FIELD],
+                    process.get("Process Command Line", "")[:MAX_FIELD], "",
                     user, subject, ""), ""

@@ -47,6 +47,7 @@ _VHD_DISK = re.compile(r"^[\\/]device[\\/](vhdharddisk\{[0-9a-f-]+\})(?=[\\/]|$)
 _VOLUME_GUID = re.compile(r"^(volume\{[0-9a-f-]+\})(?=[\\/]|$)", re.IGNORECASE)
 _SHORT_NAME = re.compile(r"^([^~.\s]{1,6})~(\d+)(\.[^.]{0,3})?$")
 _SEPARATORS = re.compile(r"[\\/]+")
+_SHORT_NAME_DROPPED = re.compile(r"[\s.+,;=\[\]]")  # characters an 8.3 short name leaves out of its stem
 _NT_PREFIXES = ("\\\\?\\", "\\??\\", "\\\\.\\", "//?/", "//./")
 # Where container runtimes keep a container's files on the host: writes there are the container's own layer.
 _CONTAINER_LAYER_ROOTS: Tuple[Tuple[str, ...], ...] = (
@@ -158,7 +159,7 @@ def _split_volume(text: str) -> Tuple[str, str, str]:
     if guid:
         return "device", guid.group(1).lower(), text[guid.end():]
     if text.startswith(("\\\\", "//")):
-        pieces = [p for p in re.split(r"[\\/]+", text) if p]
+        pieces = [p for p in _SEPARATORS.split(text) if p]
         if len(pieces) >= 2:
             return "unc", (pieces[0] + "/" + pieces[1]).lower(), "/".join(pieces[2:])
     return "relative", "", text
@@ -199,7 +200,7 @@ def _component_matches(actual: str, wanted: str) -> bool:
     base, _, extension = wanted.rpartition(".") if "." in wanted else (wanted, "", "")
     if len(base) <= 8 and len(extension) <= 3 and " " not in wanted and wanted.count(".") <= 1:
         return False
-    stem = re.sub(r"[\s.+,;=\[\]]", "", wanted)[:6]
+    stem = _SHORT_NAME_DROPPED.sub("", wanted)[:6]
     return bool(stem) and short.group(1) == stem
 
 

@@ -9,12 +9,17 @@ from typing import List, NamedTuple, Optional, Tuple
 _MKLINK = re.compile(r"(?:^|[\s\"'&|;(])mklink(?:\.exe)?\s+(?:/[dhj]\s+)*(\"[^\"]+\"|\S+)\s+(\"[^\"]+\"|\S+)",
                      re.IGNORECASE)
 _FSUTIL_SYMLINK = re.compile(r"\bfsutil(?:\.exe)?\s+behavior\s+set\s+symlinkevaluation\b(.*)", re.IGNORECASE)
-_NEW_ITEM = re.compile(r"\b(?:new-item|ni)\b[^|;]*?-(?:itemtype|type|it|i)\s*:?\s*[\"']?"
-                       r"(symboliclink|junction|hardlink)\b", re.IGNORECASE)
+# Each pattern runs in time linear in the command line (an attacker writes it): New-Item and its -ItemType are found
+# in two steps within one pipeline segment instead of one pattern with "[^|;]*?" between them (quadratic on
+# "ni ni ni ..."), and no two unbounded quantifiers can take the same characters.
+_SEGMENT = re.compile(r"[^|;]+")
+_NEW_ITEM = re.compile(r"\b(?:new-item|ni)\b", re.IGNORECASE)
+_ITEM_TYPE = re.compile(r"-(?:itemtype|type|it|i)\s*(?::\s*)?[\"']?(symboliclink|junction|hardlink)\b", re.IGNORECASE)
 _NEW_ITEM_VALUE = re.compile(r"-(?:value|target)\s+(\"[^\"]+\"|'[^']+'|\S+)", re.IGNORECASE)
 _DOTNET_LINK = re.compile(r"\b(?:createsymboliclink|createjunction|createhardlink)\b", re.IGNORECASE)
 _ENCODED = re.compile(r"(?:^|\s)[-/](e[a-z]*)\s+[\"']?([A-Za-z0-9+/=]{8,})", re.IGNORECASE)
 _POWERSHELL = re.compile(r"\b(?:powershell|pwsh)(?:\.exe)?\b", re.IGNORECASE)
+MAX_COMMAND_LINE = 32767  # CreateProcess' limit in UTF-16 characters: a longer one is no real command line
 
 
 def _decode_encoded_commands(command_line: str) -> List[str]:
@@ -32,6 +37,17 @@ def _decode_encoded_commands(command_line: str) -> List[str]:
     return decoded
 
 
+def _new_item_link(text: str) -> "Optional[re.Match[str]]":
+    """The -ItemType SymbolicLink / Junction / HardLink argument of a New-Item (alias ni) in one pipeline segment."""
+    for segment in _SEGMENT.finditer(text):
+        command = _NEW_ITEM.search(segment.group(0))
+        if command:
+            kind = _ITEM_TYPE.search(segment.group(0), command.end())
+            if kind:
+                return kind
+    return None
+
+
 class SymlinkHit(NamedTuple):
     tool: str  # mklink | fsutil | powershell | dotnet
     detail: str
@@ -40,6 +56,7 @@ class SymlinkHit(NamedTuple):
 
 def symlink_tooling(command_line: str) -> Optional[SymlinkHit]:
     """Find symbolic-link / junction tooling in a command line (and in PowerShell -EncodedCommand text)."""
+    command_line = command_line[:MAX_COMMAND_LINE]
     texts = [command_line]
     if _POWERSHELL.search(command_line):
         texts.extend(_decode_encoded_commands(command_line))
@@ -50,7 +67,7 @@ def symlink_tooling(command_line: str) -> Optional[SymlinkHit]:
         fsutil = _FSUTIL_SYMLINK.search(text)
         if fsutil:
             return SymlinkHit("fsutil", "fsutil behavior set SymlinkEvaluation" + fsutil.group(1).rstrip(), ())
-        new_item = _NEW_ITEM.search(text)
+        new_item = _new_item_link(text)
         if new_item:
             value = _NEW_ITEM_VALUE.search(text)
             targets = (value.group(1).strip("\"'"),) if value else ()
