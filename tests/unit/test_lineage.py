@@ -71,12 +71,12 @@ def test_evidence_that_needs_no_history() -> None:
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
     table = _table()
-    assert is_runtime(table, "runc", "/usr/sbin/runc", "fe:00", None)
-    assert not is_runtime(table, "runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
+    assert is_runtime(table, "/usr/sbin/runc", "fe:00", None)
+    assert not is_runtime(table, "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
     runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
-    assert is_runtime(table, "runc:[2:INIT]", "/", "", runc)
-    assert not is_runtime(table, "runc:[2:INIT]", "/", "", None)
-    assert not is_runtime(table, "nsenter", "/usr/bin/nsenter", "fe:00", runc)
+    assert is_runtime(table, "/", "", runc)
+    assert not is_runtime(table, "/", "", None)
+    assert not is_runtime(table, "/usr/bin/nsenter", "fe:00", runc)
 
 
 def test_state_round_trips_through_json_and_drops_entries_past_the_ttl() -> None:
