@@ -3,6 +3,8 @@ import json
 import re
 from typing import Any, Dict, List, Tuple
 
+import pytest
+
 from escape_engine.correlate import Correlator
 from escape_engine.lineage import (
     Attribution,
@@ -161,3 +163,31 @@ def test_a_container_known_by_its_shim_from_the_persisted_state_is_the_same_key(
     later.feed(_records(_container_activity()))
     row = _one_chain(later.finish())
     assert "[persisted state]" in str(row["escape_attribution"])
+
+
+@pytest.mark.parametrize("exe, dev, runtime", [
+    ("/usr/bin/containerd-shim-runc-v2", "fe:00", True),
+    ("/usr/local/sbin/runc", "fe:00", True),                               # a source build's prefix
+    ("/var/lib/rancher/k3s/data/abc/bin/runc", "fe:00", True),             # k3s' bundled runtime
+    ("/usr/local/bin/runc", "00:27", False),                               # a runtime name on an overlay device
+    ("/tmp/runc", "fe:00", False),                                         # not where a runtime package installs
+    ("/usr/bin/../../tmp/runc", "fe:00", False),                           # path tricks
+    ("/usr//bin/runc", "fe:00", False),
+    ("/usr/bin/./runc", "fe:00", False),
+    ("/usr/bin/nsenter", "fe:00", False),                                  # a host binary that is no runtime
+])
+def test_a_runtime_is_a_runtime_binary_on_a_host_device_where_its_package_installs_it(exe: str, dev: str,
+                                                                                      runtime: bool) -> None:
+    assert is_runtime(_table(), exe, dev, None) is runtime
+
+
+def test_the_runtime_stage_and_the_children_of_container_processes() -> None:
+    table = _table()
+    runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
+    assert is_runtime(table, "/memfd:runc_cloned:/proc/self/exe (deleted)", "00:01", runc)  # runc's memfd clone
+    assert is_runtime(table, "/usr/sbin/runc", "fe:00", runc)                                # runc init
+    shell = Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", container="abc123", evidence="lineage:x")
+    assert not is_runtime(table, "/usr/sbin/runc", "fe:00", shell)  # a container process's child is no runtime
+    shim = Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True)
+    assert not is_runtime(table, "/usr/local/bin/runc", "", shim)   # a shim's child never seen starting
+    assert is_runtime(table, "/usr/bin/dockerd", "", None)           # no history: the path must do
