@@ -28,7 +28,7 @@ def _epoch(value):
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number > 0 and number == number and number != float("inf") else None
+    return number if 0 < number < float("inf") else None  # NaN compares false
 
 
 # Correlates across events and chunks and reads/writes the persisted lineage, so it must see every event in one

@@ -223,18 +223,18 @@ def execve_argv(records: Union[AuditRecord, Sequence[AuditRecord]]) -> List[str]
             else:
                 whole.setdefault(int(index), _string_bytes(value, interpreted))
     argv: List[str] = []
-    for index in range(max(argc, 0)):
-        if index in whole:
-            argv.append(whole[index].decode("utf-8", "replace"))
+    for number in range(max(argc, 0)):
+        if number in whole:
+            argv.append(whole[number].decode("utf-8", "replace"))
             continue
-        pieces_of = parts.get(index)
+        pieces_of = parts.get(number)
         if not pieces_of or 0 not in pieces_of:
             break
         joined = []
-        part = 0
-        while part in pieces_of:
-            joined.append(pieces_of[part])
-            part += 1
+        piece = 0
+        while piece in pieces_of:
+            joined.append(pieces_of[piece])
+            piece += 1
         argv.append(b"".join(joined).decode("utf-8", "replace"))
     return argv
 
