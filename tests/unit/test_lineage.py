@@ -191,3 +191,10 @@ def test_the_runtime_stage_and_the_children_of_container_processes() -> None:
     shim = Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True)
     assert not is_runtime(table, "/usr/local/bin/runc", "", shim)   # a shim's child never seen starting
     assert is_runtime(table, "/usr/bin/dockerd", "", None)           # no history: the path must do
+
+
+def test_a_runtime_installed_elsewhere_is_named_by_its_full_path() -> None:
+    table = HostLineage("h1", ("runc", "/home/ops/bin/runc"))
+    assert is_runtime(table, "/home/ops/bin/runc", "fe:00", None)
+    assert not is_runtime(table, "/home/ops/bin/runc", "00:27", None)
+    assert not is_runtime(table, "/home/other/bin/runc", "fe:00", None)

@@ -105,10 +105,13 @@ def container_key_of_shim(shim: Proc) -> str:
 
 
 def runtime_path(table: HostLineage, exe: str) -> bool:
-    """`exe` names a runtime (escape_container_runtime_processes) where a runtime package installs it."""
-    if basename(exe) not in table.runtime_names or not exe.startswith("/"):
+    """`exe` names a runtime (escape_container_runtime_processes) where a runtime package installs it, or is a full
+    path that list names (a runtime installed elsewhere)."""
+    if not exe.startswith("/") or "//" in exe or "/./" in exe or "/../" in exe:
         return False
-    if "//" in exe or "/./" in exe or "/../" in exe:
+    if exe in table.runtime_names:
+        return True
+    if basename(exe) not in table.runtime_names:
         return False
     directory = exe[:exe.rfind("/") + 1]
     return directory in RUNTIME_DIRS or directory.startswith(RUNTIME_TREES)
@@ -203,6 +206,7 @@ def attribute_running(table: HostLineage, process: Running, skew: float) -> Attr
         table.touch(process.pid, process.time)
         return Attribution(proc.container, proc.evidence, proc.runtime)
     if proc is not None and proc.container and not proc.runtime:  # reparented after its parent exited
+        table.touch(process.pid, process.time)
         return Attribution(proc.container, proc.evidence)
     if parent is not None and not parent.runtime and parent.container:
         return Attribution(parent.container, "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid,
