@@ -274,3 +274,15 @@ def test_split_execve_records_arriving_in_any_order_give_one_argv() -> None:
     engine.feed(records)
     assert _findings_of(engine.finish(), "E04r2")["runtime_socket_escape"] == "critical"
 
+
+
+def test_a_lineage_already_aged_by_a_far_future_time_heals_in_a_bounded_search() -> None:
+    # A state saved by an engine that took the 2099 time: its newest time is 2099, its processes are real.
+    first = Correlator(report="all")
+    first.feed(to_records(_window(*E01R3)))
+    first.finish()
+    state = first.state()
+    state[HOST]["max_time"] = 4070908800.0
+    later = Correlator(report="all", state=state, earliest=1795923600.0, latest=1795924200.0)
+    later.finish()
+    assert later.state()[HOST]["procs"] == first.state()[HOST]["procs"]

@@ -53,11 +53,13 @@ class Correlator:
         self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
                                         "out_of_order": 0, "out_of_range": 0, "runtime_suppressed": 0, "allowlisted": 0,
                                         "escapes": 0, "suspicious": 0, "attempts": 0, "state_dropped": 0}
+        bounds = time_bounds(earliest, latest)
         for host, data in (state or {}).items():  # unusable entries (a hand edit, a cut document) are skipped, counted
-            self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
-            self.summary["state_dropped"] += self.hosts[host].dropped
+            table = self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
+            self.summary["state_dropped"] += table.dropped
+            table.max_time = min(table.max_time, bounds[1])  # a newest time past the search (an older version's) heals
         self._buffer: List[str] = []
-        self._intake = Intake(self.summary, skew, time_bounds(earliest, latest))
+        self._intake = Intake(self.summary, skew, bounds)
         # A cluster is classified as soon as replay time passes its last item by more than `window`; the rows wait in
         # the clusters' chains for the container table.
         self._clusters = Clusters(window, skew, report, self.summary)
