@@ -189,7 +189,8 @@ def test_the_runtime_stage_and_the_children_of_container_processes() -> None:
     shell = Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", container="abc123", evidence="lineage:x")
     assert not is_runtime(table, "/usr/sbin/runc", "fe:00", shell)  # a container process's child is no runtime
     shim = Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True)
-    assert not is_runtime(table, "/usr/local/bin/runc", "", shim)   # a shim's child never seen starting
+    assert is_runtime(table, "/usr/sbin/runc", "", shim)             # Sysmon: no device, path and parent
+    assert not is_runtime(table, "/tmp/runc", "", shim)
     assert is_runtime(table, "/usr/bin/dockerd", "", None)           # no history: the path must do
 
 

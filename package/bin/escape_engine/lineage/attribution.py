@@ -132,8 +132,8 @@ def is_runtime(table: HostLineage, exe: str, dev: str, parent: Optional[Proc]) -
       executable, runc's memfd clone of it, or "/" (the host file is out of reach once the stage has pivoted);
     - otherwise the executable is a runtime binary where a runtime package installs it (`runtime_path`) and, when its
       device is known (an execve's PATH item 0), on a host device, never a container's anonymous overlay device.
-      Without a device (a process seen only by its syscalls, Sysmon) the path must do, and a shim's child that was
-      never seen starting is a container process."""
+      Without a device (a Sysmon process start, a process seen only by its syscalls) the path and a runtime parent
+      (or none known) must do."""
     if parent is not None and parent.container and not parent.runtime:
         return False
     if parent is not None and parent.runtime and (exe == parent.exe or exe == "/" or exe.startswith(RUNC_CLONE)):
@@ -142,7 +142,7 @@ def is_runtime(table: HostLineage, exe: str, dev: str, parent: Optional[Proc]) -
         return False
     if dev:
         return not anonymous_device(dev)
-    return parent is None or (parent.runtime and not is_shim(parent))
+    return parent is None or parent.runtime
 
 
 def attribute_exec(table: HostLineage, process: Exec, skew: float, traps: Sequence[Trap] = ()) -> Attribution:
