@@ -11,7 +11,9 @@ from escape_engine.lineage import (
     Exec,
     HostLineage,
     Proc,
+    Running,
     attribute_exec,
+    attribute_running,
     container_id_from_argv,
     is_runtime,
 )
@@ -199,3 +201,16 @@ def test_a_runtime_installed_elsewhere_is_named_by_its_full_path() -> None:
     assert is_runtime(table, "/home/ops/bin/runc", "fe:00", None)
     assert not is_runtime(table, "/home/ops/bin/runc", "00:27", None)
     assert not is_runtime(table, "/home/other/bin/runc", "fe:00", None)
+
+
+def test_a_process_seen_by_its_syscalls_keeps_its_image_unless_its_pid_was_reused() -> None:
+    table = _table()
+    table.add(Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True))
+    table.add(Proc("60", "55", 101.0, "sh", "/usr/local/bin/runc", "00:27", container="abc123", evidence="lineage:x"))
+    renamed = attribute_running(table, Running("60", "55", 102.0, "runc", "/usr/local/bin/runc"), 0.0)  # prctl
+    orphan = attribute_running(table, Running("60", "50", 103.0, "runc", "/usr/local/bin/runc"), 0.0)   # reparented
+    assert renamed.key == orphan.key == "abc123" and not renamed.runtime and not orphan.runtime
+    # Later pid 60 is a runc:[2:INIT] clone of a new runc create (pid 70, started after the old image): pid reuse.
+    table.add(Proc("70", "50", 500.0, "runc", "/usr/sbin/runc", "fe:00", runtime=True))
+    stage = attribute_running(table, Running("60", "70", 500.5, "runc:[2:INIT]", "/"), 0.0)
+    assert stage.runtime and not stage.key

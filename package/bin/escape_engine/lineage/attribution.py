@@ -205,6 +205,8 @@ def attribute_running(table: HostLineage, process: Running, skew: float) -> Attr
     if proc is not None and proc.ppid == process.ppid:  # its image: a comm changed since (prctl) changes nothing
         table.touch(process.pid, process.time)
         return Attribution(proc.container, proc.evidence, proc.runtime)
+    if proc is not None and parent is not None and parent.start > proc.start:
+        proc = None  # a child is younger than its parent: the pid was reused, that image is another process's
     if proc is not None and proc.container and not proc.runtime:  # reparented after its parent exited
         table.touch(process.pid, process.time)
         return Attribution(proc.container, proc.evidence)
