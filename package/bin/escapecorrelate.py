@@ -22,6 +22,15 @@ from escape_io.spool import Spool
 from escape_io.store import KVStore
 
 
+def _epoch(value):
+    """The search's earliest or latest time as splunkd sends it (epoch seconds as text; 0 or absent: unbounded)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < float("inf") else None  # NaN compares false
+
+
 # Correlates across events and chunks and reads/writes the persisted lineage, so it must see every event in one
 # process on the search head: distributed=False (type "stateful"). It emits rows of its own, so splunkd need only
 # send it the fields the engine reads (required_fields), not every search-time field of every audit record.
@@ -53,9 +62,12 @@ class CorrelateCommand(StreamingCommand):
             self.write_warning("escapecorrelate: the persisted lineage of {} host(s) is not JSON and starts "
                                "afresh: {}", len(unreadable), ", ".join(unreadable)[:500])  # hosts may hold braces
         try:
+            info = self.metadata.searchinfo
             self.engine = Correlator(window=float(self.window), skew=float(self.skew),
                                      allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
-                                     ttl=float(self.ttl), report=self.report, state=saved)
+                                     ttl=float(self.ttl), report=self.report, state=saved,
+                                     earliest=_epoch(getattr(info, "earliest_time", None)),
+                                     latest=_epoch(getattr(info, "latest_time", None)))
         except ValueError as error:
             self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)

@@ -6,6 +6,7 @@ from typing import Dict, List
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.integration.harness.scp import run_command
 from tests.unit.linux_lab import event_cds, ground_truth, lab_records
 
@@ -75,3 +76,23 @@ def test_a_bad_option_is_refused_with_a_message(command: Path, tmp_path: Path) -
     run = run_command(command, ["report=everything"], [[]], state_dir=tmp_path)
     assert run.errors() and "report" in " ".join(run.errors())
     assert run.returncode != 0
+
+
+def test_the_search_time_range_bounds_event_times(command: Path, tmp_path: Path) -> None:
+    # splunkd's searchinfo earliest_time / latest_time reach the engine: a Sysmon event dated 2099 is skipped and counted,
+    # and the saved lineage keeps its processes (its newest time stays within the range plus the documented skew).
+    sample = (ROOT / "tests" / "knowledge" / "samples" / "sysmon_linux_handwritten.log").read_text(encoding="utf-8")
+    line = next(text for text in sample.split("\n") if "<EventID>1</EventID>" in text)
+    start = line.index('<Data Name="UtcTime">') + len('<Data Name="UtcTime">')
+    line = line[:start] + "2099-01-01 00:00:00.000" + line[line.index("</Data>", start):]
+    sysmon = {"_raw": line, "_time": "1795923945", "host": "labvm", "_cd": "5:1", "source": "syslog",
+              "sourcetype": "sysmon:linux"}
+    chunks = [[sysmon]] + _chunks(_window(1795923930.0, 1795923950.0), 500)
+    state = tmp_path / "state"
+    run = run_command(command, ["report=all"], chunks, state_dir=state,
+                      info={"earliest_time": "1795923600.000000", "latest_time": "1795924200.000000"})
+    assert run.returncode == 0, run.stderr
+    assert any("1 records carried a time" in text for level, text in run.messages if level == "WARN")
+    saved = {d["_key"]: json.loads(d["state"]) for d in json.loads((state / "escape_linux_lineage.json").read_text())}
+    assert saved["labvm"]["procs"] and saved["labvm"]["max_time"] < 1795924200.0 + 3600.0
+    assert "nsenter_host_exec" in {r["escape_finding"] for r in run.records}

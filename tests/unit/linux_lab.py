@@ -1,6 +1,8 @@
 """Helpers for the Linux analytic's tests: lab-run1 and the public auditd files as Splunk would hand them over."""
+import calendar
 import csv
 import gzip
+import time
 from functools import cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -70,3 +72,19 @@ def public_text(path: Path) -> List[bytes]:
     """Audit lines of a public sample: a .log file, or the record lines inside a go-libaudit YAML fixture."""
     lines = path.read_bytes().split(b"\n")
     return [line.strip() for line in lines if b"type=" in line and b"msg=audit(" in line]
+
+
+def interpreted_records(path: Path) -> List[Dict[str, str]]:
+    """ausearch -i text (sourcetype auditd): local (here UTC) time in msg=audit(...), which Splunk turns into _time."""
+    records = []
+    for index, line in enumerate(path.read_bytes().split(b"\n")):
+        if not line.startswith(b"type="):
+            continue
+        stamp = line.split(b"msg=audit(")[1].split(b")")[0].decode().rpartition(":")[0]
+        day, clock = stamp.split(" ")
+        whole, _, fraction = clock.partition(".")
+        epoch = calendar.timegm(time.strptime(day + " " + whole, "%m/%d/%y %H:%M:%S")) + float("0." + fraction)
+        records.append({"_raw": line.decode(), "_time": "%.3f" % epoch, "host": HOST, "_cd": "1:%d" % index,
+                        "sourcetype": "auditd"})
+    records.sort(key=lambda r: float(r["_time"]), reverse=True)
+    return records

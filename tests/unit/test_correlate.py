@@ -10,6 +10,7 @@ from tests.unit.linux_lab import (
     PUBLIC_AUDITD,
     event_cds,
     ground_truth,
+    interpreted_records,
     lab_lines,
     lab_records,
     public_text,
@@ -359,27 +360,9 @@ def test_a_release_agent_write_seen_by_sysmon_arms_the_usermode_helper_trap() ->
     assert "1:9" in rows[0]["escape_evidence_cd"]
 
 
-def _interpreted_records(path) -> List[Dict[str, str]]:
-    """ausearch -i text: local (here UTC) time in msg=audit(...), which Splunk turns into _time."""
-    import calendar
-    import time as time_module
-    records = []
-    for index, line in enumerate(path.read_bytes().split(b"\n")):
-        if not line.startswith(b"type="):
-            continue
-        stamp = line.split(b"msg=audit(")[1].split(b")")[0].decode().rpartition(":")[0]
-        day, clock = stamp.split(" ")
-        whole, _, fraction = clock.partition(".")
-        epoch = calendar.timegm(time_module.strptime(day + " " + whole, "%m/%d/%y %H:%M:%S")) + float("0." + fraction)
-        records.append({"_raw": line.decode(), "_time": "%.3f" % epoch, "host": HOST, "_cd": "1:%d" % index,
-                        "sourcetype": "auditd"})
-    records.sort(key=lambda r: float(r["_time"]), reverse=True)
-    return records
-
-
 def test_interpreted_ausearch_form_gives_the_same_chains_as_the_raw_log() -> None:
     from tests.conftest import ROOT
-    interpreted = _interpreted_records(ROOT / "tests" / "knowledge" / "samples" / "auditd_interpreted_lab-run1_pass3.log")
+    interpreted = interpreted_records(ROOT / "tests" / "knowledge" / "samples" / "auditd_interpreted_lab-run1_pass3.log")
     raw = [r for r in lab_records() if 1795923939.0 <= float(r["_time"]) <= 1795923944.0]
     from_text = {(r["escape_finding"], r["escape_container"]) for r in run(interpreted, report="all")}
     from_raw = {(r["escape_finding"], r["escape_container"]) for r in run(raw, report="all")}

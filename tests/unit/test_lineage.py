@@ -3,13 +3,17 @@ import json
 import re
 from typing import Any, Dict, List, Tuple
 
+import pytest
+
 from escape_engine.correlate import Correlator
 from escape_engine.lineage import (
     Attribution,
     Exec,
     HostLineage,
     Proc,
+    Running,
     attribute_exec,
+    attribute_running,
     container_id_from_argv,
     is_runtime,
 )
@@ -71,12 +75,12 @@ def test_evidence_that_needs_no_history() -> None:
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
     table = _table()
-    assert is_runtime(table, "runc", "/usr/sbin/runc", "fe:00", None)
-    assert not is_runtime(table, "runc", "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
+    assert is_runtime(table, "/usr/sbin/runc", "fe:00", None)
+    assert not is_runtime(table, "/usr/sbin/runc", "00:27", None)  # a runc binary inside an image
     runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
-    assert is_runtime(table, "runc:[2:INIT]", "/", "", runc)
-    assert not is_runtime(table, "runc:[2:INIT]", "/", "", None)
-    assert not is_runtime(table, "nsenter", "/usr/bin/nsenter", "fe:00", runc)
+    assert is_runtime(table, "/", "", runc)
+    assert not is_runtime(table, "/", "", None)
+    assert not is_runtime(table, "/usr/bin/nsenter", "fe:00", runc)
 
 
 def test_state_round_trips_through_json_and_drops_entries_past_the_ttl() -> None:
@@ -161,3 +165,52 @@ def test_a_container_known_by_its_shim_from_the_persisted_state_is_the_same_key(
     later.feed(_records(_container_activity()))
     row = _one_chain(later.finish())
     assert "[persisted state]" in str(row["escape_attribution"])
+
+
+@pytest.mark.parametrize("exe, dev, runtime", [
+    ("/usr/bin/containerd-shim-runc-v2", "fe:00", True),
+    ("/usr/local/sbin/runc", "fe:00", True),                               # a source build's prefix
+    ("/var/lib/rancher/k3s/data/abc/bin/runc", "fe:00", True),             # k3s' bundled runtime
+    ("/usr/local/bin/runc", "00:27", False),                               # a runtime name on an overlay device
+    ("/tmp/runc", "fe:00", False),                                         # not where a runtime package installs
+    ("/usr/bin/../../tmp/runc", "fe:00", False),                           # path tricks
+    ("/usr//bin/runc", "fe:00", False),
+    ("/usr/bin/./runc", "fe:00", False),
+    ("/usr/bin/nsenter", "fe:00", False),                                  # a host binary that is no runtime
+])
+def test_a_runtime_is_a_runtime_binary_on_a_host_device_where_its_package_installs_it(exe: str, dev: str,
+                                                                                      runtime: bool) -> None:
+    assert is_runtime(_table(), exe, dev, None) is runtime
+
+
+def test_the_runtime_stage_and_the_children_of_container_processes() -> None:
+    table = _table()
+    runc = Proc("55", "50", 100.5, "runc", "/usr/sbin/runc", "fe:00", runtime=True)
+    assert is_runtime(table, "/memfd:runc_cloned:/proc/self/exe (deleted)", "00:01", runc)  # runc's memfd clone
+    assert is_runtime(table, "/usr/sbin/runc", "fe:00", runc)                                # runc init
+    shell = Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", container="abc123", evidence="lineage:x")
+    assert not is_runtime(table, "/usr/sbin/runc", "fe:00", shell)  # a container process's child is no runtime
+    shim = Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True)
+    assert is_runtime(table, "/usr/sbin/runc", "", shim)             # Sysmon: no device, path and parent
+    assert not is_runtime(table, "/tmp/runc", "", shim)
+    assert is_runtime(table, "/usr/bin/dockerd", "", None)           # no history: the path must do
+
+
+def test_a_runtime_installed_elsewhere_is_named_by_its_full_path() -> None:
+    table = HostLineage("h1", ("runc", "/home/ops/bin/runc"))
+    assert is_runtime(table, "/home/ops/bin/runc", "fe:00", None)
+    assert not is_runtime(table, "/home/ops/bin/runc", "00:27", None)
+    assert not is_runtime(table, "/home/other/bin/runc", "fe:00", None)
+
+
+def test_a_process_seen_by_its_syscalls_keeps_its_image_unless_its_pid_was_reused() -> None:
+    table = _table()
+    table.add(Proc("50", "1", 100.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00", runtime=True))
+    table.add(Proc("60", "55", 101.0, "sh", "/usr/local/bin/runc", "00:27", container="abc123", evidence="lineage:x"))
+    renamed = attribute_running(table, Running("60", "55", 102.0, "runc", "/usr/local/bin/runc"), 0.0)  # prctl
+    orphan = attribute_running(table, Running("60", "50", 103.0, "runc", "/usr/local/bin/runc"), 0.0)   # reparented
+    assert renamed.key == orphan.key == "abc123" and not renamed.runtime and not orphan.runtime
+    # Later pid 60 is a runc:[2:INIT] clone of a new runc create (pid 70, started after the old image): pid reuse.
+    table.add(Proc("70", "50", 500.0, "runc", "/usr/sbin/runc", "fe:00", runtime=True))
+    stage = attribute_running(table, Running("60", "70", 500.5, "runc:[2:INIT]", "/"), 0.0)
+    assert stage.runtime and not stage.key

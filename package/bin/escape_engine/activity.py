@@ -108,8 +108,7 @@ class Activity:
         if name in ("execve", "execveat"):
             if not success:
                 return
-            execve = next((r for r in event.records if r.rtype == "EXECVE"), None)
-            argv = auditd.execve_argv(execve) if execve is not None else []
+            argv = auditd.execve_argv([r for r in event.records if r.rtype == "EXECVE"])  # argv split over records
             title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
             title = auditd.proctitle(title_record) if title_record is not None else []
             item0 = next((p for p in paths if p.fields.get("item") == "0"), None)

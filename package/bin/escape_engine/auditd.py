@@ -9,7 +9,7 @@ Strings (`comm`, `exe`, `name`, `cwd`, `aN`, `proctitle`, `key`) are quoted, or 
 space, a quote, a control or a non-ASCII byte. No regular expression runs per record: fields are split with
 str.partition / str.split.
 """
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from escape_engine.scalars import is_ascii_digits
 
@@ -187,41 +187,116 @@ def syscall_name(record: AuditRecord) -> str:
     return value or record.interpreted.get("SYSCALL", "")
 
 
-def execve_argv(record: AuditRecord) -> List[str]:
-    """argv of an EXECVE record, with `aN_len` / `aN[i]` pieces joined and hex decoded.
+def execve_argv(records: Union[AuditRecord, Sequence[AuditRecord]]) -> List[str]:
+    """argv of an execve from all of its EXECVE records, hex decoded.
 
-    Each argument runs from its ` aN=` marker to the next one, which reads both the raw form (quoted or hex, never a
-    space inside) and the interpreted `ausearch -i` form, where arguments are printed as they are, spaces included.
+    The kernel (kernel/auditsc.c, audit_log_execve_info) writes at most about 7.5 KB of arguments per EXECVE record and
+    continues in further EXECVE records of the same event; only the first carries `argc`. An argument that does not fit
+    is written as `aN_len=<length>` and parts `aN[0]=`, `aN[1]=`, ... (each quoted or hex on its own), possibly spread
+    over records. Records are read in any order (Splunk hands records of one time stamp in no fixed order): arguments
+    and parts are placed by their index. argv ends at the first argument that is missing (a lost record).
+
+    Raw values never hold a space (quoted or hex), so each field is one token. In the interpreted `ausearch -i` form
+    arguments are printed as they are, spaces included: each runs from its marker to the next expected one.
     """
-    fields = record.fields
-    try:
-        argc = int(fields.get("argc", "0"))
-    except ValueError:
-        argc = 0
-    text = " " + record.text.rstrip()
+    if isinstance(records, AuditRecord):
+        records = [records]
+    argc = -1
+    whole: Dict[int, bytes] = {}
+    parts: Dict[int, Dict[int, bytes]] = {}
+    for record in records:
+        count = record.fields.get("argc", "")
+        if argc < 0 and is_ascii_digits(count) and len(count) < 8:
+            argc = int(count)
+        interpreted = record.epoch is None
+        pieces = _interpreted_pieces(record.text) if interpreted else [
+            (key, value) for key, value in record.fields.items() if key[:1] == "a"]
+        for key, value in pieces:
+            name, bracket, rest = key.partition("[")
+            index = name[1:]
+            if not is_ascii_digits(index) or len(index) > 7:
+                continue
+            if bracket:
+                part = rest[:-1]
+                if rest.endswith("]") and is_ascii_digits(part) and len(part) < 8:
+                    parts.setdefault(int(index), {}).setdefault(int(part), _string_bytes(value, interpreted))
+            else:
+                whole.setdefault(int(index), _string_bytes(value, interpreted))
     argv: List[str] = []
-    position = text.find(" a0=")
-    for index in range(argc):
-        name = "a%d" % index
-        if name + "_len" in fields:
-            pieces: List[str] = []
-            part = 0
-            while "%s[%d]" % (name, part) in fields:
-                pieces.append(fields["%s[%d]" % (name, part)])
-                part += 1
-            argv.append(decode_string("".join(pieces)))
-            position = text.find(" a%d" % (index + 1), position + 1)
+    for number in range(max(argc, 0)):
+        if number in whole:
+            argv.append(whole[number].decode("utf-8", "replace"))
             continue
-        if position < 0 or not text.startswith(" %s=" % name, position):
+        pieces_of = parts.get(number)
+        if not pieces_of or 0 not in pieces_of:
             break
-        start = position + len(name) + 2
-        following = text.find(" a%d=" % (index + 1), start) if index + 1 < argc else -1
-        if following < 0:
-            following = text.find(" a%d_len=" % (index + 1), start) if index + 1 < argc else -1
-        value = text[start:following] if following >= 0 else text[start:]
-        argv.append(decode_string(value.strip()))
-        position = following
+        joined = []
+        piece = 0
+        while piece in pieces_of:
+            joined.append(pieces_of[piece])
+            piece += 1
+        argv.append(b"".join(joined).decode("utf-8", "replace"))
     return argv
+
+
+def _string_bytes(value: str, interpreted: bool = False) -> bytes:
+    """The bytes of an audit string value (quoted, or bare upper-case hex; as printed when interpreted)."""
+    if interpreted:
+        return value.encode("utf-8", "surrogateescape")
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1].encode("utf-8", "surrogateescape")
+    if value and len(value) % 2 == 0 and not value.strip(_HEX_DIGITS):
+        return bytes.fromhex(value)
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _marker_at(text: str, position: int) -> str:
+    """The argument marker (`a3`, `a3_len`, `a3[1]`) whose ` <marker>=` starts at `position`, else ""."""
+    end = position + 2
+    while end < len(text) and text[end].isascii() and text[end].isdigit():
+        end += 1
+    if end == position + 2:
+        return ""
+    if text.startswith("=", end):
+        return text[position + 1:end]
+    if text.startswith("_len=", end):
+        return text[position + 1:end + 4]
+    if text.startswith("[", end):
+        close = text.find("]=", end)
+        if close > end + 1 and is_ascii_digits(text[end + 1:close]):
+            return text[position + 1:close + 1]
+    return ""
+
+
+def _follows(previous: str, marker: str) -> bool:
+    """Whether `marker` may come right after `previous` in an EXECVE record (kernel order)."""
+    if not previous:
+        return True
+    name, bracket, part = previous.partition("[")
+    if name.endswith("_len"):
+        return marker == name[:-4] + "[0]"
+    following = "a%d" % (int(name[1:]) + 1)
+    if marker in (following, following + "_len"):
+        return True
+    return bool(bracket) and marker == "%s[%d]" % (name, int(part[:-1]) + 1)
+
+
+def _interpreted_pieces(text: str) -> List[Tuple[str, str]]:
+    """(marker, value) of an `ausearch -i` EXECVE record: each value runs to the next marker that may follow."""
+    text = " " + text.rstrip()
+    found: List[Tuple[str, int]] = []
+    position = text.find(" a")
+    while position >= 0:
+        marker = _marker_at(text, position)
+        if marker and _follows(found[-1][0] if found else "", marker):
+            found.append((marker, position))
+        position = text.find(" a", position + 1)
+    pieces = []
+    for number, (marker, start) in enumerate(found):
+        end = found[number + 1][1] if number + 1 < len(found) else len(text)
+        if not marker.endswith("_len"):
+            pieces.append((marker, text[start + len(marker) + 2:end].strip()))
+    return pieces
 
 
 def proctitle(record: AuditRecord) -> List[str]:

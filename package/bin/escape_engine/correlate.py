@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 from .activity import Activity
 from .chains import REPORTS, Clusters, alert_row
 from .ground import ESCAPE_SYSCALLS, Record, Row
-from .intake import Intake
+from .intake import RANGE_SKEW, Intake, time_bounds
 from .lineage import DEFAULT_RUNTIME, HostLineage
 from .spoolline import Event, events
 
@@ -29,7 +29,10 @@ class Correlator:
 
     def __init__(self, *, window: float = 300.0, skew: float = 2.0, allowlist: Iterable[str] = (),
                  runtime: Optional[Iterable[str]] = None, ttl: float = 7 * 86400.0, report: str = "escapes",
-                 state: Optional[Mapping[str, Mapping[str, Any]]] = None) -> None:
+                 state: Optional[Mapping[str, Mapping[str, Any]]] = None, earliest: Optional[float] = None,
+                 latest: Optional[float] = None) -> None:
+        """`earliest` / `latest`: the search's time range (epoch seconds; None or 0 for unbounded). An event whose own
+        time lies more than intake.RANGE_SKEW outside it is skipped and counted (out_of_range)."""
         if window <= 0:
             raise ValueError("window must be a positive number of seconds, got {}".format(window))
         if skew < 0:
@@ -48,13 +51,15 @@ class Correlator:
         self.report = report
         self.hosts: Dict[str, HostLineage] = {}
         self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
-                                        "out_of_order": 0, "runtime_suppressed": 0, "allowlisted": 0,
+                                        "out_of_order": 0, "out_of_range": 0, "runtime_suppressed": 0, "allowlisted": 0,
                                         "escapes": 0, "suspicious": 0, "attempts": 0, "state_dropped": 0}
+        bounds = time_bounds(earliest, latest)
         for host, data in (state or {}).items():  # unusable entries (a hand edit, a cut document) are skipped, counted
-            self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
-            self.summary["state_dropped"] += self.hosts[host].dropped
+            table = self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
+            self.summary["state_dropped"] += table.dropped
+            table.max_time = min(table.max_time, bounds[1])  # a newest time past the search (an older version's) heals
         self._buffer: List[str] = []
-        self._intake = Intake(self.summary, skew)
+        self._intake = Intake(self.summary, skew, bounds)
         # A cluster is classified as soon as replay time passes its last item by more than `window`; the rows wait in
         # the clusters' chains for the container table.
         self._clusters = Clusters(window, skew, report, self.summary)
@@ -125,6 +130,9 @@ class Correlator:
         if counts["state_dropped"]:
             out.append(("WARN", "escapecorrelate: %d unusable entries of the persisted lineage were skipped"
                         % counts["state_dropped"]))
+        if counts["out_of_range"]:
+            out.append(("WARN", "escapecorrelate: %d records carried a time more than %d s outside the search's time "
+                                "range and were skipped" % (counts["out_of_range"], RANGE_SKEW)))
         if counts["out_of_order"] or counts["malformed"]:
             out.append(("WARN", "escapecorrelate: %d events arrived out of the tolerated order, %d records were "
                                 "malformed (not an audit or Sysmon event, no time between 1970 and 2100, or a Sysmon "
@@ -138,9 +146,11 @@ class Correlator:
 
 def run(records: Iterable[Record], *, window: float = 300.0, skew: float = 2.0, allowlist: str = "",
         runtime: str = "", report: str = "escapes", ttl: float = 7 * 86400.0,
-        state: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Iterator[Row]:
+        state: Optional[Mapping[str, Mapping[str, Any]]] = None, earliest: Optional[float] = None,
+        latest: Optional[float] = None) -> Iterator[Row]:
     """One-shot entry point over all records (tests, replay): feed everything, then emit the alert rows."""
     correlator = Correlator(window=window, skew=skew, allowlist=parse_list(allowlist),
-                            runtime=parse_list(runtime), ttl=ttl, report=report, state=state)
+                            runtime=parse_list(runtime), ttl=ttl, report=report, state=state, earliest=earliest,
+                            latest=latest)
     correlator.feed(records)
     yield from correlator.finish()

@@ -1,5 +1,11 @@
 """escapecorrelate's input side: which records of a chunk become spool lines (escape_engine.spoolline), and what is
-counted on the way (records, malformed records, events that arrived out of the tolerated order)."""
+counted on the way (records, malformed records, events out of the search's time range, events that arrived out of the
+tolerated order).
+
+The parser is chosen by the record's sourcetype, never by its content: `sysmon:linux` events are Sysmon for Linux XML,
+everything else is read as audit record lines (the kernel logs `<` and `>` in paths as they are, so an audit record
+may well spell `<Event` and `<EventID>`).
+"""
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import auditd, spoolline, sysmon_linux
@@ -16,6 +22,19 @@ SYSMON_FIELDS = frozenset(("EventID", "Computer", "UtcTime", "Image", "CommandLi
 SYSMON_REQUIRED = {"1": ("ProcessId", "Image"), "11": ("TargetFilename",)}
 # Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
 READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
+# The sourcetypes whose events are Sysmon for Linux XML (the escape_sysmon_linux macro).
+SYSMON_SOURCETYPES = frozenset(("sysmon:linux",))
+# How far an event's own time may lie outside the search's time range: Sysmon's UtcTime against the syslog stamp
+# Splunk indexed it by, forwarder clocks. Later or earlier events are skipped and counted (out_of_range): a forged or
+# broken time cannot move a host's newest time, from which the lineage's TTL counts back.
+RANGE_SKEW = 3600.0
+
+
+def time_bounds(earliest: Optional[float], latest: Optional[float]) -> Tuple[float, float]:
+    """The times an event may carry in a search over [earliest, latest) (None or 0: unbounded on that side)."""
+    low = max(EPOCH_RANGE[0], earliest - RANGE_SKEW) if earliest else EPOCH_RANGE[0]
+    high = min(EPOCH_RANGE[1], latest + RANGE_SKEW) if latest else EPOCH_RANGE[1]
+    return low, high
 
 
 def _splunk_time(record: Record) -> float:
@@ -26,9 +45,10 @@ def _splunk_time(record: Record) -> float:
 class Intake:
     """Turns the records of each chunk into spool lines; counts into the correlator's `summary`."""
 
-    def __init__(self, summary: Dict[str, int], skew: float) -> None:
+    def __init__(self, summary: Dict[str, int], skew: float, bounds: Tuple[float, float] = EPOCH_RANGE) -> None:
         self.summary = summary
         self.skew = skew
+        self.bounds = bounds
         self._seq = 0
         self._last_key: Optional[Tuple[str, str, str]] = None
         self._oldest: Optional[float] = None
@@ -54,7 +74,7 @@ class Intake:
                 labels_key = (source, sourcetype)
                 labels = spoolline.labels(source, sourcetype)
             splunk_time: Optional[float] = None
-            if "<Event" in raw and "<EventID>" in raw:
+            if sourcetype in SYSMON_SOURCETYPES:
                 line = self._sysmon(record, raw, host, cd, labels)
                 if line:
                     out.append(line)
@@ -74,6 +94,9 @@ class Intake:
                     when = splunk_time
                 if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1] or len(parsed.serial) > spoolline.MAX_SERIAL_DIGITS:
                     summary["malformed"] += 1
+                    continue
+                if not self.bounds[0] <= when <= self.bounds[1]:
+                    summary["out_of_range"] += 1
                     continue
                 event_host = parsed.node or host
                 key = (event_host, parsed.stamp, parsed.serial)
@@ -104,6 +127,9 @@ class Intake:
         when = sysmon_linux.utc_epoch(data.get("UtcTime", "")) or _splunk_time(record)
         if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1]:  # also NaN: no time from the event or from Splunk
             summary["malformed"] += 1
+            return ""
+        if not self.bounds[0] <= when <= self.bounds[1]:
+            summary["out_of_range"] += 1
             return ""
         self._arrival(when)
         self._last_key = None

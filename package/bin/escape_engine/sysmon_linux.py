@@ -35,10 +35,14 @@ def parse_event(raw: str) -> Optional[Dict[str, str]]:
     if start < 0:
         return None
     xml = raw[start:]
-    event_id = _element(xml, "EventID")
+    # EventID and Computer are read from the System block only (the event data that follows it carries command lines
+    # and paths, which the process chose); a Data name seen twice keeps its first value.
+    system_end = xml.find("</System>")
+    system = xml[:system_end] if system_end >= 0 else xml
+    event_id = _element(system, "EventID")
     if not is_ascii_digits(event_id):
         return None
-    result: Dict[str, str] = {"EventID": event_id, "Computer": _element(xml, "Computer")}
+    result: Dict[str, str] = {"EventID": event_id, "Computer": _element(system, "Computer")}
     position = 0
     while True:
         found = xml.find("<Data Name=", position)
@@ -53,13 +57,13 @@ def parse_event(raw: str) -> Optional[Dict[str, str]]:
         if close < 0:
             break
         if xml[close - 1] == "/":  # <Data Name='X'/>
-            result[name] = ""
+            result.setdefault(name, "")
             position = close + 1
             continue
         value_end = xml.find("</Data>", close)
         if value_end < 0:
             break
-        result[name] = _unescape(xml[close + 1:value_end])
+        result.setdefault(name, _unescape(xml[close + 1:value_end]))
         position = value_end + 7
     return result
 

@@ -20,6 +20,12 @@ RUNTIME_CLIS = ("runc", "crun")
 LSM_CONTAINER_LABELS = ("container_t", "spc_t", "container_runtime_t", "docker-default", "cri-containerd",
                         "containers-default")
 RUNC_INIT_TITLE = ["runc", "init"]
+RUNC_CLONE = "/memfd:runc_cloned:"  # the executable of runc's re-exec stage when runc runs a memfd copy of itself
+# Where runtime packages install their binaries: the distributions' and a source build's (/usr/local) bin and sbin,
+# libexec and lib trees (podman, CRI-O, docker plugins), /opt, k3s (/var/lib/rancher/k3s/data/<hash>/bin), snap.
+RUNTIME_DIRS = ("/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/", "/usr/local/bin/", "/usr/local/sbin/")
+RUNTIME_TREES = ("/usr/libexec/", "/usr/lib/", "/usr/local/libexec/", "/usr/local/lib/", "/opt/",
+                 "/var/lib/rancher/", "/snap/")
 IMAGE_PATH_KEY = "image-path:/host"  # processes running images of the host's root mounted under /host
 HELPER_WINDOW = 10.0                 # seconds from a trap to the usermode helper's child
 PERSISTED = " [persisted state]"     # marks evidence that rests on a parent known from an earlier search
@@ -98,21 +104,45 @@ def container_key_of_shim(shim: Proc) -> str:
     return container_id_from_argv(shim.argv) or "shim:%s@%.3f" % (shim.pid, shim.start)
 
 
-def is_runtime_name(table: HostLineage, comm: str, exe: str) -> bool:
-    return comm in table.runtime_names or basename(exe) in table.runtime_names
+def runtime_path(table: HostLineage, exe: str) -> bool:
+    """`exe` names a runtime (escape_container_runtime_processes) where a runtime package installs it, or is a full
+    path that list names (a runtime installed elsewhere)."""
+    if not exe.startswith("/") or "//" in exe or "/./" in exe or "/../" in exe:
+        return False
+    if exe in table.runtime_names:
+        return True
+    if basename(exe) not in table.runtime_names:
+        return False
+    directory = exe[:exe.rfind("/") + 1]
+    return directory in RUNTIME_DIRS or directory.startswith(RUNTIME_TREES)
 
 
-def is_runtime(table: HostLineage, comm: str, exe: str, dev: str, parent: Optional[Proc]) -> bool:
-    """A runtime process by name, confirmed by where it runs from or by its parent (any process can set comm)."""
-    if not is_runtime_name(table, comm, exe):
+def is_shim(proc: Proc) -> bool:
+    """A container shim: its executable (never a comm a process gave itself) is a shim's, and it is no container
+    process."""
+    return basename(proc.exe).startswith(SHIMS) and (proc.runtime or not proc.container)
+
+
+def is_runtime(table: HostLineage, exe: str, dev: str, parent: Optional[Proc]) -> bool:
+    """Whether a process is the container runtime itself, by what the kernel says, never by its comm (any process can
+    set it with prctl):
+
+    - a child of a container process is never the runtime;
+    - runc's re-exec stage (`runc init`, the `runc:[N:...]` clones) runs its runtime parent's binary: the parent's
+      executable, runc's memfd clone of it, or "/" (the host file is out of reach once the stage has pivoted);
+    - otherwise the executable is a runtime binary where a runtime package installs it (`runtime_path`) and, when its
+      device is known (an execve's PATH item 0), on a host device, never a container's anonymous overlay device.
+      Without a device (a Sysmon process start, a process seen only by its syscalls) the path and a runtime parent
+      (or none known) must do."""
+    if parent is not None and parent.container and not parent.runtime:
         return False
-    if basename(exe) in table.runtime_names and dev and not anonymous_device(dev):
+    if parent is not None and parent.runtime and (exe == parent.exe or exe == "/" or exe.startswith(RUNC_CLONE)):
         return True
-    if parent is not None and (parent.runtime or basename(parent.exe) in SHIMS):
-        return True
-    if parent is None and (comm.startswith("runc:[") or exe == "/"):
+    if not runtime_path(table, exe):
         return False
-    return parent is None and not dev
+    if dev:
+        return not anonymous_device(dev)
+    return parent is None or parent.runtime
 
 
 def attribute_exec(table: HostLineage, process: Exec, skew: float, traps: Sequence[Trap] = ()) -> Attribution:
@@ -134,13 +164,13 @@ def attribute_exec(table: HostLineage, process: Exec, skew: float, traps: Sequen
 
 
 def _exec_rules(table: HostLineage, process: Exec, parent: Optional[Proc], skew: float) -> Attribution:
-    if is_runtime(table, process.comm, process.exe, process.dev, parent):
+    if is_runtime(table, process.exe, process.dev, parent):
         return Attribution("", "", True)
     if process.explicit:
         return Attribution(process.explicit, "field:container_id")
     if parent is not None:
         parent_base = basename(parent.exe)
-        if parent_base in SHIMS or basename(parent.comm) in SHIMS:
+        if is_shim(parent):
             return Attribution(container_key_of_shim(parent),
                                "lineage:%s(pid %s)" % (parent_base or parent.comm, parent.pid))
         if parent_base in RUNTIME_CLIS and parent.runtime:
@@ -155,7 +185,7 @@ def _exec_rules(table: HostLineage, process: Exec, parent: Optional[Proc], skew:
     previous = table.lookup(process.pid, process.time, skew)
     if previous is not None and previous.ppid == process.ppid and previous.container and not previous.runtime:
         return Attribution(previous.container, previous.evidence)
-    if is_runc_init(process.title) and process.comm not in table.runtime_names:
+    if is_runc_init(process.title):
         return Attribution("runc-init:%s@%s" % (process.ppid, table.host), "proctitle:runc-init")
     for label in LSM_CONTAINER_LABELS:
         if label in process.subj:
@@ -172,17 +202,20 @@ def attribute_running(table: HostLineage, process: Running, skew: float) -> Attr
     started before the search, or never seen starting)."""
     proc = table.lookup(process.pid, process.time, skew)
     parent = table.lookup(process.ppid, process.time, skew)
-    if proc is not None and proc.comm == process.comm:
+    if proc is not None and proc.ppid == process.ppid:  # its image: a comm changed since (prctl) changes nothing
         table.touch(process.pid, process.time)
         return Attribution(proc.container, proc.evidence, proc.runtime)
-    if is_runtime(table, process.comm, process.exe, "", parent if parent is not None else proc):
-        return Attribution("", "", True)
-    if proc is not None and proc.container:
-        return Attribution(proc.container, proc.evidence, proc.runtime)
+    if proc is not None and parent is not None and parent.start > proc.start:
+        proc = None  # a child is younger than its parent: the pid was reused, that image is another process's
+    if proc is not None and proc.container and not proc.runtime:  # reparented after its parent exited
+        table.touch(process.pid, process.time)
+        return Attribution(proc.container, proc.evidence)
     if parent is not None and not parent.runtime and parent.container:
         return Attribution(parent.container, "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid,
                                                                               parent.evidence))
-    if parent is not None and basename(parent.exe).startswith("containerd-shim"):
+    if is_runtime(table, process.exe, "", parent if parent is not None else proc):
+        return Attribution("", "", True)
+    if parent is not None and is_shim(parent):
         return Attribution(container_key_of_shim(parent), "lineage:%s(pid %s)" % (basename(parent.exe), parent.pid))
     return NONE
 
