@@ -6,7 +6,7 @@ under the benign transforms stays silent.
 The health and informational detections (container_spec_unavailable, container_allowlisted_workload) are not the
 attack signal, so only the benign transforms apply to them; the allowlist evasions are cases of the detections whose
 alert they would hide. Cases that fail on today's engine are marked xfail(strict=True) with the class of the gap and
-the part of issue 15 that fixes it: once that part is merged the mark must go (strict: an unexpected pass fails).
+what is still missing; once it is fixed the mark must go (strict: an unexpected pass fails).
 """
 import gzip
 import json
@@ -22,44 +22,15 @@ from tools.inputs import InputSpec
 
 DETECTIONS = {d.slug: d for d in content.detections()}
 NOT_THE_ATTACK_SIGNAL = ("container_spec_unavailable", "container_allowlisted_workload")
-LINUX = "fixed by the Linux part of issue 15 (auditd/lineage/correlate)"
-SPEC = "fixed by the container-spec part of issue 15 (inspect/docker/kube/specrules/threshold)"
-
-# (detection, sample file name, transform) -> why it fails on this branch: the class of the gap and the part of
-# issue 15 that closes it. Drop an entry once that part is merged (strict: an unexpected pass fails the run).
-_KEY_CASE = "docker create body keys decoded case-sensitively (dockerd: Go, case-insensitive); " + SPEC
-_DUPLICATE_DOCKER = "a duplicate HostConfig key replaces the first (dockerd: Go merges it); " + SPEC
-_DUPLICATE_KUBE = "a duplicate key in a pod spec replaces the first (the API server's Go decoder merges it); " + SPEC
-_RETAG_DOCKER = "a local tag of an allowlisted image matches the registry-qualified allowlist row; " + SPEC
-_RETAG_KUBE = "an agent's image, namespace and service account reused by another workload is allowlisted; " + SPEC
-_NAME_REUSE = "privileged launches counted by container name, not container id; " + SPEC
-_RUNTIME_NAME = "a container process named like the runtime (exe/comm runc) is trusted as the runtime; " + LINUX
-_SUBSTRING = "a record holding <Event and <EventID (a path) is parsed as Sysmon and dropped; " + LINUX
-_SPLIT_ARGV = "only the first EXECVE record of a split argv is read; " + LINUX
+# Still open after the Linux and container-spec parts of issue 15 landed: escape tools recognised by their name. A
+# container's docker client or nsenter renamed to runc (exe and comm), whose own escape syscalls seccomp blocked or
+# the audit rules do not record (the docker socket), leaves its execve as the only record: the attempt rule and the
+# runtime-socket chain still identify the tool by its file name.
+_RENAMED_TOOL = ("a renamed escape tool (docker client, nsenter) is still recognised by its file name: its blocked "
+                 "or unaudited calls leave no kernel fact of what it is")
 XFAIL: Dict[Tuple[str, str, str], str] = {
-    ("container_privileged_launch_threshold", "dockerd_debug_attack_creates.log", "docker_key_case"): _KEY_CASE,
-    ("container_privileged_launch_threshold", "dockerd_debug_attack_creates.log", "docker_duplicate_hostconfig"):
-        _DUPLICATE_DOCKER,
-    ("container_privileged_launch_threshold", "dockerd_debug_attack_creates.log", "name_reuse"): _NAME_REUSE,
-    ("docker_container_host_access", "dockerd_debug_attack_creates.log", "docker_key_case"): _KEY_CASE,
-    ("docker_container_host_access", "dockerd_debug_attack_creates.log", "docker_duplicate_hostconfig"):
-        _DUPLICATE_DOCKER,
-    ("docker_container_host_access", "dockerd_debug_attack_creates.log", "retagged_image"): _RETAG_DOCKER,
-    ("docker_container_host_access", "docker_inspect_attack.jsonl", "retagged_image"): _RETAG_DOCKER,
-    ("kube_workload_host_access", "falco_create_nginx_pod_privileged.json", "kube_duplicate_keys"): _DUPLICATE_KUBE,
-    ("kube_workload_host_access", "falco_create_nginx_pod_privileged.json", "retagged_image"): _RETAG_KUBE,
-    ("kube_workload_host_access", "falco_create_nginx_pod_sensitive_mount.json", "kube_duplicate_keys"):
-        _DUPLICATE_KUBE,
-    ("kube_workload_host_access", "falco_create_nginx_pod_sensitive_mount.json", "retagged_image"): _RETAG_KUBE,
-    ("kube_workload_host_access", "panther_k8s_cases_fire.jsonl", "kube_duplicate_keys"): _DUPLICATE_KUBE,
-    ("kube_workload_host_access", "panther_k8s_cases_fire.jsonl", "retagged_image"): _RETAG_KUBE,
-    ("kube_workload_host_access", "kube_audit_pod_20kb_multicontainer.json", "kube_duplicate_keys"): _DUPLICATE_KUBE,
-    ("kube_workload_host_access", "kube_audit_pod_20kb_multicontainer.json", "retagged_image"): _RETAG_KUBE,
-    ("linux_container_escape_attempt", "audit-session1.log.gz", "runtime_named"): _RUNTIME_NAME,
-    ("linux_container_escape_attempt", "audit-session1.log.gz", "shell_legal_paths"): _SUBSTRING,
-    ("linux_container_escape_chain", "audit-session1.log.gz", "runtime_named"): _RUNTIME_NAME,
-    ("linux_container_escape_chain", "audit-session1.log.gz", "shell_legal_paths"): _SUBSTRING,
-    ("linux_container_escape_chain", "audit-session1.log.gz", "split_argv"): _SPLIT_ARGV,
+    ("linux_container_escape_attempt", "audit-session1.log.gz", "runtime_named"): _RENAMED_TOOL,
+    ("linux_container_escape_chain", "audit-session1.log.gz", "runtime_named"): _RENAMED_TOOL,
 }
 
 
@@ -129,7 +100,7 @@ def _replay(sample: Dict[str, str], name: str, folder: Path, built_app: Path) ->
         spec = InputSpec(sample["sourcetype"], path, sample.get("source"), sample.get("host"))
         slugs = sorted(s for s, d in DETECTIONS.items()
                        if any(x["path"] == sample["path"] for k in ("fires", "silent") for x in d.samples[k]))
-        _REPLAYS[key] = replay.replay([spec], content.CONTENT, built_app, only=slugs)
+        _REPLAYS[key] = replay.replay([spec], content.CONTENT, built_app, only=slugs, require_time=False)
     return _REPLAYS[key]
 
 

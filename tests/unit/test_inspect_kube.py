@@ -173,3 +173,18 @@ def test_security_settings_at_pod_and_container_level(where: str, value: Dict[st
     else:
         obj["metadata"].setdefault("annotations", {}).update(value)
     assert finding in kinds(inspect(event)[0])
+
+
+# -- duplicate keys as the API server's Go decoder reads them -----------------------------------------------------------
+def test_an_empty_duplicate_security_context_does_not_hide_privileged() -> None:
+    """`"securityContext": {"privileged": true}, "securityContext": {}`: Go decodes both into the same struct, so the
+    container stays privileged; Python's json alone would keep only the empty second object."""
+    text = (KUBE / "falco_create_nginx_pod_privileged.json").read_text(encoding="utf-8")
+    marker = '"securityContext":{"privileged":true}'
+    assert marker in text.replace(" ", "")
+    compact = json.dumps(json.loads(text), separators=(",", ":"))
+    doubled = compact.replace(marker, marker + ',"securityContext":{}')  # the request and the response object
+    assert doubled != compact
+    inspector = Inspector(allowed_host_paths=ALLOWED)
+    rows = list(inspector.feed([{"_raw": doubled, "_cd": "0:0", "host": "c"}])) + list(inspector.flush())
+    assert any("privileged" in kinds(r) for r in rows)

@@ -214,3 +214,16 @@ def test_a_process_seen_by_its_syscalls_keeps_its_image_unless_its_pid_was_reuse
     table.add(Proc("70", "50", 500.0, "runc", "/usr/sbin/runc", "fe:00", runtime=True))
     stage = attribute_running(table, Running("60", "70", 500.5, "runc:[2:INIT]", "/"), 0.0)
     assert stage.runtime and not stage.key
+
+
+def test_a_container_process_that_executes_a_host_runtime_binary_stays_in_its_container() -> None:
+    """After `chroot /host`, a container's first process can exec a binary it planted at /usr/local/bin/runc on the
+    host disk: a host device and a runtime's install path, yet the same process, so still the container's."""
+    table = _table()
+    table.add(Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", ["sh"], container="abc123",
+                   evidence="lineage:containerd-shim-runc-v2(pid 50)"))
+    key, _, runtime, _ = _attribute(table, "60", "50", 102.0, "runc", "/usr/local/bin/runc", "fe:00")
+    assert (key, runtime) == ("abc123", False)
+    # The runtime's own re-exec (runc init, then the container's entrypoint) still starts as the runtime.
+    table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00", ["runc", "init"], runtime=True))
+    assert _attribute(table, "71", "70", 103.1, "runc", "/usr/sbin/runc", "fe:00")[2] is True

@@ -165,6 +165,11 @@ def attribute_exec(table: HostLineage, process: Exec, skew: float, traps: Sequen
 
 def _exec_rules(table: HostLineage, process: Exec, parent: Optional[Proc], skew: float) -> Attribution:
     if is_runtime(table, process.exe, process.dev, parent):
+        # A container process that executes a runtime binary (one it planted on the host after a chroot into it, say)
+        # stays in its container: the runtime starts container processes, never the other way round.
+        previous = table.lookup(process.pid, process.time, skew)
+        if previous is not None and previous.ppid == process.ppid and previous.container and not previous.runtime:
+            return Attribution(previous.container, previous.evidence)
         return Attribution("", "", True)
     if process.explicit:
         return Attribution(process.explicit, "field:container_id")
