@@ -161,7 +161,7 @@ def test_logging_tab_touches_no_macro(shipped) -> None:
 
 def settings_state(fake: FakeSplunkd) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]], Dict[str, Dict[str, str]]]:
     """Everything a save may write: the macros, the settings stanzas and the saved searches."""
-    return (dict((m, fake.macro(m)) for m in TUNABLE_MACROS + SCOPE_MACROS),
+    return ({m: fake.macro(m) for m in TUNABLE_MACROS + SCOPE_MACROS},
             {n: dict(s) for n, s in fake.confs["ta_escape_to_host_settings"].items()},
             {n: dict(s) for n, s in fake.saved.items()})
 
