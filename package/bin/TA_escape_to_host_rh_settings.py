@@ -487,8 +487,7 @@ endpoint = MultipleModel(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Everything above is the file ucc-gen generates from globalConfig.json, verbatim (tests/unit/test_setup_handler_copy.py
-# regenerates it and fails on any difference). Below: the setup page's actions on save and on load.
+# Everything above is the file ucc-gen generates, verbatim (tests/unit/test_setup_page.py checks it). Below: ours.
 # ---------------------------------------------------------------------------------------------------------------------
 from escape_settings_handler import EscapeSettingsHandler  # noqa: E402
 
