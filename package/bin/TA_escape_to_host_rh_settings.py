@@ -26,6 +26,9 @@ fields_tunables = [
                 min_len=0, 
             ), 
             validator.Pattern(
+                regex=r"""^[A-Za-z0-9._/@+:=, -]*$""", 
+            ), 
+            validator.Pattern(
                 regex=r"""^\s*(/[A-Za-z0-9._/@+:=-]*\s*(,\s*/[A-Za-z0-9._/@+:=-]*\s*)*)?$""", 
             )
         )
@@ -50,6 +53,9 @@ fields_tunables = [
             validator.String(
                 max_len=4096, 
                 min_len=0, 
+            ), 
+            validator.Pattern(
+                regex=r"""^[a-z0-9_, ]*$""", 
             ), 
             validator.Pattern(
                 regex=r"""^\s*((unshare|setns|mount|umount2|keyctl|add_key|request_key|pivot_root|chroot|open_by_handle_at|init_module|finit_module)\s*(,\s*(unshare|setns|mount|umount2|keyctl|add_key|request_key|pivot_root|chroot|open_by_handle_at|init_module|finit_module)\s*)*)?$""", 
@@ -78,7 +84,10 @@ fields_tunables = [
                 min_len=0, 
             ), 
             validator.Pattern(
-                regex=r"""^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*)*)?$""", 
+                regex=r"""^[A-Za-z0-9 ._\\/:()%$~+,-]*$""", 
+            ), 
+            validator.Pattern(
+                regex=r"""^\s*((?:[A-Za-z]:[\\/][A-Za-z0-9 ._\\/()%$~+-]*|(?:\\\\|//)[A-Za-z0-9._$-]+[\\/]+[A-Za-z0-9._$-]+(?:[\\/][A-Za-z0-9 ._\\/()%$~+-]*)?)(,\s*(?:[A-Za-z]:[\\/][A-Za-z0-9 ._\\/()%$~+-]*|(?:\\\\|//)[A-Za-z0-9._$-]+[\\/]+[A-Za-z0-9._$-]+(?:[\\/][A-Za-z0-9 ._\\/()%$~+-]*)?))*)?\s*$""", 
             )
         )
     ), 
@@ -91,6 +100,9 @@ fields_tunables = [
             validator.String(
                 max_len=4096, 
                 min_len=0, 
+            ), 
+            validator.Pattern(
+                regex=r"""^[A-Za-z0-9_., -]*$""", 
             ), 
             validator.Pattern(
                 regex=r"""^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$""", 
@@ -475,8 +487,7 @@ endpoint = MultipleModel(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Everything above is the file ucc-gen generates from globalConfig.json, verbatim (tests/unit/test_setup_handler_copy.py
-# regenerates it and fails on any difference). Below: the setup page's actions on save and on load.
+# Everything above is the file ucc-gen generates, verbatim (tests/unit/test_setup_page.py checks it). Below: ours.
 # ---------------------------------------------------------------------------------------------------------------------
 from escape_settings_handler import EscapeSettingsHandler  # noqa: E402
 

@@ -5,8 +5,11 @@ endpoint to EscapeSettingsHandler. On load (list) each tab shows what the search
 definitions parsed back, each detection's saved-search state, and the data-scope warnings. On save (edit) it validates
 every value with escape_setup (the same schema the build and the replay use) before anything is written, lets
 splunktaucclib validate and store the stanza, then rewrites only the macros and saved-search settings that change,
-through splunkd's REST API (local/ of this app, replicated in a search-head cluster, no restart). A failed write is
-reported as an error naming what was and was not written.
+through splunkd's REST API (local/ of this app, replicated in a search-head cluster, no restart).
+
+A save is all or nothing: when one write fails, every macro, saved-search setting and the tab's settings stanza that
+the save had already written is written back to its value from before the save, and the error says which write failed,
+what was restored and, should a restore fail as well, what is still changed.
 """
 import json
 import os
@@ -34,6 +37,17 @@ def _quote(name):
     return name.replace("/", "%2F")
 
 
+def _join(labels):
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+class Write:
+    """One POST of a save: splunkd path, what the message calls it, the new values and the values before the save."""
+
+    def __init__(self, path, label, params, previous):
+        self.path, self.label, self.params, self.previous = path, label, params, previous
+
+
 def _error_text(exc):
     try:
         return json.loads(exc.body)["messages"][0]["text"]
@@ -50,6 +64,7 @@ class EscapeSettingsHandler(AdminExternalHandler):
         AdminExternalHandler.__init__(self, *args, **kwargs)
         self.manifest = _load_manifest()
         self.missing = []
+        self.saved_content = {}
         uri = urllib.parse.urlparse(get_splunkd_endpoint())
         self.rest = SplunkRestClient(self.getSessionKey(), APP, owner="nobody", scheme=uri.scheme,
                                      host=uri.hostname, port=uri.port)
@@ -71,9 +86,11 @@ class EscapeSettingsHandler(AdminExternalHandler):
 
     def _disabled(self):
         """Saved search name -> disabled for every detection in the manifest; one not installed counts as disabled
-        and is listed in self.missing (a save that would change it fails with splunkd's 404)."""
+        and is listed in self.missing (a save that would change it fails with splunkd's 404). Each installed saved
+        search's settings are kept in self.saved_content (what a failed save restores)."""
         states = {}
         self.missing = []
+        self.saved_content = {}
         for detection in self.manifest.detections:
             try:
                 response = self.rest.get("saved/searches/" + _quote(detection.saved_search), output_mode="json")
@@ -84,9 +101,16 @@ class EscapeSettingsHandler(AdminExternalHandler):
                 states[detection.saved_search] = True
                 self.missing.append(detection.saved_search)
                 continue
-            value = json.loads(response.body.read())["entry"][0]["content"].get("disabled", True)
+            content = json.loads(response.body.read())["entry"][0]["content"]
+            self.saved_content[detection.saved_search] = content
+            value = content.get("disabled", True)
             states[detection.saved_search] = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
         return states
+
+    def _stanza(self, tab):
+        """The tab's stored settings stanza as splunkd has it now."""
+        body = self._get_json("configs/conf-ta_escape_to_host_settings/" + _quote(tab), "the {} settings".format(tab))
+        return {k: v for k, v in body["entry"][0]["content"].items() if not k.startswith("eai:")}
 
     def _event_count(self, macro):
         try:
@@ -102,24 +126,40 @@ class EscapeSettingsHandler(AdminExternalHandler):
 
     # --- writing splunkd -------------------------------------------------------------------------------------------
 
-    def _apply(self, writes, what):
-        """POST each (path, params) in order; on the first failure raise an error naming what was and was not
-        written."""
+    def _apply(self, writes, what, stanza_before):
+        """POST each Write in order. On the first failure write back, newest first, every value already written and
+        the tab's settings stanza (`stanza_before`: its keys this save changed, as they were), then raise an error
+        that names the failed write, what was restored and what, if a restore failed too, is still changed."""
         done = []
-        for index, (path, label, params) in enumerate(writes):
+        for write in writes:
             try:
-                self.rest.post(path, output_mode="json", **params)
+                self.rest.post(write.path, output_mode="json", **write.params)
             except binding.HTTPError as exc:
-                left = [w[1] for w in writes[index + 1:]]
-                raise RestError(exc.status, "{} failed: could not write {} ({}). Written: {}. Not written: {}. "
-                                "Reload the page to see the values in effect.".format(
-                                    what, label, _error_text(exc), ", ".join(done) or "nothing",
-                                    ", ".join(left) or "nothing else"))
-            done.append(label)
+                raise RestError(exc.status, self._undo(done, stanza_before, "{} failed: could not write {} ({})."
+                                                       .format(what, write.label, _error_text(exc))))
+            done.append(write)
+
+    def _undo(self, done, stanza_before, failure):
+        restored, left = [], []
+        undo = [Write(w.path, w.label, w.previous, {}) for w in reversed(done)]
+        undo.append(Write("configs/conf-ta_escape_to_host_settings/" + _quote(self.callerArgs.id),
+                          "the tab's stored settings", stanza_before, {}))
+        for write in undo:
+            try:
+                self.rest.post(write.path, output_mode="json", **write.params)
+                restored.append(write.label)
+            except binding.HTTPError as exc:
+                left.append("{} ({})".format(write.label, _error_text(exc)))
+        if not left:
+            return "{} Nothing was changed: {} restored to the values from before the save.".format(
+                failure, _join(restored))
+        return ("{} Restoring failed too, so these are still changed: {}. Restored: {}. Reload the page to see the "
+                "values in effect.".format(failure, "; ".join(left), _join(restored) or "nothing"))
 
     @staticmethod
-    def _macro_writes(plan):
-        return [("configs/conf-macros/" + _quote(m), m, {"definition": d}) for m, d in plan]
+    def _macro_writes(plan, definitions):
+        return [Write("configs/conf-macros/" + _quote(m), m, {"definition": d}, {"definition": definitions[m]})
+                for m, d in plan]
 
     # --- actions ---------------------------------------------------------------------------------------------------
 
@@ -152,17 +192,19 @@ class EscapeSettingsHandler(AdminExternalHandler):
             writes = self._plan(lambda: self._plan_tunables())
         elif tab == "data_sources":
             self.payload.pop(page.SCOPE_STATUS_FIELD, None)  # read-only text the page shows; never stored
+            definitions = self._macro_definitions(self._scope_macros())
             writes = self._plan(lambda: self._macro_writes(page.plan_scopes(
-                self.manifest, self.payload, self._macro_definitions(self._scope_macros()))))
+                self.manifest, self.payload, definitions), definitions))
         elif tab == "analytics":
-            writes = self._plan(lambda: [
-                ("saved/searches/" + _quote(name), name, {"disabled": value})
-                for name, value in page.plan_analytics(self.manifest, self.payload, self._disabled())])
+            writes = self._plan(lambda: self._plan_analytics())
         else:
             return AdminExternalHandler.handleEdit(self, confInfo)
-        # Nothing is written before every value passed: ours above, then splunktaucclib's validators and its save.
+        # Nothing is written before every value passed: ours above, then splunktaucclib's validators, then its save
+        # of the stanza; the stanza's keys as they were come first, so a failed write can restore them.
+        before = self._stanza(tab)
+        stanza_before = {k: before.get(k, "") for k in self.payload}
         AdminExternalHandler.handleEdit(self, confInfo)
-        self._apply(writes, "Saving {}".format(tab))
+        self._apply(writes, "Saving {}".format(tab), stanza_before)
         # Answer with what is now in effect, as a page load would show it; every write succeeded, so a failure to
         # read back leaves the stored values in the answer rather than turning a done save into an error.
         try:
@@ -178,16 +220,24 @@ class EscapeSettingsHandler(AdminExternalHandler):
         except ValueError as err:
             raise RestError(400, str(err))
 
+    def _plan_analytics(self):
+        disabled = self._disabled()
+        return [Write("saved/searches/" + _quote(name), name, {"disabled": value},
+                      {"disabled": "1" if disabled[name] else "0"})
+                for name, value in page.plan_analytics(self.manifest, self.payload, disabled)]
+
     def _plan_tunables(self):
         macros = [s.macro for s in self.manifest.tunables.values()]
-        plan = page.plan_tunables(self.manifest, self.payload, self._macro_definitions(macros))
-        writes = self._macro_writes(plan)
+        definitions = self._macro_definitions(macros)
+        plan = page.plan_tunables(self.manifest, self.payload, definitions)
+        writes = self._macro_writes(plan, definitions)
         moves = page.plan_chain_windows(self.manifest, plan)
         if moves:
             self._disabled()  # a chain detection whose saved search is not installed has no window to move
         for name, earliest in moves:
             if name in self.missing:
                 continue
-            writes.append(("saved/searches/" + _quote(name), name + " dispatch.earliest_time",
-                           {"dispatch.earliest_time": earliest}))
+            previous = str(self.saved_content[name].get("dispatch.earliest_time", ""))
+            writes.append(Write("saved/searches/" + _quote(name), name + " dispatch.earliest_time",
+                                {"dispatch.earliest_time": earliest}, {"dispatch.earliest_time": previous}))
         return writes

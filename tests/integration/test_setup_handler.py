@@ -114,7 +114,10 @@ def test_valid_save_rewrites_every_changed_tunable_macro_with_the_schema_rendere
     ("allowed_host_paths", "var/log", "'var/log' is not an absolute Unix path"),
     ("allowed_host_paths", '/var/log" | delete', "the character '\"' is not allowed"),
     ("allowed_host_paths", "/var/`escape_auditd`", "the character '`' is not allowed"),
-    ("restricted_host_dirs", "Windows\\System32", "is not a Windows directory with a drive letter"),
+    ("restricted_host_dirs", "Windows\\System32", "'Windows\\\\System32' is not a Windows directory: it has no drive letter (C:\\Windows)"),
+    ("restricted_host_dirs", "C:Windows", "a drive letter must be followed by \\ or / (C:\\Windows)"),
+    ("restricted_host_dirs", "\\\\fs01\\", "is not a UNC directory: it needs a server and a share"),
+    ("allowed_host_paths", "/var/my logs", "'/var/my logs' contains a space, which is not allowed in a path"),
     ("syscall_allowlist", "execve", "'execve' is not one of the inspected syscalls"),
     ("allowed_kernel_modules", "mod[1]", "the character '[' is not allowed"),
     ("privileged_threshold", "100001", "100001 is out of range; use 0 to 100000"),
@@ -156,16 +159,48 @@ def test_logging_tab_touches_no_macro(shipped) -> None:
     assert not any("conf-macros" in path or "saved/" in path for _, path, _ in fake.log)
 
 
-def test_a_failed_macro_write_is_an_error_naming_what_was_written(shipped) -> None:
+def settings_state(fake: FakeSplunkd) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]], Dict[str, Dict[str, str]]]:
+    """Everything a save may write: the macros, the settings stanzas and the saved searches."""
+    return ({m: fake.macro(m) for m in TUNABLE_MACROS + SCOPE_MACROS},
+            {n: dict(s) for n, s in fake.confs["ta_escape_to_host_settings"].items()},
+            {n: dict(s) for n, s in fake.saved.items()})
+
+
+def test_a_failed_macro_write_restores_everything_the_save_wrote_and_says_so(shipped) -> None:
     fake, client = shipped
+    before = settings_state(fake)
     fake.fail[("POST", "configs/conf-macros/escape_time_window")] = (500, "disk full")
     result = client.edit("tunables", VALID)
     error = result.get("error", "")
     assert "entries" not in result and "REST Error [500]" in error, result
-    assert "could not write escape_time_window (disk full)" in error
-    assert "Written: escape_allowed_host_paths, escape_privileged_threshold, escape_syscall_allowlist" in error
-    assert "Not written: escape_restricted_host_dirs, escape_allowed_kernel_modules" in error
-    assert fake.macro("escape_restricted_host_dirs") != '"C:/Windows,//fs01/share"'
+    assert error.endswith("Saving tunables failed: could not write escape_time_window (disk full). Nothing was "
+                          "changed: escape_syscall_allowlist, escape_privileged_threshold, escape_allowed_host_paths "
+                          "and the tab's stored settings restored to the values from before the save."), error
+    assert settings_state(fake) == before
+    assert client.list("tunables") == client.list("tunables") and client.list("tunables")["time_window"] == "300"
+
+
+def test_a_restore_that_fails_too_is_named_as_still_changed(shipped) -> None:
+    fake, client = shipped
+    before = settings_state(fake)
+    fake.fail[("POST", "configs/conf-macros/escape_time_window")] = (500, "disk full")
+    fake.fail_after[("POST", "configs/conf-macros/escape_privileged_threshold")] = (1, 503, "splunkd restarting")
+    error = client.edit("tunables", VALID).get("error", "")
+    assert ("Restoring failed too, so these are still changed: escape_privileged_threshold (splunkd restarting). "
+            "Restored: escape_syscall_allowlist, escape_allowed_host_paths and the tab's stored settings.") in error
+    after = settings_state(fake)
+    assert after[0]["escape_privileged_threshold"] == "7" and after[1] == before[1]
+    assert {m: d for m, d in after[0].items() if m != "escape_privileged_threshold"} == \
+        {m: d for m, d in before[0].items() if m != "escape_privileged_threshold"}
+
+
+def test_a_failed_stanza_write_writes_no_macro(shipped) -> None:
+    fake, client = shipped
+    before = settings_state(fake)
+    fake.fail[("POST", "configs/conf-ta_escape_to_host_settings/tunables")] = (500, "disk full")
+    result = client.edit("tunables", VALID)
+    assert "REST Error [500]" in result.get("error", ""), result
+    assert macro_posts(fake) == {} and settings_state(fake) == before
 
 
 def test_unknown_arguments_are_refused_before_anything_runs(shipped) -> None:
@@ -253,11 +288,26 @@ def test_a_new_time_window_moves_the_chain_detections_dispatch_window(with_detec
     assert fake.posts("saved/searches/") == []
 
 
-def test_a_failed_saved_search_write_is_an_error(with_detections) -> None:
+def test_a_failed_saved_search_write_restores_the_ones_written_before(with_detections) -> None:
     fake, client = with_detections
+    before = settings_state(fake)
     fake.fail[("POST", "saved/searches/" + CHAIN)] = (403, "You do not have permission")
-    result = client.edit("analytics", {"linux_fixture_chain": "1"})
-    assert "REST Error [403]" in result.get("error", "") and "could not write " + CHAIN in result["error"], result
+    result = client.edit("analytics", {"linux_fixture_chain": "1", "kube_fixture_single": "1"})
+    error = result.get("error", "")
+    assert "REST Error [403]" in error and "could not write {} (You do not have permission)".format(CHAIN) in error
+    assert "Nothing was changed: {} and the tab's stored settings restored".format(KUBE) in error, error
+    assert settings_state(fake) == before
+
+
+def test_a_failed_window_move_restores_the_time_window_macro(with_detections) -> None:
+    fake, client = with_detections
+    before = settings_state(fake)
+    fake.fail[("POST", "saved/searches/" + CHAIN_SYSMON)] = (500, "disk full")
+    error = client.edit("tunables", {"time_window": "900"}).get("error", "")
+    assert "could not write {} dispatch.earliest_time (disk full)".format(CHAIN_SYSMON) in error, error
+    assert ("Nothing was changed: {} dispatch.earliest_time, escape_time_window and the tab's stored settings "
+            "restored".format(CHAIN)) in error
+    assert settings_state(fake) == before
 
 
 def test_a_detection_whose_saved_search_is_not_installed_is_noted_not_fatal(with_detections) -> None:

@@ -6,7 +6,7 @@ from typing import Dict
 
 import pytest
 
-from tests.conftest import APP_NAME
+from tests.conftest import APP_NAME, ROOT
 from tools import conffile, setup_manifest
 
 
@@ -49,3 +49,13 @@ def test_the_package_ships_our_handler_and_the_manifest_of_its_content(packaged:
     assert "handler=EscapeSettingsHandler" in packaged["bin/TA_escape_to_host_rh_settings.py"]
     assert "class EscapeSettingsHandler(AdminExternalHandler)" in packaged["bin/escape_settings_handler.py"]
     assert json.loads(packaged["bin/escape_setup_manifest.json"]) == setup_manifest.build_manifest()
+
+
+def test_every_dashboard_has_its_permissions_readable_by_all_written_by_admins(packaged: Dict[str, str]) -> None:
+    meta = conffile.parse_text(packaged["metadata/default.meta"])
+    views = sorted(p.stem for p in (ROOT / "package" / "default" / "data" / "ui" / "views").glob("*.xml"))
+    assert views and all("views/" + v in meta for v in views), sorted(meta)
+    for view in views:
+        keys = meta["views/" + view]
+        assert keys["access"].replace(" ", "") == "read:[*],write:[admin,sc_admin]", view
+        assert keys["export"] == "none", view

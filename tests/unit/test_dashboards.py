@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 from tools import content, contentlint, spllint
 
 VIEWS = ROOT / "package" / "default" / "data" / "ui" / "views"
-DASHBOARDS = ("escape_overview.xml", "escape_data_health.xml")
+DASHBOARDS = tuple(sorted(p.name for p in VIEWS.glob("*.xml")))
 
 _VISUAL_CHILDREN = frozenset({"title", "search", "option", "drilldown", "format", "fields", "selection"})
 _VISUAL_ATTRS = frozenset({"id", "depends", "rejects"})

@@ -88,6 +88,16 @@ def test_tunable_values_show_the_macros_and_flag_direct_edits(manifest: page.Man
     assert len(notes) == 1 and "Allowed host paths" in notes[0]
 
 
+def test_a_quoted_value_an_older_version_stored_is_shown_without_its_quotes(manifest: page.Manifest) -> None:
+    # Before drive roots were stored as C:/, the page wrote "C:"; it loads as C:, which the page's validator then
+    # names ("each directory needs a drive letter and a slash"), instead of showing SPL quotes it refuses as such.
+    current = dict(shipped_definitions(), escape_restricted_host_dirs='"C:"', escape_allowed_kernel_modules='"a" "b"')
+    values, notes = page.tunable_values(manifest, current)
+    assert values["restricted_host_dirs"] == "C:"
+    assert values["allowed_kernel_modules"] == '"a" "b"'   # not one quoted string: shown as it is
+    assert len(notes) == 2
+
+
 def test_scope_plan_keeps_the_other_value_of_a_source(manifest: page.Manifest) -> None:
     current = shipped_definitions()
     plan = page.plan_scopes(manifest, {"auditd_indexes": "os", "kube_cluster_field": "host"}, current)

@@ -58,7 +58,11 @@ def tunable_values(manifest: Manifest, definitions: Mapping[str, str]) -> Tuple[
         try:
             values[spec.field] = tunables.parse_definition(spec, definition)
         except ValueError as err:
-            values[spec.field] = definition
+            # Shown as written, without the quotes of a one-string definition (the field holds the value, not SPL), so
+            # the page's own validator names what is wrong with it, e.g. "C:" stored by an older version.
+            text = definition.strip()
+            quoted = len(text) >= 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]
+            values[spec.field] = text[1:-1] if quoted else definition
             notes.append("{} (edited outside this page; saving the tab rewrites it only with a valid value)"
                          .format(err))
     return values, notes

@@ -13,9 +13,12 @@ from escape_engine.ground import ESCAPE_SYSCALLS  # the syscall_list kind may na
 MAX_VALUE_LENGTH = 4096
 
 _UNIX_PATH_ITEM = re.compile(r"/[A-Za-z0-9._/@+:=-]*")
-# A UNC prefix may be written with forward slashes (//server/share), the form render() produces and reads back.
-_WINDOWS_DIR_ITEM = re.compile(r"(?:[A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)"
-                               r"[A-Za-z0-9 ._\\/()%$~+-]*")
+# A drive letter, or a UNC server and share (\\server\share, also written //server/share: the form render() produces
+# and reads back; the Windows engine needs the share, escape_engine.winpath.parse_dir_list).
+_WINDOWS_DRIVE = r"[A-Za-z]:[\\/]"
+_WINDOWS_UNC = r"(?:\\\\|//)[A-Za-z0-9._$-]+[\\/]+[A-Za-z0-9._$-]+(?:[\\/]|$)"
+_WINDOWS_REST = r"[A-Za-z0-9 ._\\/()%$~+-]*"
+_WINDOWS_DIR_ITEM = re.compile(r"(?:{}|{}){}".format(_WINDOWS_DRIVE, _WINDOWS_UNC, _WINDOWS_REST))
 _MODULE_ITEM = re.compile(r"[A-Za-z0-9_.-]+")
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -67,8 +70,11 @@ def _split_list(value: str) -> List[str]:
 
 
 def _normalise_unix_path(item: str) -> str:
-    if not _UNIX_PATH_ITEM.fullmatch(item):
+    if not item.startswith("/"):
         raise ValueError("{!r} is not an absolute Unix path (it must start with /)".format(item))
+    if not _UNIX_PATH_ITEM.fullmatch(item):
+        raise ValueError("{!r} contains a space, which is not allowed in a path (separate paths with commas)"
+                         .format(item))
     normalised = posixpath.normpath(item)
     # normpath keeps a leading '//' (POSIX allows it to mean something else); a mount path never does.
     return "/" + normalised.lstrip("/")
@@ -76,14 +82,22 @@ def _normalise_unix_path(item: str) -> str:
 
 def _normalise_windows_dir(item: str) -> str:
     if not _WINDOWS_DIR_ITEM.fullmatch(item):
-        raise ValueError(
-            "{!r} is not a Windows directory with a drive letter (C:\\Windows) or a UNC prefix "
-            "(\\\\server\\share)".format(item))
-    # Rendered with forward slashes so the SPL literal never holds a backslash escape.
+        if item.startswith(("\\\\", "//")):
+            raise ValueError("{!r} is not a UNC directory: it needs a server and a share (\\\\server\\share)"
+                             .format(item))
+        if re.match(r"[A-Za-z]:", item):
+            raise ValueError("{!r} is not a Windows directory: a drive letter must be followed by \\ or / "
+                             "(C:\\Windows)".format(item))
+        raise ValueError("{!r} is not a Windows directory: it has no drive letter (C:\\Windows) or UNC prefix "
+                         "(\\\\server\\share)".format(item))
+    # Rendered with forward slashes so the SPL literal never holds a backslash escape; a drive root keeps its slash
+    # (C:/), so the stored form is itself a valid value and reads back unchanged.
     unc = item.startswith(("\\\\", "//"))
     parts = [p for p in re.split(r"[\\/]+", item) if p]
     joined = "/".join(parts)
-    return "//" + joined if unc else joined
+    if unc:
+        return "//" + joined
+    return joined if len(parts) > 1 else joined + "/"
 
 
 def normalise(spec: TunableSpec, value: str) -> str:
@@ -149,13 +163,22 @@ def render_all(specs: Sequence[TunableSpec], values: Mapping[str, str]) -> Dict[
     return {s.macro: render(s, values.get(s.macro, s.default)) for s in specs}
 
 
+def ucc_charset_pattern(kind: str) -> str:
+    """The regex of the setup page's first validator of a list kind: only the characters the kind allows (its message
+    names them), so a quote or a backtick is reported as such and not as a malformed item."""
+    return "^" + _CHARSETS[kind].pattern + "$"
+
+
+_WINDOWS_ITEM_UCC = (r"(?:[A-Za-z]:[\\/][A-Za-z0-9 ._\\/()%$~+-]*"
+                     r"|(?:\\\\|//)[A-Za-z0-9._$-]+[\\/]+[A-Za-z0-9._$-]+(?:[\\/][A-Za-z0-9 ._\\/()%$~+-]*)?)")
+
+
 def ucc_pattern(kind: str) -> str:
-    """The regex the setup page's UCC validator uses for a list kind (server-side first line of defence)."""
+    """The regex of the setup page's second validator of a list kind: the shape of every item (splunktaucclib checks
+    it again on the server)."""
     patterns = {
         "unix_path_list": r"^\s*(/[A-Za-z0-9._/@+:=-]*\s*(,\s*/[A-Za-z0-9._/@+:=-]*\s*)*)?$",
-        "windows_dir_list": r"^\s*(([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)[A-Za-z0-9 ._\\/()%$~+-]*"
-                            r"(,\s*([A-Za-z]:[\\/]|\\\\[A-Za-z0-9._$-]+\\|//[A-Za-z0-9._$-]+/)"
-                            r"[A-Za-z0-9 ._\\/()%$~+-]*)*)?$",
+        "windows_dir_list": r"^\s*(" + _WINDOWS_ITEM_UCC + r"(,\s*" + _WINDOWS_ITEM_UCC + r")*)?\s*$",
         "syscall_list": (r"^\s*((" + "|".join(ESCAPE_SYSCALLS) + r")\s*(,\s*(" + "|".join(ESCAPE_SYSCALLS)
                          + r")\s*)*)?$"),
         "module_list": r"^\s*([A-Za-z0-9_.-]+\s*(,\s*[A-Za-z0-9_.-]+\s*)*)?$",

@@ -1,6 +1,7 @@
 """An installed-looking copy of the built add-on for the settings handler, and a client that sends it requests.
 
-make_app() lays out <tmp>/etc/apps/TA_escape_to_host with the built lib/ and default/ (symlinks) and a copy of bin/.
+make_app() lays out <tmp>/etc/apps/TA_escape_to_host with the built lib/, default/, metadata/ and appserver/ (symlinks)
+and a copy of bin/.
 Given a content folder (fixture detections), it regenerates from that content what the build would have made:
 the settings manifest (tools/setup_manifest.py) and the handler file (ucc-gen's own generator on a globalConfig whose
 tabs tools/setup_page.py rewrote, plus the hand-written tail: tools/setup_page.handler_text).
@@ -25,7 +26,7 @@ RUNNER = Path(__file__).with_name("run_settings_handler.py")
 def make_app(tmp: Path, content: Optional[Path] = None) -> Path:
     app = tmp / "etc" / "apps" / APP_NAME
     app.mkdir(parents=True)
-    for name in ("lib", "default", "metadata"):
+    for name in ("lib", "default", "metadata", "appserver"):
         os.symlink(BUILT_APP / name, app / name)
     shutil.copytree(BUILT_APP / "bin", app / "bin")
     if content is not None:

@@ -12,7 +12,8 @@ Only under /servicesNS/nobody/TA_escape_to_host/, with an `Authorization: Splunk
 - POST storage/collections/data/<collection>/batch_save   a JSON list of at most 1,000 documents with `_key`;
                                                inserts or replaces by `_key`. Only the collections the test declares.
 Anything else answers 404 (unknown path, conf file or stanza) or 400 (unknown or missing parameter), as JSON
-`{"messages": [{"type": "ERROR", "text": ...}]}`. Every request is logged; the test can make a path fail.
+`{"messages": [{"type": "ERROR", "text": ...}]}`. Every request is logged; the test can make a path fail, always
+(`fail`) or after it succeeded a number of times (`fail_after`: a restore that fails after the write went through).
 Responses follow splunkd's JSON shape: {"entry": [{"name", "content", "acl"}]}. It does not emulate anything else:
 no layering of default/local, no ACL checks, no search language beyond the one tstats form.
 """
@@ -48,6 +49,7 @@ class FakeSplunkd:
         self.log: List[Tuple[str, str, Dict[str, str]]] = []
         self.requests: List[Tuple[str, str]] = []  # every request as it came, refused ones too: (method, URL path)
         self.fail: Dict[Tuple[str, str], Tuple[int, str]] = {}
+        self.fail_after: Dict[Tuple[str, str], Tuple[int, int, str]] = {}  # (method, path) -> (successes, status, text)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -78,6 +80,11 @@ class FakeSplunkd:
             self.log.append((method, path, dict(params)))
             if (method, path) in self.fail:
                 raise HTTPFailure(*self.fail[(method, path)])
+            if (method, path) in self.fail_after:
+                successes, status, text = self.fail_after[(method, path)]
+                if successes <= 0:
+                    raise HTTPFailure(status, text)
+                self.fail_after[(method, path)] = (successes - 1, status, text)
             if parts[0] == "configs" and len(parts) in (2, 3) and parts[1].startswith("conf-"):
                 return self._conf(method, parts[1][len("conf-"):], parts[2] if len(parts) == 3 else None, params)
             if parts[:2] == ["saved", "searches"] and len(parts) == 3:
