@@ -264,3 +264,20 @@ def test_parse_never_raises_on_arbitrary_text(text: str) -> None:
         event, _problem = winevent.parse(raw)
         assert event is None or event.kind in ("security_4688", "sysmon_1", "sysmon_11")
         list(windows.run([{"_raw": raw}], restricted=RESTRICTED))
+
+
+@pytest.mark.parametrize("sourcetype", ["WinEventLog", ""])
+def test_a_classic_event_whose_command_line_holds_xml_tags_is_still_read_as_text(sourcetype: str) -> None:
+    """The attacker writes the command line: `<Event><EventID>` in it must not switch the parser to XML (which then
+    finds no usable event and drops the exec)."""
+    path = SAMPLES / "windows_4688_container_attack.log"
+    kind, source = windows_kind(path)
+    planted = []
+    for record in records(path, kind, source):
+        raw = str(record["_raw"]).replace("net user backdoor", "net user <Event><EventID>1</EventID></Event> x")
+        planted.append(dict(record, _raw=raw, sourcetype=sourcetype))
+    assert any("<EventID>" in str(r["_raw"]) for r in planted)
+    rows = list(windows.run(planted, restricted=RESTRICTED))
+    assert [r for r in rows if r["escape_finding"] == "restricted_dir_exec"]
+    assert winevent.is_xml("<Event xmlns='x'><System><EventID>1</EventID></System></Event>")
+    assert winevent.is_xml("x <Event><EventID>1</EventID>", "XmlWinEventLog:Security")

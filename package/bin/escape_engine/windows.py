@@ -58,7 +58,7 @@ def run(records: Iterable[Record], *, restricted: str, findings: str = "all", ho
     parsed: List[Tuple[Record, WinEvent]] = []
     for record in records:
         counters.read += 1
-        event, problem = parse(first_text(record.get("_raw")))
+        event, problem = parse(first_text(record.get("_raw")), first_text(record.get("sourcetype")))
         if event is None:
             if problem:
                 counters.bad(problem)

@@ -72,10 +72,20 @@ def _classic_sections(raw: str) -> Dict[str, Dict[str, str]]:
     return sections
 
 
-def parse(raw: str) -> Tuple[Optional[WinEvent], str]:
+def is_xml(raw: str, sourcetype: str = "") -> bool:
+    """Whether an event is Windows' XML rendering: by its sourcetype (XmlWinEventLog or WinEventLog, with or without a
+    `:<channel>` suffix), else by its structure (the document starts with its <Event> element). Never by a substring
+    anywhere in the text: a command line may hold "<Event><EventID>" too."""
+    family = sourcetype.split(":", 1)[0].lower()
+    if family in ("xmlwineventlog", "wineventlog"):
+        return family == "xmlwineventlog"
+    return raw.lstrip().startswith("<Event")
+
+
+def parse(raw: str, sourcetype: str = "") -> Tuple[Optional[WinEvent], str]:
     """Parse one event. Returns (event, "") for the kinds we read, (None, "") for other events and
     (None, reason) for a malformed event of a kind we read."""
-    if "<Event" in raw and "<EventID" in raw:
+    if is_xml(raw, sourcetype):
         return _parse_xml(raw)
     code = _CLASSIC_EVENTCODE.search(raw)
     if code:
