@@ -5,9 +5,10 @@
 ##Description
     Joins the audit records of each event, rebuilds per-host process lineage (persisted between searches in this
     app's escape_linux_lineage KV store collection), attributes processes to containers and emits one row per chain
-    with escape_severity, escape_finding, escape_chain_id, escape_container, escape_attribution and
-    escape_evidence_cd. Events may arrive newest first; out-of-order and malformed events are
-    counted in the search inspector.
+    on the last chunk, with escape_severity, escape_finding, escape_category (escape, suspicious or attempt),
+    escape_summary, escape_chain_id, escape_container, escape_attribution, escape_syscalls, escape_tools,
+    escape_host_binaries and escape_evidence_cd. Events may arrive newest first; out-of-order, out-of-range and
+    malformed events, and unusable entries of the persisted lineage, are counted in the search inspector.
 ##Example
     `escape_auditd` | escapecorrelate window=`escape_time_window` allowlist=`escape_syscall_allowlist` runtime=`escape_container_runtime_processes`
 """
@@ -36,15 +37,35 @@ def _epoch(value):
 # send it the fields the engine reads (required_fields), not every search-time field of every audit record.
 @Configuration(distributed=False, required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd"])
 class CorrelateCommand(StreamingCommand):
-    window = Option(doc="**Syntax:** **window=***<seconds>*", default=300, validate=validators.Integer(1, 86400))
-    allowlist = Option(doc="**Syntax:** **allowlist=***<syscalls>*", default="")
-    runtime = Option(doc="**Syntax:** **runtime=***<process names>*", default="")
-    report = Option(doc="**Syntax:** **report=***escapes|attempts|all*", default="escapes",
-                    validate=validators.Set("escapes", "attempts", "all"))
-    skew = Option(doc="**Syntax:** **skew=***<seconds>*", default=2.0, validate=validators.Float(0, 3600))
-    ttl = Option(doc="**Syntax:** **ttl=***<seconds>*", default=604800, validate=validators.Integer(60))
-    state = Option(doc="**Syntax:** **state=***readwrite|read|none*", default="readwrite",
-                   validate=validators.Set("readwrite", "read", "none"))
+    window = Option(
+        doc="**Syntax:** **window=***<seconds>* **Description:** Seconds between a container's escape syscall and"
+            " the host execution linked to it in one chain (the escape_time_window macro).",
+        default=300, validate=validators.Integer(1, 86400))
+    allowlist = Option(
+        doc="**Syntax:** **allowlist=***<syscalls>* **Description:** Comma-separated escape syscalls that "
+            "container processes may call without a finding (escape_syscall_allowlist).",
+        default="")
+    runtime = Option(
+        doc="**Syntax:** **runtime=***<process names>* **Description:** Comma-separated container-runtime "
+            "executable names or full paths (escape_container_runtime_processes); a runtime counts only as a host"
+            " binary where its package installs it.",
+        default="")
+    report = Option(
+        doc="**Syntax:** **report=***escapes|attempts|all* **Description:** Which rows to emit: escapes (chains),"
+            " attempts (calls the kernel refused) or all.",
+        default="escapes", validate=validators.Set("escapes", "attempts", "all"))
+    skew = Option(
+        doc="**Syntax:** **skew=***<seconds>* **Description:** Seconds of timestamp difference tolerated when a "
+            "process is matched to its parent and image (Sysmon and auditd stamp one start apart).",
+        default=2.0, validate=validators.Float(0, 3600))
+    ttl = Option(
+        doc="**Syntax:** **ttl=***<seconds>* **Description:** Seconds a process stays in the persisted lineage "
+            "without activity.",
+        default=604800, validate=validators.Integer(60))
+    state = Option(
+        doc="**Syntax:** **state=***readwrite|read|none* **Description:** readwrite loads and saves the persisted"
+            " lineage (KV store collection escape_linux_lineage), read only loads it, none ignores it.",
+        default="readwrite", validate=validators.Set("readwrite", "read", "none"))
     state_store = None  # the app's KV store when None; the offline launcher (tools/offline_command.py) sets files
 
     def prepare(self):

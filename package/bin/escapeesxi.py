@@ -27,12 +27,25 @@ STOCK_LOOKUP = "escape_esxi_stock_modules.csv"
 # host's events: both need the search head, so it never runs on indexers.
 @Configuration(distributed=False)
 class EsxiCommand(StreamingCommand):
-    mode = Option(doc="**Syntax:** **mode=***<detect|baseline>*", default="detect",
-                  validate=validators.Set("detect", "baseline"))
-    allowed = Option(doc="**Syntax:** **allowed=***<modules>*", default="")
-    findings = Option(doc="**Syntax:** **findings=***<list>*", default="all")
-    threshold = Option(doc="**Syntax:** **threshold=***<int>*", default=5, validate=validators.Integer(minimum=1))
-    window = Option(doc="**Syntax:** **window=***<seconds>*", default=600, validate=validators.Integer(minimum=1))
+    mode = Option(
+        doc="**Syntax:** **mode=***<detect|baseline>* **Description:** detect emits findings; baseline emits "
+            "nothing and adds every module it sees loaded to the first-seen baseline.",
+        default="detect", validate=validators.Set("detect", "baseline"))
+    allowed = Option(
+        doc="**Syntax:** **allowed=***<modules>* **Description:** Comma-separated vmkernel module names expected "
+            "besides the stock list and the baseline (escape_allowed_kernel_modules).",
+        default="")
+    findings = Option(
+        doc="**Syntax:** **findings=***<list>* **Description:** Comma-separated findings to emit: module_load, "
+            "forced_vib_install, acceptance_level_change, bulk_vm_kill, vmx_crash, or vib, all.",
+        default="all")
+    threshold = Option(
+        doc="**Syntax:** **threshold=***<int>* **Description:** How many VM kills or vmkwarnings on one host "
+            "within window make a bulk_vm_kill or vmx_crash finding.",
+        default=5, validate=validators.Integer(minimum=1))
+    window = Option(
+        doc="**Syntax:** **window=***<seconds>* **Description:** Seconds over which threshold counts.",
+        default=600, validate=validators.Integer(minimum=1))
     state_store = None  # the app's KV store when None; the offline launcher (tools/offline_command.py) sets files
 
     def prepare(self):

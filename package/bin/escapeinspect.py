@@ -31,14 +31,30 @@ SHIPPED_LOOKUP = "escape_privileged_workloads.csv"
 # replicated bundle (a path without etc/apps/<app>): import only splunklib, the engine and escape_io, never solnlib.
 @Configuration(distributed=True)
 class InspectCommand(StreamingCommand):
-    allowed = Option(doc="**Syntax:** **allowed=***<comma-separated absolute paths>*", require=True)
-    allow = Option(doc="**Syntax:** **allow=***<namespace/serviceaccount=image[needs] or docker=image[needs], ...>*",
-                   default="")
-    suppressed = Option(doc="**Syntax:** **suppressed=***exclude|include|only*", default="exclude",
-                        validate=validators.Set("exclude", "include", "only"))
-    finding = Option(doc="**Syntax:** **finding=***<comma-separated finding types>*", default="")
-    mode = Option(doc="**Syntax:** **mode=***spec|health*", default="spec", validate=validators.Set("spec", "health"))
-    field = Option(doc="**Syntax:** **field=***<field>*", default="_raw", validate=validators.Fieldname())
+    allowed = Option(
+        doc="**Syntax:** **allowed=***<comma-separated absolute paths>* **Description:** Host paths containers "
+            "may mount (escape_allowed_host_paths); a path allows itself and everything below it.",
+        require=True)
+    allow = Option(
+        doc="**Syntax:** **allow=***<namespace/serviceaccount=image[needs] or docker=image[needs], ...>* "
+            "**Description:** Your known-good workloads with the findings each needs (escape_allowed_workloads), "
+            "added to the shipped lookup.",
+        default="")
+    suppressed = Option(
+        doc="**Syntax:** **suppressed=***exclude|include|only* **Description:** Rows of allowlisted workloads: "
+            "exclude them, include them (escape_suppressed=1) or keep only them.",
+        default="exclude", validate=validators.Set("exclude", "include", "only"))
+    finding = Option(
+        doc="**Syntax:** **finding=***<comma-separated finding types>* **Description:** Comma-separated finding "
+            "types to keep; empty keeps every finding.",
+        default="")
+    mode = Option(
+        doc="**Syntax:** **mode=***spec|health* **Description:** spec rates the specs; health reports writes "
+            "without an inspectable spec and docker creates without a body.",
+        default="spec", validate=validators.Set("spec", "health"))
+    field = Option(
+        doc="**Syntax:** **field=***<field>* **Description:** The field that holds the event's text.",
+        default="_raw", validate=validators.Fieldname())
 
     def prepare(self):
         try:

@@ -23,9 +23,18 @@ from escape_engine.threshold import ThresholdCounter
 @Configuration(distributed=False)
 class ThresholdCommand(StreamingCommand):
     # splunklib only converts the numbers; their ranges are the engine's to check (ThresholdCounter)
-    threshold = Option(doc="**Syntax:** **threshold=***<int>*", require=True, validate=validators.Integer())
-    period = Option(doc="**Syntax:** **period=***<seconds>*", require=True, validate=validators.Integer())
-    by = Option(doc="**Syntax:** **by=***<field>*", default="host", validate=validators.Fieldname())
+    threshold = Option(
+        doc="**Syntax:** **threshold=***<int>* **Description:** Privileged launches per group and period that are"
+            " normal; one more emits a row (escape_privileged_threshold).",
+        require=True, validate=validators.Integer())
+    period = Option(
+        doc="**Syntax:** **period=***<seconds>* **Description:** Seconds per counting period, aligned to the "
+            "epoch (escape_privileged_period).",
+        require=True, validate=validators.Integer())
+    by = Option(
+        doc="**Syntax:** **by=***<field>* **Description:** The field that names a group, e.g. the cluster "
+            "(escape_kube_cluster).",
+        default="host", validate=validators.Fieldname())
 
     def prepare(self):
         try:

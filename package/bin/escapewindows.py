@@ -6,7 +6,11 @@ r"""Reports Windows container processes that reach restricted host directories o
     Parses Security 4688 (text or XML) and Sysmon 1 / 11 (XML) from _raw. For processes in container context
     (CExecSvc.exe lineage, User Manager\ContainerAdministrator or ContainerUser, container-volume images) it emits one
     row per finding (restricted_dir_write, restricted_dir_exec, symlink_abuse) with escape_finding and escape_severity.
-    HostProcess containers leave low-severity records unless hostprocess=alert.
+    Windows paths are compared normalised (case, \\?\ and \??\ prefixes, \Device\HarddiskVolumeN, slashes,
+    %SystemRoot%-style variables, trailing separators, PROGRA~1-style short names). A Sysmon descendant handed over
+    before its container ancestor (Splunk sends newest first) waits for it, at most 1,000 events per ancestor and
+    20,000 in all; every event given up is counted in a search warning. HostProcess containers leave low-severity
+    records with escape_exception=hostprocess unless hostprocess=alert.
 ##Example
     `escape_windows_sysmon` | escapewindows restricted=`escape_restricted_host_dirs` findings=file_write
 """
@@ -22,10 +26,19 @@ from escape_engine.windows import Scanner
 # from the replicated bundle (each peer resolves lineage within its own events): import only splunklib and the engine.
 @Configuration(distributed=True)
 class WindowsCommand(StreamingCommand):
-    restricted = Option(doc="**Syntax:** **restricted=***<dirs>*", require=True)
-    findings = Option(doc="**Syntax:** **findings=***<list>*", default="all")
-    hostprocess = Option(doc="**Syntax:** **hostprocess=***<record|alert>*", default="record",
-                         validate=validators.Set("record", "alert"))
+    restricted = Option(
+        doc="**Syntax:** **restricted=***<dirs>* **Description:** Comma-separated host directories that "
+            "containers must not touch (escape_restricted_host_dirs).",
+        require=True)
+    findings = Option(
+        doc="**Syntax:** **findings=***<list>* **Description:** Comma-separated findings to emit: "
+            "restricted_dir_write, restricted_dir_exec, symlink_abuse (or file_write, process_exec, symlink, "
+            "all).",
+        default="all")
+    hostprocess = Option(
+        doc="**Syntax:** **hostprocess=***<record|alert>* **Description:** record leaves low-severity rows for "
+            "Kubernetes HostProcess containers; alert rates them like any container.",
+        default="record", validate=validators.Set("record", "alert"))
 
     def prepare(self):
         try:
