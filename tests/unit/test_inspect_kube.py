@@ -188,3 +188,19 @@ def test_an_empty_duplicate_security_context_does_not_hide_privileged() -> None:
     inspector = Inspector(allowed_host_paths=ALLOWED)
     rows = list(inspector.feed([{"_raw": doubled, "_cd": "0:0", "host": "c"}])) + list(inspector.flush())
     assert any("privileged" in kinds(r) for r in rows)
+
+
+def test_a_duplicate_containers_list_is_decoded_into_the_first_element_by_element() -> None:
+    """`"containers": [{... privileged}], "containers": [{"name": "nginx"}]`: Go re-decodes the second array into the
+    elements the first left, so the container keeps its securityContext; replacing the list would drop it."""
+    event = json.loads((KUBE / "falco_create_nginx_pod_privileged.json").read_text(encoding="utf-8"))
+    compact = json.dumps(event, separators=(",", ":"))
+    doubled = compact
+    for side in ("requestObject", "responseObject"):  # the spec as sent and as admitted
+        first = '"containers":' + json.dumps(event[side]["spec"]["containers"], separators=(",", ":"))
+        assert first in doubled
+        doubled = doubled.replace(first, first + ',"containers":[{"name":"nginx"}]')
+    assert doubled.count('"containers":[{"name":"nginx"}]') == 2
+    inspector = Inspector(allowed_host_paths=ALLOWED)
+    rows = list(inspector.feed([{"_raw": doubled, "_cd": "0:0", "host": "c"}])) + list(inspector.flush())
+    assert any("privileged" in kinds(r) for r in rows)

@@ -174,3 +174,29 @@ def has_field(value: Any, name: str) -> bool:
     """Whether a parsed object has a key that Go would match to the field `name` (in a struct that has no other
     field folding the same way)."""
     return isinstance(value, Pairs) and any(key == name or fold(key) == fold(name) for key, _ in value)
+
+
+def merged_object(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    """A json.loads object_pairs_hook for JSON read without a schema (the Kubernetes API server's decoder is
+    case-sensitive but follows the same rules for a key given twice): the second value is decoded into the first
+    (`redecoded`), so an empty duplicate cannot hide a setting the first one made."""
+    result = dict(pairs)
+    if len(result) == len(pairs):  # no duplicate: the common case costs one dict
+        return result
+    result = {}
+    for key, value in pairs:
+        result[key] = redecoded(result[key], value) if key in result else value
+    return result
+
+
+def redecoded(old: Any, new: Any) -> Any:
+    """`new` decoded by Go into a field that already holds `old`: objects merge key by key, arrays are re-decoded
+    element by element into the elements already there and cut to the new length, anything else is replaced."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        merged = dict(old)
+        for key, value in new.items():
+            merged[key] = redecoded(merged[key], value) if key in merged else value
+        return merged
+    if isinstance(old, list) and isinstance(new, list):
+        return [redecoded(old[i], value) if i < len(old) else value for i, value in enumerate(new)]
+    return new

@@ -7,6 +7,7 @@ import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from . import gojson
 from .kubepatch import apply_patch, json_patch_object, webhook_patches
 from .specrules import Container, Workload, normalise_capability
 
@@ -134,32 +135,10 @@ def _gke(event: Mapping[str, Any]) -> AuditEvent:
     return result
 
 
-def _object(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    """One JSON object as the API server's Go decoder builds it: a key written twice decodes into the same field
-    again, so an object value merges into the first (field by field, the later value winning) instead of replacing
-    it as Python's json would. An attacker cannot hide a setting behind an empty duplicate."""
-    result = dict(pairs)
-    if len(result) == len(pairs):  # no duplicate: the common case costs one dict
-        return result
-    result = {}
-    for key, value in pairs:
-        old = result.get(key)
-        result[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
-    return result
-
-
-def _merged(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Any]:
-    merged = dict(old)
-    for key, value in new.items():
-        previous = merged.get(key)
-        merged[key] = _merged(previous, value) if isinstance(previous, dict) and isinstance(value, dict) else value
-    return merged
-
-
 def parse(text: str) -> AuditEvent:
     """Parse one event's text. Raises ValueError (with the reason) on text that is not a usable audit event."""
     try:
-        event = json.loads(text, object_pairs_hook=_object)
+        event = json.loads(text, object_pairs_hook=gojson.merged_object)
     except (ValueError, RecursionError) as err:  # RecursionError: JSON nested too deeply
         raise ValueError("not valid JSON ({}): cut by a pipeline or TRUNCATE?".format(err)) from None
     if not isinstance(event, dict):
@@ -171,7 +150,7 @@ def parse(text: str) -> AuditEvent:
         inner = properties["log"]
         if isinstance(inner, str):
             try:
-                inner = json.loads(inner, object_pairs_hook=_object)
+                inner = json.loads(inner, object_pairs_hook=gojson.merged_object)
             except (ValueError, RecursionError) as err:  # RecursionError: nested too deeply
                 raise ValueError("AKS properties.log is not valid JSON ({})".format(err)) from None
         if not isinstance(inner, dict):
