@@ -163,14 +163,19 @@ def attribute_exec(table: HostLineage, process: Exec, skew: float, traps: Sequen
     return found._replace(container_id=container_id_from_argv(parent.argv) if parent is not None else "")
 
 
+def _previous_image(table: HostLineage, process: Exec, skew: float) -> Optional[Attribution]:
+    """The container of the same pid's previous image (an exec without a fork, e.g. chroot then sh), if it had one."""
+    previous = table.lookup(process.pid, process.time, skew)
+    if previous is not None and previous.ppid == process.ppid and previous.container and not previous.runtime:
+        return Attribution(previous.container, previous.evidence)
+    return None
+
+
 def _exec_rules(table: HostLineage, process: Exec, parent: Optional[Proc], skew: float) -> Attribution:
     if is_runtime(table, process.exe, process.dev, parent):
         # A container process that executes a runtime binary (one it planted on the host after a chroot into it, say)
         # stays in its container: the runtime starts container processes, never the other way round.
-        previous = table.lookup(process.pid, process.time, skew)
-        if previous is not None and previous.ppid == process.ppid and previous.container and not previous.runtime:
-            return Attribution(previous.container, previous.evidence)
-        return Attribution("", "", True)
+        return _previous_image(table, process, skew) or Attribution("", "", True)
     if process.explicit:
         return Attribution(process.explicit, "field:container_id")
     if parent is not None:
@@ -186,10 +191,9 @@ def _exec_rules(table: HostLineage, process: Exec, parent: Optional[Proc], skew:
             evidence = parent.evidence if parent.evidence.startswith("lineage") or parent.helper else \
                 "lineage:parent %s(pid %s) %s" % (parent.comm, parent.pid, parent.evidence)
             return Attribution(parent.container, evidence)
-    # The same pid's previous image (exec without fork, e.g. chroot then sh) keeps its container.
-    previous = table.lookup(process.pid, process.time, skew)
-    if previous is not None and previous.ppid == process.ppid and previous.container and not previous.runtime:
-        return Attribution(previous.container, previous.evidence)
+    previous = _previous_image(table, process, skew)
+    if previous is not None:
+        return previous
     if is_runc_init(process.title):
         return Attribution("runc-init:%s@%s" % (process.ppid, table.host), "proctitle:runc-init")
     for label in LSM_CONTAINER_LABELS:
