@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from escape_engine.allowlist import parse_allow_option
 from escape_engine.ground import Value
+from escape_engine.windows import HOSTPROCESS_MODES
 from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, Span, load_inputs, parse_input, warn
@@ -69,8 +70,8 @@ def macro_table(content_dir: Path, overrides: Mapping[str, str]) -> Dict[str, Ma
     return table
 
 
-# Knobs whose value is one word of a fixed set (the command's own validators.Set: escapewindows' hostprocess=).
-WORD_CHOICES: Dict[str, Tuple[str, ...]] = {"escape_windows_hostprocess": ("record", "alert")}
+# Knobs whose value is one word of a fixed set, read from the engine that checks it (escapewindows' hostprocess=).
+WORD_CHOICES: Dict[str, Tuple[str, ...]] = {"escape_windows_hostprocess": HOSTPROCESS_MODES}
 # Quoted lists whose items the add-on's engine parses: the same parser checks them here (escapeinspect allow=).
 LIST_PARSERS: Dict[str, Callable[[str], object]] = {"escape_allowed_workloads": parse_allow_option}
 
