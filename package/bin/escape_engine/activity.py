@@ -194,9 +194,10 @@ class Activity:
             self.started.add((table.host, key))
             self._child_start(event, table, key, argv)
         command = " ".join(argv)[:200] or exe
-        if table.is_host_dev(dev):
-            spawner = table.lookup(process.ppid, when, self.skew)
-            kind = "helper_exec" if spawner is not None and spawner.helper else "host_exec"
+        spawner = table.lookup(process.ppid, when, self.skew)
+        helper_child = spawner is not None and spawner.helper and spawner.container == key
+        if table.is_host_dev(dev) or helper_child:  # a helper's child runs on the host, whatever its device
+            kind = "helper_exec" if helper_child else "host_exec"
             self.clusters.add(table.host, key, Item(when, kind, list(event.cds),
                                                     "pid %s executed the host binary %s (dev %s): %s"
                                                     % (pid, exe, dev, command), True, exe, **labels))
