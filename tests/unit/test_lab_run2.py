@@ -4,11 +4,12 @@ input only (no docker source), as the chain and the attempt detections run it (r
 Per step of labels.tsv: an escape, suspicious or attempt step alerts with its stated finding and severity and nothing
 above it; a benign twin does not alert; a refused call that left no record (seccomp) gives no escape or suspicious
 alert. The earlier lab capture's alerts are checked unchanged in test_correlate.py."""
+import json
 from typing import Dict, List
 
 import pytest
 
-from escape_engine.correlate import run
+from escape_engine.correlate import Correlator, run
 from escape_engine.ground import SEVERITIES
 from tests.unit.linux_lab import lab2_records, lab2_steps, lab2_times
 
@@ -76,3 +77,20 @@ def test_the_raw_device_chain_rests_on_successful_calls(rows: List[Dict]) -> Non
     assert row["escape_category"] == "escape"
     assert {"mknodat", "openat"} <= set(row["escape_syscalls"]) or {"mknod", "openat"} <= set(row["escape_syscalls"])
     assert not [r for r in _in(rows, "E12") if r["escape_category"] == "attempt"]
+
+
+def test_a_container_started_before_the_search_keeps_its_helper_by_the_persisted_layer() -> None:
+    """The E10 container starts (its overlay mount) in one search; its crash and the helper come in the next, which
+    knows the container only from the persisted lineage: the helper is still tied to it, not to a bare layer."""
+    crash = 1796560589.333  # E10's ANOM_ABEND
+    records = [dict(r) for r in lab2_records()]
+    first = Correlator(report="all")
+    first.feed([r for r in records if float(r["_time"]) < crash - 0.01])
+    first.finish()
+    state = json.loads(json.dumps(first.state()))  # what the KV store keeps
+    assert state["labvm2"]["layers"]
+    second = Correlator(report="escapes", state=state)
+    second.feed([r for r in records if float(r["_time"]) >= crash - 0.01])
+    rows = [r for r in second.finish() if r["escape_finding"] == "core_pattern_host_exec"]
+    assert len(rows) == 1 and len(rows[0]["escape_container"]) == 64, rows[0]["escape_container"]
+    assert "persisted state" not in rows[0]["escape_container"]

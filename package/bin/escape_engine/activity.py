@@ -31,7 +31,7 @@ from .lineage import (
     is_runc_init,
     sysmon_first_process,
 )
-from .lineage.helper import KTHREADD, Layers, first_storage_path, helper_key, mark_helper
+from .lineage.helper import KTHREADD, first_storage_path, helper_key, mark_helper, note_layer
 from .scalars import is_ascii_digits
 from .spoolline import Event
 
@@ -79,7 +79,6 @@ class Activity:
         self.traps: Dict[str, List[Trap]] = {}
         self.clients: Dict[str, List[Client]] = {}
         self.started: Set[Tuple[str, str]] = set()
-        self.layers = Layers()
 
     def forget(self, host: str) -> None:
         """A host with no more events: its traps and clients can match nothing."""
@@ -115,8 +114,8 @@ class Activity:
         table = self.table(event.host)
         if name == "mount":
             for path in paths:
-                self.layers.note(table.host, auditd.decode_string(path.fields.get("name", "")),
-                                 path.fields.get("dev", ""))
+                note_layer(table, auditd.decode_string(path.fields.get("name", "")), path.fields.get("dev", ""),
+                           event.time)
         if ppid == KTHREADD and fields.get("uid", "") == "0" and success:
             self.helper_call(event, table, Running(pid, ppid, event.time, comm, exe), name, paths)
             if name not in ("execve", "execveat"):
@@ -310,7 +309,7 @@ class Activity:
             return
         dev = next((p.fields.get("dev", "") for p in paths
                     if auditd.decode_string(p.fields.get("name", "")).startswith(found.path)), "")
-        key = helper_key(self.layers, table, found, dev)
+        key = helper_key(table, found, dev)
         evidence = "usermode_helper:pid %s (parent kthreadd, root) used %s" % (running.pid, found.path)
         mark_helper(table, running.pid, running.ppid, running.time, running.comm, running.exe, key, evidence)
         table.container_seen(key, running.time, evidence)

@@ -15,7 +15,7 @@ processes run executables from that device.
 """
 import posixpath
 import re
-from typing import Dict, Iterable, NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from .table import HostLineage, Proc, anonymous_device
 
@@ -60,40 +60,36 @@ def first_storage_path(names: Iterable[str], cwd: str) -> Optional[StoragePath]:
     return None
 
 
-class Layers:
-    """Per host: the anonymous device each overlay layer's merged directory was mounted as (from mount PATH records)."""
-
-    def __init__(self) -> None:
-        self.devices: Dict[str, Dict[str, str]] = {}
-
-    def note(self, host: str, name: str, dev: str) -> None:
-        """A PATH record: a merged directory that already sits on an anonymous device is the mounted layer."""
-        found = storage_path(name)
-        if found is not None and found.layer and found.path.endswith("/merged") and anonymous_device(dev):
-            self.devices.setdefault(host, {})[found.layer] = dev
-
-    def owner(self, table: HostLineage, found: StoragePath, dev: str = "") -> str:
-        """The key of the container that runs from the layer's device (`dev`: the device of the path itself, for a
-        path under the merged directory), or "" when no container process was seen on it."""
-        if found.container_id:
-            return found.container_id
-        device = self.devices.get(table.host, {}).get(found.layer, "")
-        if not device and anonymous_device(dev):
-            device = dev
-        if not device:
-            return ""
-        owner: Optional[Proc] = None
-        for images in table.procs.values():
-            for proc in images:
-                if proc.dev == device and proc.container and not proc.runtime and not proc.helper and (
-                        owner is None or proc.start > owner.start):
-                    owner = proc
-        return owner.container if owner is not None else ""
+def note_layer(table: HostLineage, name: str, dev: str, when: float) -> None:
+    """A PATH record of a mount call: a merged directory that already sits on an anonymous device is the mounted
+    layer (kept in the persisted lineage, so a container started before the search is still known by its layer)."""
+    found = storage_path(name)
+    if found is not None and found.layer and found.path.endswith("/merged") and anonymous_device(dev):
+        table.layers[found.layer] = (dev, when)
 
 
-def helper_key(layers: Layers, table: HostLineage, found: StoragePath, dev: str = "") -> str:
+def layer_owner(table: HostLineage, found: StoragePath, dev: str = "") -> str:
+    """The key of the container that runs from the layer's device (`dev`: the device of the path itself, for a path
+    under the merged directory), or "" when no container process was seen on it."""
+    if found.container_id:
+        return found.container_id
+    device = table.layers.get(found.layer, ("", 0.0))[0]
+    if not device and anonymous_device(dev):
+        device = dev
+    if not device:
+        return ""
+    owner: Optional[Proc] = None
+    for images in table.procs.values():
+        for proc in images:
+            if proc.dev == device and proc.container and not proc.runtime and not proc.helper and (
+                    owner is None or proc.start > owner.start):
+                owner = proc
+    return owner.container if owner is not None else ""
+
+
+def helper_key(table: HostLineage, found: StoragePath, dev: str = "") -> str:
     """The container key of a helper that used `found`: its owner's, else one key per layer (the owner unseen)."""
-    return layers.owner(table, found, dev) or "layer:%s@%s" % (found.layer or found.container_id, table.host)
+    return layer_owner(table, found, dev) or "layer:%s@%s" % (found.layer or found.container_id, table.host)
 
 
 def mark_helper(table: HostLineage, pid: str, ppid: str, when: float, comm: str, exe: str, key: str,
