@@ -56,6 +56,15 @@ class Client(NamedTuple):
     argv: List[str]
 
 
+def _opens_for_writing(name: str, fields: Mapping[str, str]) -> bool:
+    """open's flags are its a1, openat's a2 (openat2 passes them in a struct: read as not writing)."""
+    try:
+        flags = int(fields.get("a1" if name == "open" else "a2", ""), 16) if name != "openat2" else 0
+    except ValueError:
+        return False
+    return bool(flags & 0o3 or flags & 0o100)  # O_WRONLY, O_RDWR, O_CREAT
+
+
 def _ns_names(value: str) -> str:
     try:
         flags = int(value, 16)
@@ -117,7 +126,9 @@ class Activity:
                 note_layer(table, auditd.decode_string(path.fields.get("name", "")), path.fields.get("dev", ""),
                            event.time)
         if ppid == KTHREADD and fields.get("uid", "") == "0" and success:
-            self.helper_call(event, table, Running(pid, ppid, event.time, comm, exe), name, paths)
+            verb = ("wrote" if _opens_for_writing(name, fields) else "opened") if name in families.OPEN_CALLS else \
+                "ran" if name in ("execve", "execveat") else name
+            self.helper_call(event, table, Running(pid, ppid, event.time, comm, exe), verb, paths)
             if name not in ("execve", "execveat"):
                 return
         if name in ("execve", "execveat"):
@@ -167,7 +178,7 @@ class Activity:
                                                             pid, image), True, image,
                                                         source=event.source, sourcetype=event.sourcetype))
             if ppid == KTHREADD:
-                self.helper_call(event, table, Running(pid, ppid, event.time, basename(image), image), "execve", [],
+                self.helper_call(event, table, Running(pid, ppid, event.time, basename(image), image), "ran", [],
                                  [image] + data.get("CommandLine", "").split(), data.get("CurrentDirectory", ""))
         elif data.get("EventID") == "11":
             target = data.get("TargetFilename", "")
@@ -301,7 +312,8 @@ class Activity:
             cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
             cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else "/"
             title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
-            names = [running.exe] + [auditd.decode_string(p.fields.get("name", "")) for p in paths] + (
+            names = [running.exe] + [auditd.decode_string(p.fields.get("name", "")) for p in paths
+                                     if p.fields.get("nametype") != "PARENT"] + (
                 auditd.proctitle(title_record) if title_record is not None else [])
         found = first_storage_path(names, cwd)
         if found is None:

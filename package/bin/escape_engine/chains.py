@@ -230,7 +230,16 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     if first_trigger.cds:
         row["_cd"] = first_trigger.cds[0]
     attribution = next((i.attribution for i in triggers + helpers if i.attribution), "")
-    return Chain(row, host, key, category, attribution, first_trigger.text, [i.text for i in results[:3]])
+    result_texts: List[str] = []
+    for item in results:
+        if item.text not in result_texts and len(result_texts) < 3:
+            result_texts.append(item.text)
+    trigger_text = first_trigger.text
+    if not triggers:  # a usermode helper alone: what armed it, when seen
+        trigger_text = next((i.text for i in items if i.kind == "crash"), "no trigger write recorded")
+    elif category == "escape" and not results:  # what reached the host: the successful calls that decided the finding
+        trigger_text = "; ".join(dict.fromkeys(i.text for i in ok_calls if i.detail))[:600] or trigger_text
+    return Chain(row, host, key, category, attribution, trigger_text, result_texts)
 
 
 def alert_row(chain: Chain, container: Mapping[str, object]) -> Row:
@@ -247,6 +256,8 @@ def _summary(row: Mapping[str, Value], attribution: str, trigger_text: str, resu
     category, finding = row["escape_category"], row["escape_finding"]
     names, tools = list(row["escape_syscalls"]), list(row["escape_tools"])
     where = "container %s on %s (attributed by %s)" % (str(row["escape_container"])[:24], row["host"], attribution)
+    if category == "escape" and not result_texts:  # the calls reached the host by themselves (a disk, a process)
+        return "Escape %s in %s: %s succeeded (%s)." % (finding, where, ", ".join(names), trigger_text)
     if category == "escape":
         return "Escape chain %s in %s: %s, then %s." % (
             finding, where, ", ".join(names + tools) or trigger_text, "; ".join(result_texts))
