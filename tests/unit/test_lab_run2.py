@@ -94,3 +94,10 @@ def test_a_container_started_before_the_search_keeps_its_helper_by_the_persisted
     rows = [r for r in second.finish() if r["escape_finding"] == "core_pattern_host_exec"]
     assert len(rows) == 1 and len(rows[0]["escape_container"]) == 64, rows[0]["escape_container"]
     assert "persisted state" not in rows[0]["escape_container"]
+
+
+def test_nothing_outside_the_steps_alerts(rows: List[Dict]) -> None:
+    """Image imports, container starts and the other sessions' processes on the VM between the steps stay quiet."""
+    outside = [r["escape_summary"] for r in rows
+               if not any(begin <= t <= end for begin, end, _ in STEPS.values() for t in r["_times"])]
+    assert not outside
