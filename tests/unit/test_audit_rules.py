@@ -22,14 +22,17 @@ DOC = ROOT / "docs" / "audit-rules.md"
 SYSCALLS: Dict[str, Dict[str, int]] = {
     "b64": {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
             "open_by_handle_at": 304, "keyctl": 250, "add_key": 248, "request_key": 249, "init_module": 175,
-            "finit_module": 313, "execve": 59, "execveat": 322, "ptrace": 101},
+            "finit_module": 313, "execve": 59, "execveat": 322, "ptrace": 101, "mknod": 133, "mknodat": 259,
+            "process_vm_writev": 311, "bpf": 321, "open": 2, "openat": 257, "openat2": 437},
     "b32": {"unshare": 310, "setns": 346, "mount": 21, "umount2": 52, "pivot_root": 217, "chroot": 61,
             "open_by_handle_at": 342, "keyctl": 288, "add_key": 286, "request_key": 287, "init_module": 128,
-            "finit_module": 350, "execve": 11, "execveat": 358, "ptrace": 26},
+            "finit_module": 350, "execve": 11, "execveat": 358, "ptrace": 26, "mknod": 14, "mknodat": 297,
+            "process_vm_writev": 348, "bpf": 357, "open": 5, "openat": 295, "openat2": 437},
 }
 AUSYSCALL_ARCH = {"b64": "x86_64", "b32": "i386"}
 # Paths every Linux host has, whatever its cgroup mode: the only watches the shipped file may carry.
 EVERYWHERE = ("/proc/sys/kernel/",)
+FILETYPES = ("file", "dir", "socket", "link", "character", "block", "fifo")  # auditctl(8), -F filetype
 KEY = re.compile(r"[A-Za-z0-9_-]{1,31}")
 FIELD = re.compile(r"([a-z0-9_]+)(=|!=|<|>|<=|>=|&|&=)(.*)")
 
@@ -102,8 +105,11 @@ def _syscall_rule(line: str, words: List[str]) -> Rule:
                 rule.fields.append((name, operand))
             elif name == "key" and op == "=" and KEY.fullmatch(operand):
                 rule.key = operand
+            elif op == "=" and ((name == "filetype" and operand in FILETYPES) or (name == "ppid" and operand.isdigit())):
+                rule.fields.append((name, operand))
             else:
-                raise RuleError("{!r}: field {!r} is not implemented (arch=b64|b32, a0..a3=, key=)".format(line, value))
+                raise RuleError("{!r}: field {!r} is not implemented (arch=b64|b32, a0..a3=, filetype=, ppid=, "
+                                "key=)".format(line, value))
         elif option == "-S":
             if not rule.arch:
                 raise RuleError("{!r}: -S without an earlier -F arch (its meaning would depend on the host)".format(line))
@@ -206,31 +212,37 @@ def test_the_docs_show_the_shipped_file_and_the_same_command() -> None:
 
 
 def release_agent_command() -> str:
-    lines = [line[2:].strip() for line in RULES.read_text().splitlines() if "release_agent; do" in line]
+    lines = [line[2:].strip() for line in RULES.read_text().splitlines() if "for f in /sys/fs/cgroup/*/release_agent" in line]
     assert len(lines) == 1, "the rules file carries the per-host release_agent command once"
     return lines[0]
 
 
-@pytest.mark.parametrize("layout, expected", [
-    ({"cgroup.controllers": None, "system.slice/cgroup.procs": None}, []),                 # cgroup-v2-only
+@pytest.mark.parametrize("layout, modules, expected", [
+    ({"cgroup.controllers": None, "system.slice/cgroup.procs": None}, False, []),     # cgroup-v2-only, no modules
+    ({"cgroup.controllers": None}, True, ["modprobe"]),                                # cgroup-v2-only, modules
     ({"memory/release_agent": None, "pids/release_agent": None, "unified/cgroup.controllers": None,
-      "cpu,cpuacct/release_agent": None, "memory/tasks": None}, ["cpu,cpuacct", "memory", "pids"]),   # hybrid
+      "cpu,cpuacct/release_agent": None, "memory/tasks": None}, True, ["cpu,cpuacct", "memory", "pids", "modprobe"]),
 ])
 def test_the_per_host_command_writes_a_companion_file_that_parses(tmp_path: Path, layout: Dict[str, None],
-                                                                  expected: List[str]) -> None:
-    cgroup = tmp_path / "cgroup"
+                                                                  modules: bool, expected: List[str]) -> None:
+    cgroup, kernel = tmp_path / "cgroup", tmp_path / "kernel"
     for name in layout:
         (cgroup / name).parent.mkdir(parents=True, exist_ok=True)
         (cgroup / name).write_text("")
+    kernel.mkdir()
+    if modules:   # /proc/sys/kernel/modprobe exists only on kernels built with module support
+        (kernel / "modprobe").write_text("/sbin/modprobe\n")
     companion = tmp_path / "escape_to_host-release_agent.rules"
     command = release_agent_command()
-    assert command.count("/sys/fs/cgroup/") == 1 and command.endswith(
-        "> /etc/audit/rules.d/escape_to_host-release_agent.rules")
+    assert command.count("/sys/fs/cgroup/") == 1 and command.count("/proc/sys/kernel/modprobe") == 1
+    assert command.endswith("> /etc/audit/rules.d/escape_to_host-release_agent.rules")
     command = command.replace("/sys/fs/cgroup/", str(cgroup) + "/").replace(
+        "/proc/sys/kernel/modprobe", str(kernel / "modprobe")).replace(
         "/etc/audit/rules.d/escape_to_host-release_agent.rules", str(companion))
     subprocess.run(["sh", "-c", command], check=False, timeout=30)
     rules = parse(companion.read_text())
-    assert [r.path for r in rules] == [str(cgroup / h / "release_agent") for h in expected]
+    assert [r.path for r in rules] == [str(kernel / "modprobe") if h == "modprobe" else str(cgroup / h / "release_agent")
+                                       for h in expected]
     assert all(r.perms == "wa" and r.key == "escape_to_host_agent" for r in rules)
 
 

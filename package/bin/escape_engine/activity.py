@@ -5,13 +5,16 @@ Per container (attributed by escape_engine.lineage) it collects:
 - triggers: the escape syscalls (ground.ESCAPE_SYSCALLS, minus the allowlist) of non-runtime container processes, the
   execve of escape tools, a container-side runtime client (`docker run --privileged ...` through a mounted socket) and
   writes to `release_agent` / `core_pattern` (file watches);
-- results: host binaries (the host root device) executed by the container's lineage, children of the kernel usermode
-  helper (a parent pid never seen, born after the container's mount or agent write, within HELPER_WINDOW seconds) and a
-  new container started after a container-side runtime client.
+- results: host binaries (the host root device) executed by the container's lineage, the kernel's usermode helpers
+  tied to the container (escape_engine.lineage.helper: a helper that used a path in the container's file system, or
+  a parent pid never seen, born after the container's mount, agent write or crash, within HELPER_WINDOW seconds) and
+  their children, and a new container started after a container-side runtime client;
+- the family calls of escape_engine.families (device nodes, block-device opens, writes into other processes, eBPF
+  program loads) as syscall items, and a container process's crash (ANOM_ABEND: a core_pattern pipe runs then).
 """
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Set, Tuple
 
-from . import auditd
+from . import auditd, families
 from .chains import Clusters, Item
 from .ground import ESCAPE_SYSCALLS
 from .lineage import (
@@ -28,6 +31,7 @@ from .lineage import (
     is_runc_init,
     sysmon_first_process,
 )
+from .lineage.helper import KTHREADD, first_storage_path, helper_key, mark_helper, note_layer
 from .scalars import is_ascii_digits
 from .spoolline import Event
 
@@ -50,6 +54,15 @@ class Client(NamedTuple):
     key: str
     risky: str
     argv: List[str]
+
+
+def _opens_for_writing(name: str, fields: Mapping[str, str]) -> bool:
+    """open's flags are its a1, openat's a2 (openat2 passes them in a struct: read as not writing)."""
+    try:
+        flags = int(fields.get("a1" if name == "open" else "a2", ""), 16) if name != "openat2" else 0
+    except ValueError:
+        return False
+    return bool(flags & 0o3 or flags & 0o100)  # O_WRONLY, O_RDWR, O_CREAT
 
 
 def _ns_names(value: str) -> str:
@@ -95,6 +108,9 @@ class Activity:
     def audit_event(self, event: Event) -> None:
         syscall = next((r for r in event.records if r.rtype == "SYSCALL"), None)
         if syscall is None:
+            abend = next((r for r in event.records if r.rtype == "ANOM_ABEND"), None)
+            if abend is not None:
+                self.crash(event, abend)
             return
         fields = syscall.fields
         name = auditd.syscall_name(syscall)
@@ -105,6 +121,16 @@ class Activity:
         success = fields.get("success", "") in ("yes", "1")
         paths = [r for r in event.records if r.rtype == "PATH"]
         table = self.table(event.host)
+        if name == "mount":
+            for path in paths:
+                note_layer(table, auditd.decode_string(path.fields.get("name", "")), path.fields.get("dev", ""),
+                           event.time)
+        if ppid == KTHREADD and fields.get("uid", "") == "0" and success:
+            verb = ("wrote" if _opens_for_writing(name, fields) else "opened") if name in families.OPEN_CALLS else \
+                "ran" if name in ("execve", "execveat") else name
+            self.helper_call(event, table, Running(pid, ppid, event.time, comm, exe), verb, paths)
+            if name not in ("execve", "execveat"):
+                return
         if name in ("execve", "execveat"):
             if not success:
                 return
@@ -125,6 +151,9 @@ class Activity:
         running = Running(pid, ppid, event.time, comm, exe)
         if name in ESCAPE_SYSCALLS:
             self.syscall(event, table, running, name, success, fields, paths)
+            return
+        if name in families.FAMILY_CALLS:
+            self.family_call(event, table, running, name, success, fields)
             return
         for path in paths:
             target = auditd.decode_string(path.fields.get("name", ""))
@@ -148,6 +177,9 @@ class Activity:
                                                         "%s ran %s from the host root mounted under /host" % (
                                                             pid, image), True, image,
                                                         source=event.source, sourcetype=event.sourcetype))
+            if ppid == KTHREADD:
+                self.helper_call(event, table, Running(pid, ppid, event.time, basename(image), image), "ran", [],
+                                 [image] + data.get("CommandLine", "").split(), data.get("CurrentDirectory", ""))
         elif data.get("EventID") == "11":
             target = data.get("TargetFilename", "")
             if target.endswith(AGENT_FILES):
@@ -172,9 +204,10 @@ class Activity:
             self.started.add((table.host, key))
             self._child_start(event, table, key, argv)
         command = " ".join(argv)[:200] or exe
-        if table.is_host_dev(dev):
-            spawner = table.lookup(process.ppid, when, self.skew)
-            kind = "helper_exec" if spawner is not None and spawner.helper else "host_exec"
+        spawner = table.lookup(process.ppid, when, self.skew)
+        helper_child = spawner is not None and spawner.helper and spawner.container == key
+        if table.is_host_dev(dev) or helper_child:  # a helper's child runs on the host, whatever its device
+            kind = "helper_exec" if helper_child else "host_exec"
             self.clusters.add(table.host, key, Item(when, kind, list(event.cds),
                                                     "pid %s executed the host binary %s (dev %s): %s"
                                                     % (pid, exe, dev, command), True, exe, **labels))
@@ -221,6 +254,26 @@ class Activity:
             return
         proc = table.lookup(running.pid, running.time, self.skew)
         detail = self._detail(name, fields, paths, table)
+        self._call_item(event, table, running, found.key, found.evidence, name, success, fields, detail)
+        if name == "mount" and success and is_ascii_digits(running.pid) and self._cgroup_mount(proc, detail):
+            self.traps.setdefault(table.host, []).append(Trap(running.time, int(running.pid), found.key))
+
+    def family_call(self, event: Event, table: HostLineage, running: Running, name: str, success: bool,
+                    fields: Mapping[str, str]) -> None:
+        """A call of escape_engine.families by a container process, when it means something for its container."""
+        found = attribute_running(table, running, self.skew)
+        if found.runtime:
+            self.summary["runtime_suppressed"] += 1
+            return
+        if not found.key:
+            return
+        detail = families.call_detail(name, fields, event.records, table, found.key, running.time, self.skew)
+        if detail is not None:
+            self._call_item(event, table, running, found.key, found.evidence, name, success, fields, detail)
+
+    def _call_item(self, event: Event, table: HostLineage, running: Running, key: str, evidence: str, name: str,
+                   success: bool, fields: Mapping[str, str], detail: str) -> None:
+        proc = table.lookup(running.pid, running.time, self.skew)
         cds = list(event.cds)
         if proc is not None:
             for cd in proc.cds:
@@ -228,11 +281,56 @@ class Activity:
                     cds.append(cd)
         text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", running.pid, running.comm,
                                             detail, "" if success else " exit=%s" % fields.get("exit", ""))
-        self.clusters.add(table.host, found.key, Item(running.time, "syscall", cds, text.strip(), success, name,
-                                                      detail, source=event.source, sourcetype=event.sourcetype,
-                                                      attribution=found.evidence))
-        if name == "mount" and success and is_ascii_digits(running.pid) and self._cgroup_mount(proc, detail):
-            self.traps.setdefault(table.host, []).append(Trap(running.time, int(running.pid), found.key))
+        self.clusters.add(table.host, key, Item(running.time, "syscall", cds, text.strip(), success, name, detail,
+                                                source=event.source, sourcetype=event.sourcetype,
+                                                attribution=evidence))
+
+    def crash(self, event: Event, abend: auditd.AuditRecord) -> None:
+        """A container process dumped core: the kernel runs a core_pattern pipe program now, which arms the trap
+        for an unseen helper's children (lineage.attribution.helper_trap) and is evidence of the chain."""
+        fields = abend.fields
+        table = self.table(event.host)
+        running = Running(fields.get("pid", ""), "", event.time, auditd.decode_string(fields.get("comm", "")),
+                          auditd.decode_string(fields.get("exe", "")))
+        found = attribute_running(table, running, self.skew)
+        if found.runtime or not found.key:
+            return
+        self.clusters.add(table.host, found.key, Item(event.time, "crash", list(event.cds), "pid %s (%s) crashed "
+                                                      "(signal %s): the kernel runs a core_pattern pipe program" % (
+                                                          running.pid, running.comm, fields.get("sig", "")),
+                                                      True, "crash", source=event.source,
+                                                      sourcetype=event.sourcetype))
+        if is_ascii_digits(running.pid):
+            self.traps.setdefault(table.host, []).append(Trap(event.time, int(running.pid), found.key))
+
+    def helper_call(self, event: Event, table: HostLineage, running: Running, name: str,
+                    paths: List[auditd.AuditRecord], names: Optional[List[str]] = None, cwd: str = "/") -> None:
+        """A call of a kernel usermode helper (parent kthreadd, root): tied to a container when it used a path in
+        the container's file system (lineage.helper), else recorded as the host's own helper, whose children are
+        the host's."""
+        if names is None:
+            cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
+            cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else "/"
+            title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
+            names = [running.exe] + [auditd.decode_string(p.fields.get("name", "")) for p in paths
+                                     if p.fields.get("nametype") != "PARENT"] + (
+                auditd.proctitle(title_record) if title_record is not None else [])
+        found = first_storage_path(names, cwd)
+        if found is None:
+            mark_helper(table, running.pid, running.ppid, running.time, running.comm, running.exe, "", "")
+            return
+        dev = next((p.fields.get("dev", "") for p in paths
+                    if auditd.decode_string(p.fields.get("name", "")).startswith(found.path)), "")
+        key = helper_key(table, found, dev)
+        evidence = "usermode_helper:pid %s (parent kthreadd, root) used %s" % (running.pid, found.path)
+        mark_helper(table, running.pid, running.ppid, running.time, running.comm, running.exe, key, evidence)
+        table.container_seen(key, running.time, evidence)
+        self.clusters.add(table.host, key, Item(running.time, "helper_exec", list(event.cds),
+                                                "the kernel's usermode helper pid %s (%s, parent kthreadd, root, "
+                                                "host namespaces) %s %s in the container's file system" % (
+                                                    running.pid, running.comm, name, found.path),
+                                                True, found.path, source=event.source, sourcetype=event.sourcetype,
+                                                attribution=evidence))
 
     def agent_write(self, event: Event, table: HostLineage, running: Running, target: str) -> None:
         found = attribute_running(table, running, self.skew)

@@ -1,14 +1,18 @@
 """Chains: a container's items closer than `window` seconds form one cluster, classified into an alert row when
 replay time has passed it by more than `window` (no later item can join it).
 
-A trigger plus a result is an escape (critical); successful suspicious syscalls alone are a suspicious-syscall finding
-(medium or high); failed calls and tool execs alone (seccomp-blocked attempts leave only the execve) are an attempt
-(low). What reads the container table (its id, the attribution, the summary) is filled in at the end of the search,
+A trigger plus a result is an escape (critical); a kernel usermode helper tied to the container is an escape with or
+without a trigger seen (the helper's own calls show the container's file system run as root on the host); successful
+calls that reach the host by themselves (a block device read, a write into a host process) are escapes (high), other
+successful suspicious calls a suspicious-syscall finding (medium or high); failed calls and tool execs alone
+(seccomp-blocked attempts leave only the execve) are an attempt (low; medium for a device node whose use the kernel
+refused). Severity follows the outcome: a chain whose calls succeeded is never an attempt. What reads the container table (its id, the attribution, the summary) is filled in at the end of the search,
 as a container's id or evidence may be learnt after its chain closed.
 """
 import hashlib
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from .families import INJECTION_CALLS, OPEN_CALLS
 from .ground import Row, Value
 
 REPORTS = ("escapes", "attempts", "all")
@@ -115,12 +119,54 @@ class Clusters:
             self._chains.append(((host, key, cluster[0].order), chain))
 
 
+def _helper_finding(items: List[Item]) -> str:
+    """Which usermode helper ran: what armed it, when seen (a cgroup mount or release_agent write, a core_pattern
+    write or a crash, a modprobe write), else the helper alone."""
+    agents = " ".join(i.detail for i in items if i.kind == "agent_write")
+    if "release_agent" in agents or any(i.kind == "syscall" and i.name == "mount" and i.success for i in items):
+        return "release_agent_host_exec"
+    if "core_pattern" in agents or any(i.kind == "crash" for i in items):
+        return "core_pattern_host_exec"
+    if "modprobe" in agents:
+        return "modprobe_host_exec"
+    return "usermode_helper_host_exec"
+
+
+def _ok_finding(ok_calls: List[Item], triggers: List[Item]) -> Tuple[str, str, str]:
+    """finding, severity, category of a chain whose successful calls had no result."""
+    details = " ".join(i.detail for i in ok_calls)
+    ok_names = {i.name for i in ok_calls}
+    if "block_device=" in details and "mount" in ok_names:
+        # A container mounting a block device reads the host's disk: an escape of the file system.
+        return "host_device_mount", "high", "escape"
+    if any(i.name in OPEN_CALLS and i.detail.startswith("block_device=") for i in ok_calls):
+        return "host_device_access", "high", "escape"  # a block device opened: the host's disk read without a mount
+    if ok_names & set(INJECTION_CALLS):
+        return "host_process_injection", "high", "escape"  # a write into a process outside the container
+    if "open_by_handle_at" in ok_names:
+        # a handle on inode 2 of the host device: the host's / (Shocker)
+        return "host_file_handle", "high", "escape" if "host_root=" in details else "suspicious"
+    if ok_names & {"init_module", "finit_module"}:
+        return "kernel_module_load", "high", "suspicious"
+    if "bpf" in ok_names:
+        return "kernel_bpf_load", "high", "suspicious"
+    if ok_names & {"keyctl", "add_key", "request_key"}:
+        return "host_keyring_access", "medium", "suspicious"
+    if ok_names <= {"mknod", "mknodat"}:
+        if any(i.kind == "syscall" and not i.success and i.name in OPEN_CALLS for i in triggers):
+            return "raw_device_attempt", "medium", "attempt"  # the node was made, the kernel refused its use
+        return "raw_device_node", "medium", "suspicious"
+    return "namespace_syscall", "medium", "suspicious"
+
+
 def classify(host: str, key: str, items: List[Item], skew: float, report: str) -> Optional["Chain"]:
-    """The chain a closed cluster of one container forms, or None when it holds no trigger or is not reported."""
+    """The chain a closed cluster of one container forms, or None when it holds no trigger (nor a usermode helper)
+    or is not reported."""
     triggers = [i for i in items if i.kind in TRIGGERS]
-    if not triggers:
+    helpers = [i for i in items if i.kind == "helper_exec"]
+    if not triggers and not helpers:
         return None
-    first_trigger = triggers[0]
+    first_trigger = triggers[0] if triggers else helpers[0]
     results = [i for i in items if i.kind in RESULTS
                and i.time >= first_trigger.time - skew]
     ok_calls = [i for i in triggers if i.kind == "syscall" and i.success]
@@ -128,7 +174,7 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     if results:
         kinds = {i.kind for i in results}
         if "helper_exec" in kinds:
-            finding, severity = "release_agent_host_exec", "critical"
+            finding, severity = _helper_finding(items), "critical"
         elif "child_start" in kinds:
             finding, severity = "runtime_socket_escape", "critical"
         elif "setns" in {i.name for i in ok_calls}:
@@ -139,22 +185,7 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
             finding, severity = "container_host_exec", "high"
         category = "escape"
     elif ok_calls:
-        details = " ".join(i.detail for i in ok_calls)
-        ok_names = {i.name for i in ok_calls}
-        category = "suspicious"
-        if "block_device=" in details and "mount" in ok_names:
-            # A container mounting a block device reads the host's disk: an escape of the file system.
-            finding, severity, category = "host_device_mount", "high", "escape"
-        elif "open_by_handle_at" in ok_names:
-            finding, severity = "host_file_handle", "high"
-            if "host_root=" in details:  # a handle on inode 2 of the host device: the host's / (Shocker)
-                category = "escape"
-        elif ok_names & {"init_module", "finit_module"}:
-            finding, severity = "kernel_module_load", "high"
-        elif ok_names & {"keyctl", "add_key", "request_key"}:
-            finding, severity = "host_keyring_access", "medium"
-        else:
-            finding, severity = "namespace_syscall", "medium"
+        finding, severity, category = _ok_finding(ok_calls, triggers)
     else:
         socket = [i for i in triggers if i.kind == "socket_client" and i.detail]
         finding, severity = ("runtime_socket_attempt", "medium") if socket else ("escape_attempt", "low")
@@ -198,8 +229,17 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     }
     if first_trigger.cds:
         row["_cd"] = first_trigger.cds[0]
-    attribution = next((i.attribution for i in triggers if i.attribution), "")
-    return Chain(row, host, key, category, attribution, first_trigger.text, [i.text for i in results[:3]])
+    attribution = next((i.attribution for i in triggers + helpers if i.attribution), "")
+    result_texts: List[str] = []
+    for item in results:
+        if item.text not in result_texts and len(result_texts) < 3:
+            result_texts.append(item.text)
+    trigger_text = first_trigger.text
+    if not triggers:  # a usermode helper alone: what armed it, when seen
+        trigger_text = next((i.text for i in items if i.kind == "crash"), "no trigger write recorded")
+    elif category == "escape" and not results:  # what reached the host: the successful calls that decided the finding
+        trigger_text = "; ".join(dict.fromkeys(i.text for i in ok_calls if i.detail))[:600] or trigger_text
+    return Chain(row, host, key, category, attribution, trigger_text, result_texts)
 
 
 def alert_row(chain: Chain, container: Mapping[str, object]) -> Row:
@@ -216,11 +256,16 @@ def _summary(row: Mapping[str, Value], attribution: str, trigger_text: str, resu
     category, finding = row["escape_category"], row["escape_finding"]
     names, tools = list(row["escape_syscalls"]), list(row["escape_tools"])
     where = "container %s on %s (attributed by %s)" % (str(row["escape_container"])[:24], row["host"], attribution)
+    if category == "escape" and not result_texts:  # the calls reached the host by themselves (a disk, a process)
+        return "Escape %s in %s: %s succeeded (%s)." % (finding, where, ", ".join(names), trigger_text)
     if category == "escape":
         return "Escape chain %s in %s: %s, then %s." % (
             finding, where, ", ".join(names + tools) or trigger_text, "; ".join(result_texts))
     if category == "suspicious":
         return "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
+    if finding == "raw_device_attempt":
+        return "Escape attempt in %s: a device node was made (%s), the kernel refused its use." % (
+            where, ", ".join(names + tools))
     return "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
         where, ", ".join(tools) or ", ".join(names))
 

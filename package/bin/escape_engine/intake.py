@@ -21,7 +21,7 @@ SYSMON_FIELDS = frozenset(("EventID", "Computer", "UtcTime", "Image", "CommandLi
 # Sysmon events the correlation reads, and the fields without which one is malformed.
 SYSMON_REQUIRED = {"1": ("ProcessId", "Image"), "11": ("TargetFilename",)}
 # Record types the correlation reads; the others (BPRM_FCAPS, SOCKADDR, USER, ...) keep only their _cd as evidence.
-READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID"))
+READ_TYPES = frozenset(("SYSCALL", "EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID", "OBJ_PID", "ANOM_ABEND"))
 # The sourcetypes whose events are Sysmon for Linux XML (the escape_sysmon_linux macro).
 SYSMON_SOURCETYPES = frozenset(("sysmon:linux",))
 # How far an event's own time may lie outside the search's time range: Sysmon's UtcTime against the syslog stamp

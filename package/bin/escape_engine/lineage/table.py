@@ -105,6 +105,8 @@ class HostLineage:
         self.procs: Dict[str, List[Proc]] = {}
         self.containers: Dict[str, Dict[str, Any]] = {}
         self.host_devs: Dict[str, float] = {}
+        # overlay layer -> (the anonymous device its merged directory was mounted as, when last seen): lineage.helper
+        self.layers: Dict[str, Tuple[str, float]] = {}
         self.max_time = 0.0
         self.max_pid_seen: List[Tuple[float, int]] = []
         self.dropped = 0  # unusable entries of the persisted state, skipped by from_json
@@ -119,8 +121,9 @@ class HostLineage:
                 procs.append(newest.to_json())
         containers = {k: v for k, v in self.containers.items() if float(v.get("last", 0.0)) >= horizon}
         devs = {d: t for d, t in self.host_devs.items() if t >= horizon}
+        layers = {layer: {"dev": dev, "last": when} for layer, (dev, when) in self.layers.items() if when >= horizon}
         return {"host": self.host, "max_time": self.max_time, "procs": procs, "containers": containers,
-                "host_devs": devs}
+                "host_devs": devs, "layers": layers}
 
     @classmethod
     def from_json(cls, data: Any, runtime_names: Iterable[str] = DEFAULT_RUNTIME, host: str = "") -> "HostLineage":
@@ -153,6 +156,14 @@ class HostLineage:
                 table.dropped += 1
                 continue
             table.host_devs[dev] = when
+        layers = data.get("layers", {})
+        for layer, value in (layers.items() if isinstance(layers, dict) else [("", layers)]):
+            when = finite_float(value.get("last")) if isinstance(value, dict) else None
+            dev = value.get("dev") if isinstance(value, dict) else None
+            if when is None or not layer or not isinstance(dev, str) or not anonymous_device(dev):
+                table.dropped += 1
+                continue
+            table.layers[layer] = (dev, when)
         max_time = finite_float(data.get("max_time", 0.0))
         if max_time is None:
             table.dropped += 1
