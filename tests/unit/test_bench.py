@@ -38,9 +38,9 @@ def test_overrides_replace_the_detection_arguments(content: bench.Content) -> No
 
 
 def test_bench_line_format() -> None:
-    line = bench.bench_line(0.8123456, 241.7)
-    assert line == "BENCH min_ratio=0.812 max_rss_mb=241"
-    assert re.fullmatch(r"BENCH min_ratio=\d+\.\d+ max_rss_mb=\d+", line)
+    line = bench.bench_line(0.8123456, 241.7, 0.0712345, 312345)
+    assert line == "BENCH min_ratio=0.812 max_rss_mb=241 shipped_share=0.0712 fleet_records_per_s=312345"
+    assert re.fullmatch(r"BENCH min_ratio=\d+\.\d+ max_rss_mb=\d+ shipped_share=\d+\.\d+ fleet_records_per_s=\d+", line)
 
 
 def test_fast_matcher_agrees_with_the_replay_matcher(content: bench.Content) -> None:

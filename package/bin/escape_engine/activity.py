@@ -9,9 +9,18 @@ Per container (attributed by escape_engine.lineage) it collects:
   helper (a parent pid never seen, born after the container's mount or agent write, within HELPER_WINDOW seconds) and a
   new container started after a container-side runtime client.
 """
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
-from . import auditd
+from .auditfacts import (
+    EXEC_SYSCALLS,
+    SYSMON_FILE,
+    SYSMON_PROCESS,
+    AuditFacts,
+    PathItem,
+    agent_target,
+    facts_of,
+    sysmon_matters,
+)
 from .chains import Clusters, Item
 from .ground import ESCAPE_SYSCALLS
 from .lineage import (
@@ -39,7 +48,6 @@ CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
 RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "docker.sock", "containerd.sock",
                         "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
                         "--userns=host", "--ipc=host")
-AGENT_FILES = ("release_agent", "core_pattern")
 _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
              (0x4000000, "uts"), (0x2000000, "cgroup"), (0x80, "time"))
 
@@ -93,49 +101,29 @@ class Activity:
 
     # ---- events ------------------------------------------------------------------------------------------------
     def audit_event(self, event: Event) -> None:
-        syscall = next((r for r in event.records if r.rtype == "SYSCALL"), None)
-        if syscall is None:
+        facts = event.facts if event.facts is not None else facts_of(event.records)
+        if not facts.syscall:
             return
-        fields = syscall.fields
-        name = auditd.syscall_name(syscall)
-        pid = fields.get("pid", "")
-        ppid = fields.get("ppid", "")
-        comm = auditd.decode_string(fields.get("comm", ""))
-        exe = auditd.decode_string(fields.get("exe", ""))
-        success = fields.get("success", "") in ("yes", "1")
-        paths = [r for r in event.records if r.rtype == "PATH"]
+        name, pid, ppid, success = facts.syscall, facts.pid, facts.ppid, facts.success
         table = self.table(event.host)
-        if name in ("execve", "execveat"):
+        if name in EXEC_SYSCALLS:
             if not success:
                 return
-            argv = auditd.execve_argv([r for r in event.records if r.rtype == "EXECVE"])  # argv split over records
-            title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
-            title = auditd.proctitle(title_record) if title_record is not None else []
-            item0 = next((p for p in paths if p.fields.get("item") == "0"), None)
-            dev = item0.fields.get("dev", "") if item0 is not None else ""
-            explicit = ""
-            cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
-            cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else ""
-            for record in event.records:
-                if record.rtype == "CONTAINER_ID":
-                    explicit = record.fields.get("contid", "")
-            self.exec(event, table, Exec(pid, ppid, event.time, comm, exe, dev, argv, title, fields.get("uid", ""),
-                                         fields.get("subj", ""), explicit, cwd))
+            self.exec(event, table, Exec(pid, ppid, event.time, facts.comm, facts.exe, facts.dev, facts.argv,
+                                         facts.title, facts.uid, facts.subj, facts.contid, facts.cwd))
             return
-        running = Running(pid, ppid, event.time, comm, exe)
+        running = Running(pid, ppid, event.time, facts.comm, facts.exe)
         if name in ESCAPE_SYSCALLS:
-            self.syscall(event, table, running, name, success, fields, paths)
+            self.syscall(event, table, running, facts)
             return
-        for path in paths:
-            target = auditd.decode_string(path.fields.get("name", ""))
-            if target.endswith(AGENT_FILES):
-                self.agent_write(event, table, running, target)
-                return
+        target = agent_target(facts)
+        if target:
+            self.agent_write(event, table, running, target)
 
     def sysmon_event(self, event: Event) -> None:
         data = event.sysmon or {}
         table = self.table(event.host)
-        if data.get("EventID") == "1":
+        if data.get("EventID") == SYSMON_PROCESS:
             image = data.get("Image", "")
             pid, ppid = data.get("ProcessId", ""), data.get("ParentProcessId", "")
             title = sysmon_first_process(table, ppid, data.get("ParentImage", ""), event.time, self.skew)
@@ -148,9 +136,9 @@ class Activity:
                                                         "%s ran %s from the host root mounted under /host" % (
                                                             pid, image), True, image,
                                                         source=event.source, sourcetype=event.sourcetype))
-        elif data.get("EventID") == "11":
+        elif data.get("EventID") == SYSMON_FILE:
             target = data.get("TargetFilename", "")
-            if target.endswith(AGENT_FILES):
+            if sysmon_matters(data):
                 image = data.get("Image", "")
                 self.agent_write(event, table, Running(data.get("ProcessId", ""), "", event.time, basename(image),
                                                        image), target)
@@ -208,8 +196,8 @@ class Activity:
             self.clients[table.host] = [c for c in self.clients[table.host] if c.time != client.time]
             return
 
-    def syscall(self, event: Event, table: HostLineage, running: Running, name: str, success: bool,
-                fields: Mapping[str, str], paths: List[auditd.AuditRecord]) -> None:
+    def syscall(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
+        name, success = facts.syscall, facts.success
         found = attribute_running(table, running, self.skew)
         if found.runtime:
             self.summary["runtime_suppressed"] += 1
@@ -220,14 +208,14 @@ class Activity:
             self.summary["allowlisted"] += 1
             return
         proc = table.lookup(running.pid, running.time, self.skew)
-        detail = self._detail(name, fields, paths, table)
+        detail = self._detail(facts, table)
         cds = list(event.cds)
         if proc is not None:
             for cd in proc.cds:
                 if cd not in cds:
                     cds.append(cd)
         text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", running.pid, running.comm,
-                                            detail, "" if success else " exit=%s" % fields.get("exit", ""))
+                                            detail, "" if success else " exit=%s" % facts.exit)
         self.clusters.add(table.host, found.key, Item(running.time, "syscall", cds, text.strip(), success, name,
                                                       detail, source=event.source, sourcetype=event.sourcetype,
                                                       attribution=found.evidence))
@@ -251,24 +239,22 @@ class Activity:
         return "cgroup" in detail or (proc is not None and any("cgroup" in a for a in proc.argv))
 
     @staticmethod
-    def _detail(name: str, fields: Mapping[str, str], paths: List[auditd.AuditRecord], table: HostLineage) -> str:
-        a0 = fields.get("a0", "")
-        a1 = fields.get("a1", "")
+    def _detail(facts: AuditFacts, table: HostLineage) -> str:
+        name, a0, a1 = facts.syscall, facts.a0, facts.a1
         if name == "unshare":
             return "flags=%s" % _ns_names(a0)
         if name == "setns":
             return "nstype=%s" % (_ns_names(a1) if a1 != "0" else "any")
         if name in ("keyctl",):
             return "op=%s key=%s" % (a0, a1)
-        parts = []
-        for path in paths:
-            pf = path.fields
-            target = auditd.decode_string(pf.get("name", ""))
-            mode = pf.get("mode", "")
-            if mode.startswith(("060", "block")):
-                parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
-            elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
-                parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))
-            elif target and target != "(null)" and pf.get("item") == "0":
-                parts.append("path=%s" % target)
-        return " ".join(parts)
+        return " ".join(filter(None, (_path_detail(path, table) for path in facts.paths)))
+
+
+def _path_detail(path: PathItem, table: HostLineage) -> str:
+    if path.mode.startswith(("060", "block")):
+        return "block_device=%s(rdev %s)" % (path.name, path.rdev)
+    if path.inode == "2" and table.is_host_dev(path.dev):
+        return "host_root=%s(dev %s inode 2)" % (path.name or "-", path.dev)
+    if path.name and path.name != "(null)" and path.item == "0":
+        return "path=%s" % path.name
+    return ""
