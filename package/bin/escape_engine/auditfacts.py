@@ -146,7 +146,7 @@ def _text_list(text: str) -> List[str]:
     """A JSON array of strings, else [] (a row not written by escapereduce)."""
     try:
         value = json.loads(text) if text else []
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return []
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
@@ -154,7 +154,7 @@ def _text_list(text: str) -> List[str]:
 def _paths(text: str) -> List[PathItem]:
     try:
         value = json.loads(text) if text else []
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return []
     return [PathItem(*item) for item in (value if isinstance(value, list) else [])
             if isinstance(item, list) and len(item) == len(PathItem._fields) and all(isinstance(v, str) for v in item)]
@@ -187,6 +187,6 @@ def sysmon_data(row: Mapping[str, Value]) -> Optional[Dict[str, str]]:
     """A compact row's Sysmon fields, else None."""
     try:
         value = json.loads(first_text(row.get(SYSMON_FIELD)) or "null")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return {str(k): v for k, v in value.items() if isinstance(v, str)} if isinstance(value, dict) else None
