@@ -107,8 +107,8 @@ class Reducer:
         counts = self.summary
         out = [("INFO", "escapereduce: " + ", ".join("%s=%d" % pair for pair in sorted(counts.items())))]
         if counts["malformed"]:
-            out.append(("WARN", "escapereduce: %d records were no audit record or Sysmon event (or a Sysmon event "
-                                "without its process or file) and were skipped" % counts["malformed"]))
+            out.append(("WARN", "escapereduce: %d records were malformed (no audit record or Sysmon event, or a Sysmon "
+                                "event without its process or file) and were skipped" % counts["malformed"]))
         return out
 
     # ---- internals ----------------------------------------------------------------------------------------------
