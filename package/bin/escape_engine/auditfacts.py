@@ -119,9 +119,10 @@ HOST_FIELD, STAMP_FIELD, SERIAL_FIELD, KIND_FIELD = "escape_host", "escape_stamp
 SYSMON_FIELD = "escape_sysmon"          # a Sysmon event's kept fields, JSON
 EVIDENCE_FIELD = "escape_evidence_cd"   # the _cd of every record of the event (evidence names every one)
 KIND_AUDIT, KIND_SYSMON = "audit", "sysmon"
+# The fields that hold the facts, in the order a spool line keeps their texts (escape_engine.spoolline.facts_line).
+FACT_FIELDS = tuple(name for _, name in SCALAR_FIELDS) + (SUCCESS_FIELD, ARGV_FIELD, TITLE_FIELD, PATHS_FIELD)
 # Every field a compact row may carry besides Splunk's own (_time, host, source, sourcetype, index, splunk_server).
-ROW_FIELDS = tuple(name for _, name in SCALAR_FIELDS) + (
-    SUCCESS_FIELD, ARGV_FIELD, TITLE_FIELD, PATHS_FIELD, HOST_FIELD, STAMP_FIELD, SERIAL_FIELD, KIND_FIELD,
+ROW_FIELDS = FACT_FIELDS + (HOST_FIELD, STAMP_FIELD, SERIAL_FIELD, KIND_FIELD,
     SYSMON_FIELD, EVIDENCE_FIELD)
 
 

@@ -146,7 +146,7 @@ class Intake:
                 self._last_key = key
             self._seq += 1
             out.append(spoolline.facts_line(spoolline.audit_prefix(host, when, serial, stamp), self._seq, cds, labels,
-                                            auditfacts.from_fields(row)))
+                                            [first_text(row.get(name)) for name in auditfacts.FACT_FIELDS]))
         return out
 
     def _usable(self, when: float, serial: str) -> bool:

@@ -12,10 +12,10 @@ merges them back in string order; `events` turns the merged lines back into even
 import json
 import re
 import struct
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import auditd
-from .auditfacts import AuditFacts, PathItem, merge
+from .auditfacts import FACT_FIELDS, AuditFacts, from_fields, merge
 
 SEPARATOR = "\t"
 FACTS = "facts"            # the record type of a compact row's line (escapecorrelate input=reduced)
@@ -75,15 +75,17 @@ def audit_line(prefix: str, arrival: int, cd: str, labels_text: str, rtype: str 
     return "%s%012x\t%s\t%s\t\t" % (prefix, arrival, escape(cd), labels_text)
 
 
-def facts_line(prefix: str, arrival: int, cds: List[str], labels_text: str, facts: AuditFacts) -> str:
-    """A compact row's line (escapereduce's facts of one audit event): the _cd of every record, then the facts."""
-    payload = json.dumps([cds] + list(facts[:-1]) + [[list(p) for p in facts.paths]], separators=(",", ":"))
-    return "%s%012x\t\t%s\t%s\t%s" % (prefix, arrival, labels_text, FACTS, escape(payload))
+def facts_line(prefix: str, arrival: int, cds: List[str], labels_text: str, texts: Sequence[str]) -> str:
+    """A compact row's line: the _cd of every record of its event (JSON), then the texts of its fact fields
+    (auditfacts.FACT_FIELDS, each escaped, tab-separated), read into facts only when the event is replayed."""
+    return "%s%012x\t\t%s\t%s\t%s\t%s" % (prefix, arrival, labels_text, FACTS,
+                                        escape(json.dumps(cds, separators=(",", ":"))),
+                                        "\t".join(escape(t) for t in texts))
 
 
 def _facts(payload: str) -> Tuple[List[str], AuditFacts]:
-    values = json.loads(payload)
-    return values[0], AuditFacts._make(values[1:-1] + [[PathItem._make(p) for p in values[-1]]])
+    cds, *texts = payload.split(SEPARATOR)
+    return json.loads(unescape(cds)), from_fields(dict(zip(FACT_FIELDS, (unescape(t) for t in texts))))
 
 
 def sysmon_line(host: str, when: float, arrival: int, cd: str, labels_text: str, fields: Dict[str, str]) -> str:
@@ -157,7 +159,7 @@ def events(lines: Iterable[str]) -> Iterator[Event]:
             event.source, event.sourcetype = unescape(source), unescape(sourcetype)
             group = (host, serial, stamp)
         if rtype == FACTS:
-            cds, facts = _facts(unescape(payload))
+            cds, facts = _facts(payload)
             event.facts = facts if event.facts is None else merge(event.facts, facts)
             event.cds.extend(c for c in cds if c not in event.cds)
             continue
