@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from tools import bench, searchterms
+from tools.fleet import generate_fleet, other_rules_share
 from tools.workload import audit_lines, generate_audit, generate_kube, generate_workload, runtime_noise_share
 
 
@@ -125,3 +126,15 @@ def test_selectivity_hands_each_detection_only_its_sources(content: bench.Conten
 def test_runtime_noise_share_uses_the_lab_ground_truth() -> None:
     share = runtime_noise_share(generate_audit(20000, hosts=1))
     assert 0.0 < share < 1.0
+
+
+def test_the_fleet_workload_is_a_fleet_mostly_of_other_rules_traffic() -> None:
+    events = generate_fleet(40000)
+    raws = [str(e["_raw"]) for e in events]
+    assert len({e["host"] for e in events}) >= 200
+    assert other_rules_share(events) >= 0.5
+    for marker in ("type=USER_", "type=CRED_", "type=SERVICE_START", "type=LOGIN", 'exe="/usr/sbin/crond"',
+                   'comm="systemd"', 'key="time-change"', 'key="identity"', 'key="perm_mod"', 'key="privileged"',
+                   'key="t1611"'):
+        assert any(marker in raw for raw in raws), marker
+    assert [float(str(e["_time"])) for e in events] == sorted((float(str(e["_time"])) for e in events), reverse=True)
