@@ -12,7 +12,7 @@ as a container's id or evidence may be learnt after its chain closed.
 import hashlib
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .families import INJECTION_CALLS, OPEN_CALLS
+from .auditfacts import INJECTION_CALLS, OPEN_CALLS
 from .ground import Row, Value
 
 REPORTS = ("escapes", "attempts", "all")
