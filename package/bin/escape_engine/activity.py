@@ -53,19 +53,46 @@ ESCAPE_TOOLS = frozenset(("nsenter", "unshare", "keyctl", "mount", "umount", "ch
                           "crictl", "kubectl"))
 RUNTIME_CLIENTS = frozenset(("docker", "podman", "nerdctl", "ctr", "crictl", "kubectl"))
 CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
-RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "docker.sock", "containerd.sock",
+# Verbs that start a container created before (`ctr task start <id>`, `crictl start <id>`, `docker start <id>`):
+# the client names the new container's id.
+START_VERBS = frozenset(("start",))
+RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "/:/", "-v=/:", "docker.sock", "containerd.sock",
                         "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
-                        "--userns=host", "--ipc=host")
+                        "--userns=host", "--ipc=host", "--net-host", "--with-ns", "src=/,", "source=/,")
+# Inside an argument: a host-root bind (docker `-v /:/host`, ctr `--mount type=bind,src=/,dst=/host`) or a runtime
+# socket handed on.
+RISKY_CLIENT_PARTS = ("/:/", "docker.sock", "containerd.sock", "crio.sock", ",src=/,", ",source=/,")
+CLIENT_ID_MIN = 12  # a container id prefix a client may name (docker and crictl accept unique prefixes of 12 hex)
+UNNAMED_MIN_ARGS = 2     # see _asks_for
+CLIENTS_PER_HOST = 4096  # requests held per host within the window (`npm run ...` is shaped like one too)
 _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
              (0x4000000, "uts"), (0x2000000, "cgroup"), (0x80, "time"))
 
 
 class Client(NamedTuple):
-    """A container-side runtime client run: a container it starts is its result."""
+    """A container-side runtime client run: a container it starts is its result. `item` is the socket_client item
+    already added (a client known by its request), else None: a command shaped like a client request whose file name
+    says nothing, which becomes a trigger only when a container it asked for starts."""
     time: float
     key: str
     risky: str
     argv: List[str]
+    verb: int            # position of the create or start verb in argv
+    item: Optional[Item]
+    pid: str
+
+
+def client_request(argv: List[str]) -> Optional[Tuple[int, List[str]]]:
+    """Where a command line asks a runtime for a container (its first create or start verb) and the options that
+    give the container host access; None when it asks for none. The shape of the request, not the client's file name:
+    a docker, ctr or nerdctl client copied to any name still needs its verb and options, and a container it asks for
+    runs the command that ends its argv."""
+    verb = next((i for i, a in enumerate(argv) if i > 0 and (a in CLIENT_VERBS or a in START_VERBS)), -1)
+    if verb < 0:
+        return None
+    risky = [a for a in argv[verb + 1:] if a == "--pid" or a.startswith(RISKY_CLIENT_MARKERS)
+             or any(m in a for m in RISKY_CLIENT_PARTS)]
+    return verb, risky
 
 
 def _opens_for_writing(facts: AuditFacts) -> bool:
@@ -202,33 +229,51 @@ class Activity:
                                                     "pid %s executed the host binary %s (dev %s): %s"
                                                     % (pid, exe, dev, command), True, exe, **labels))
         tool = basename(process.comm) if basename(process.comm) in ESCAPE_TOOLS else basename(exe)
+        request = client_request(argv)
+        named = tool in RUNTIME_CLIENTS and request is not None and argv[request[0]] in CLIENT_VERBS
+        if named or (request is not None and request[1]):
+            # a named client's request, or any command asking for a container with host access: a trigger now
+            assert request is not None
+            risky = " ".join(request[1])
+            item = Item(when, "socket_client", list(event.cds), "pid %s ran the runtime client %s" % (pid, command),
+                        True, tool, risky, **labels)
+            self.clusters.add(table.host, key, item)
+            self.clients.setdefault(table.host, []).append(Client(when, key, risky, argv, request[0], item, pid))
+            return
+        if request is not None:
+            # shaped like a plain request (`... run image cmd`, `... task start id`): a trigger once its container
+            # starts (_child_start)
+            held = self.clients.setdefault(table.host, [])
+            held.append(Client(when, key, "", argv, request[0], None, pid))
+            if len(held) > CLIENTS_PER_HOST:
+                del held[:len(held) - CLIENTS_PER_HOST]
         if tool in ESCAPE_TOOLS:
-            if tool in RUNTIME_CLIENTS and any(v in argv for v in CLIENT_VERBS):
-                risky = [a for a in argv if a.startswith(RISKY_CLIENT_MARKERS) or any(
-                    m in a for m in ("/:/", "docker.sock", "containerd.sock"))]
-                self.clusters.add(table.host, key, Item(when, "socket_client", list(event.cds),
-                                                        "pid %s ran the runtime client %s" % (pid, command),
-                                                        True, tool, " ".join(risky), **labels))
-                self.clients.setdefault(table.host, []).append(Client(when, key, " ".join(risky), argv))
-            else:
-                self.clusters.add(table.host, key, Item(when, "tool", list(event.cds),
-                                                        "pid %s executed %s" % (pid, command), True, tool, **labels))
+            self.clusters.add(table.host, key, Item(when, "tool", list(event.cds),
+                                                    "pid %s executed %s" % (pid, command), True, tool, **labels))
 
     def _child_start(self, event: Event, table: HostLineage, key: str, argv: List[str]) -> None:
-        """Link a container's first process to a container-side client whose command line ends with its argv."""
+        """Link a container's first process to the container-side client that asked for it: a create request whose
+        command line ends, after its verb, with the new container's argv, or a start request that names the new
+        container's id (or a prefix of at least CLIENT_ID_MIN characters)."""
         if not argv:
             return
         for client in reversed(self.clients.get(table.host, [])):
             if client.key == key or not 0.0 <= event.time - client.time <= self.window:
                 continue
-            if len(client.argv) <= len(argv) or client.argv[-len(argv):] != argv:
+            if not (_asks_for(client, argv) or _names(client, key)):
                 continue
+            if client.item is None:  # the request's container started: the client is a trigger after all
+                command = " ".join(client.argv)[:200]
+                self.clusters.add(table.host, client.key, Item(
+                    client.time, "socket_client", [], "pid %s ran %s, a runtime client by what it asked for" % (
+                        client.pid, command), True, basename(client.argv[0]), "", source=event.source,
+                    sourcetype=event.sourcetype))
             self.clusters.add(table.host, client.key, Item(
                 event.time, "child_start", list(event.cds),
                 "a new container (%s) started running %s, as the container-side client asked (%s)" % (
                     key[:24], " ".join(argv)[:120], client.risky or "-"), True, key,
                 source=event.source, sourcetype=event.sourcetype))
-            self.clients[table.host] = [c for c in self.clients[table.host] if c.time != client.time]
+            self.clients[table.host] = [c for c in self.clients[table.host] if c is not client]
             return
 
     def syscall(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
@@ -352,3 +397,22 @@ def _path_detail(path: PathItem, table: HostLineage) -> str:
     if path.name and path.name != "(null)" and path.item == "0":
         return "path=%s" % path.name
     return ""
+
+
+def _asks_for(client: Client, argv: List[str]) -> bool:
+    """A create request whose arguments after the verb end with `argv` (the image or options come first). A request
+    that is no trigger of its own (`npm run build -- sh` is shaped like one) must name at least UNNAMED_MIN_ARGS
+    arguments of the command: a one-word command (`sh`) is the first command of too many containers."""
+    if client.argv[client.verb] not in CLIENT_VERBS:
+        return False
+    if client.item is None and len(argv) < UNNAMED_MIN_ARGS:
+        return False
+    asked = client.argv[client.verb + 1:]
+    return len(asked) > len(argv) and asked[-len(argv):] == argv
+
+
+def _names(client: Client, key: str) -> bool:
+    """A start request naming the container `key` (its id, or a prefix docker and crictl accept)."""
+    if client.argv[client.verb] not in START_VERBS:
+        return False
+    return any(a == key or (len(a) >= CLIENT_ID_MIN and key.startswith(a)) for a in client.argv[client.verb + 1:])
