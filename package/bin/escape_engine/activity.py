@@ -271,7 +271,7 @@ class Activity:
             self.clusters.add(table.host, client.key, Item(
                 event.time, "child_start", list(event.cds),
                 "a new container (%s) started running %s, as the container-side client asked (%s)" % (
-                    key[:24], " ".join(argv)[:120], client.risky or "-"), True, key,
+                    key, " ".join(argv)[:120], client.risky or "-"), True, key,
                 source=event.source, sourcetype=event.sourcetype))
             self.clients[table.host] = [c for c in self.clients[table.host] if c is not client]
             return
