@@ -35,9 +35,9 @@ def _attribute(table: HostLineage, pid: str, ppid: str, when: float, comm: str =
 
 
 def test_shim_lineage_gives_the_container_id_from_the_shim_command_line() -> None:
-    key, evidence, runtime, _ = _attribute(_table(), "60", "50", 101.0)
-    assert (key, runtime) == ("abc123", False)
-    assert evidence == "lineage:containerd-shim-runc-v2(pid 50)"
+    found = _attribute(_table(), "60", "50", 101.0)
+    assert (found.key, found.runtime, found.identity, found.container_id) == ("abc123", False, "exact", "abc123")
+    assert found.evidence == "lineage:containerd-shim-runc-v2(pid 50)"
 
 
 def test_descendants_inherit_and_runc_exec_children_are_attributed() -> None:
@@ -48,8 +48,8 @@ def test_descendants_inherit_and_runc_exec_children_are_attributed() -> None:
     table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00",
                    ["runc", "exec", "--process", "p.json", "abc123"],
                    runtime=True))
-    key, evidence, _, _ = _attribute(table, "71", "70", 103.1, "ps", "/bin/ps")
-    assert key == "abc123" and evidence.startswith("lineage:runc exec")
+    found = _attribute(table, "71", "70", 103.1, "ps", "/bin/ps")
+    assert found.key == "abc123" and found.evidence.startswith("lineage:runc exec") and found.identity == "exact"
 
 
 def test_pid_reuse_replaces_the_old_lineage() -> None:
@@ -69,8 +69,8 @@ def test_evidence_that_needs_no_history() -> None:
     assert _attribute(table, "5", "4", 1.0, dev="", subj="system_u:system_r:container_t:s0:c1,c2",
                       skew=0.0).evidence == "lsm:container_t"
     explicit = _attribute(table, "5", "4", 1.0, dev="fe:00", explicit="f00d", skew=0.0)
-    assert explicit[:2] == ("f00d", "field:container_id")
-    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "")
+    assert explicit[:2] == ("f00d", "field:container_id") and explicit.identity == "exact"
+    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "", "", "")
 
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
@@ -222,7 +222,7 @@ def test_a_container_process_that_executes_a_host_runtime_binary_stays_in_its_co
     table = _table()
     table.add(Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", ["sh"], container="abc123",
                    evidence="lineage:containerd-shim-runc-v2(pid 50)"))
-    key, _, runtime, _ = _attribute(table, "60", "50", 102.0, "runc", "/usr/local/bin/runc", "fe:00")
+    key, _, runtime = _attribute(table, "60", "50", 102.0, "runc", "/usr/local/bin/runc", "fe:00")[:3]
     assert (key, runtime) == ("abc123", False)
     # The runtime's own re-exec (runc init, then the container's entrypoint) still starts as the runtime.
     table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00", ["runc", "init"], runtime=True))

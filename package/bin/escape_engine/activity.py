@@ -160,14 +160,16 @@ class Activity:
         when, pid, exe, dev, argv = process.time, process.pid, process.exe, process.dev, process.argv
         found = attribute_exec(table, process, self.skew, self.traps.get(table.host, ()))
         key, evidence = found.key, found.evidence
-        proc = Proc(pid, process.ppid, when, process.comm, exe, dev, argv, process.uid, key, evidence, found.runtime)
+        proc = Proc(pid, process.ppid, when, process.comm, exe, dev, argv, process.uid, key, evidence, found.runtime,
+                    identity=found.identity, serves=found.serves)
         proc.cds = list(event.cds)
         table.add(proc)
         if not key:
             table.note_host_dev(dev, when)
             return
-        table.container_seen(key, when, evidence, found.container_id)
-        labels: Dict[str, Any] = {"source": event.source, "sourcetype": event.sourcetype, "attribution": evidence}
+        table.container_seen(key, when, evidence, found.container_id, found.identity)
+        labels: Dict[str, Any] = {"source": event.source, "sourcetype": event.sourcetype, "attribution": evidence,
+                                  "identity": found.identity}
         if is_runc_init(process.title) and (table.host, key) not in self.started:
             self.started.add((table.host, key))
             self._child_start(event, table, key, argv)
@@ -230,7 +232,7 @@ class Activity:
                                             detail, "" if success else " exit=%s" % fields.get("exit", ""))
         self.clusters.add(table.host, found.key, Item(running.time, "syscall", cds, text.strip(), success, name,
                                                       detail, source=event.source, sourcetype=event.sourcetype,
-                                                      attribution=found.evidence))
+                                                      attribution=found.evidence, identity=found.identity))
         if name == "mount" and success and is_ascii_digits(running.pid) and self._cgroup_mount(proc, detail):
             self.traps.setdefault(table.host, []).append(Trap(running.time, int(running.pid), found.key))
 
@@ -240,8 +242,8 @@ class Activity:
             return
         self.clusters.add(table.host, found.key, Item(event.time, "agent_write", list(event.cds),
                                                       "pid %s (%s) wrote %s" % (running.pid, running.comm, target),
-                                                      True, "write", target,
-                                                      source=event.source, sourcetype=event.sourcetype))
+                                                      True, "write", target, source=event.source,
+                                                      sourcetype=event.sourcetype, identity=found.identity))
         if is_ascii_digits(running.pid):
             self.traps.setdefault(table.host, []).append(Trap(event.time, int(running.pid), found.key))
 

@@ -7,9 +7,9 @@ A trigger plus a result is an escape (critical); successful suspicious syscalls 
 as a container's id or evidence may be learnt after its chain closed.
 """
 import hashlib
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .ground import Row, Value
+from .ground import CONTAINER_ID_FIELD, CONTAINER_IDENTITIES, IDENTITY_FIELD, Row, Value
 
 REPORTS = ("escapes", "attempts", "all")
 TRIGGERS = ("syscall", "tool", "socket_client", "agent_write")
@@ -20,14 +20,15 @@ _COUNTS = {"escape": "escapes", "suspicious": "suspicious", "attempt": "attempts
 class Item:
     """One event of a container's activity that a chain may rest on."""
 
-    __slots__ = ("attribution", "cds", "detail", "kind", "name", "order", "source", "sourcetype", "success", "text",
-                 "time")
+    __slots__ = ("attribution", "cds", "detail", "identity", "kind", "name", "order", "source", "sourcetype",
+                 "success", "text", "time")
 
     def __init__(self, time: float, kind: str, cds: List[str], text: str, success: bool, name: str,
                  detail: str = "", order: int = 0, source: str = "", sourcetype: str = "",
-                 attribution: str = "") -> None:
+                 attribution: str = "", identity: str = "") -> None:
         self.time = time
         self.attribution = attribution
+        self.identity = identity  # how the item's process was tied to the container (ground.CONTAINER_IDENTITIES)
         self.kind = kind
         self.cds = cds
         self.text = text
@@ -187,7 +188,8 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
         "escape_chain_id": chain_id,
         "escape_evidence_cd": evidence,
         "escape_container": key,
-        "escape_container_id": "",
+        CONTAINER_ID_FIELD: "",
+        IDENTITY_FIELD: weakest_identity(i.identity for i in items),
         "escape_attribution": "",
         "escape_syscalls": names,
         "escape_tools": tools,
@@ -202,11 +204,18 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     return Chain(row, host, key, category, attribution, first_trigger.text, [i.text for i in results[:3]])
 
 
+def weakest_identity(identities: Iterable[str]) -> str:
+    """The least sure of the identities given ("" when none is given): a chain is as sure as its weakest item."""
+    known = [CONTAINER_IDENTITIES.index(i) for i in identities if i in CONTAINER_IDENTITIES]
+    return CONTAINER_IDENTITIES[max(known)] if known else ""
+
+
 def alert_row(chain: Chain, container: Mapping[str, object]) -> Row:
     """The chain's alert row, with what the container table knows at the end of the search."""
     attribution = chain.attribution or str(container.get("evidence", "")) or "unknown"
     row = chain.row
-    row["escape_container_id"] = str(container.get("id", ""))
+    row[CONTAINER_ID_FIELD] = str(container.get("id", ""))
+    row[IDENTITY_FIELD] = str(row[IDENTITY_FIELD]) or str(container.get("identity", "")) or CONTAINER_IDENTITIES[-1]
     row["escape_attribution"] = attribution
     row["escape_summary"] = _summary(row, attribution, chain.trigger_text, chain.result_texts)
     return row
