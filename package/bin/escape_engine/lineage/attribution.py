@@ -90,8 +90,11 @@ NONE = Attribution("", "")
 
 
 def is_runc_init(title: List[str]) -> bool:
-    """A container's first process keeps the stale PROCTITLE of `runc init` (argv[0] may be a path)."""
-    return len(title) >= 2 and title[1] == "init" and basename(title[0]) in ("runc", "crun")
+    """A container's first process keeps the stale PROCTITLE of the runtime that prepared it: `runc init` (argv[0]
+    may be a path), or crun's own call (crun prepares the container in a clone of itself, which executes nothing
+    before the container's program)."""
+    program = basename(title[0]) if title else ""
+    return program == "crun" or (len(title) >= 2 and title[1] == "init" and program == "runc")
 
 
 def container_key_of_shim(shim: Proc) -> str:
@@ -302,7 +305,12 @@ def _weak_signs(table: HostLineage, process: Exec, parent: Optional[Proc], skew:
     names that container; every other sign is uncertain and its key names the unseen parent too."""
     orphan = "@%s/ppid:%s" % (table.host, process.ppid)
     if is_runc_init(process.title):
-        return Attribution("runc-init:%s@%s" % (process.ppid, table.host), "proctitle:runc-init", identity=UNCERTAIN)
+        # a container's first process whose runtime call was not seen: a container start all the same, so the
+        # device it runs from is no longer the last container's
+        key = "runc-init:%s@%s" % (process.ppid, table.host)
+        if process.dev and anonymous_device(process.dev):
+            table.claim_device(process.dev, process.time, key)
+        return Attribution(key, "proctitle:runc-init", identity=UNCERTAIN)
     for label in LSM_CONTAINER_LABELS:
         if label in process.subj:
             return Attribution("lsm:%s%s" % (process.subj, orphan), "lsm:%s" % label, identity=UNCERTAIN)
@@ -311,8 +319,9 @@ def _weak_signs(table: HostLineage, process: Exec, parent: Optional[Proc], skew:
     if process.dev and anonymous_device(process.dev) and parent is None:
         owner = table.device_owner(process.dev, process.time, skew)
         if owner:
+            exact = table.containers.get(owner, {}).get("identity") == EXACT
             return Attribution(owner, "exe_dev:anonymous(%s) of the container last started on it" % process.dev,
-                               identity=DEVICE)
+                               identity=DEVICE if exact else UNCERTAIN)
         return Attribution("overlay:%s%s" % (process.dev, orphan), "exe_dev:anonymous(%s)" % process.dev,
                            identity=UNCERTAIN)
     return NONE
