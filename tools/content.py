@@ -132,15 +132,35 @@ def maintenance_searches(content_dir: Path = CONTENT) -> List[MaintenanceSearch]
 
 
 def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
-    """The values tools/templates/savedsearch_maintenance.j2 lays out. Enabled on install, unlike the detections: it
-    only records state (no alert), and a detection that reads the state is only as good as the history it has
-    gathered by the time an admin enables it."""
+    """The values tools/templates/savedsearch_maintenance.j2 lays out. A companion of detections ships disabled, as
+    they do (the setup page enables it with them); one without is enabled on install: it only records state (no
+    alert), and a detection that reads the state is only as good as the history it has gathered by then."""
     return {
         "stanza": maintenance.stanza,
         "description": "Maintenance search (never alerts). " + " ".join(maintenance.description.split()),
         "search": search_lines(maintenance.search),
         "schedule": maintenance.schedule,
+        "disabled": 1 if maintenance.companion_of else 0,
     }
+
+
+def companions(content_dir: Path = CONTENT) -> Dict[str, List[MaintenanceSearch]]:
+    """Detection slug -> the maintenance searches that keep what it reads (companion_of): the one pairing that the
+    setup page (enabled while any of their detections is), the replay and the lint read."""
+    slugs = {d.slug for d in detections(content_dir)}
+    pairs: Dict[str, List[MaintenanceSearch]] = {}
+    for maintenance in maintenance_searches(content_dir):
+        for slug in maintenance.companion_of or []:
+            if slug not in slugs:
+                raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path.name, slug))
+            pairs.setdefault(slug, []).append(maintenance)
+    return pairs
+
+
+def producer_search(detection: Detection, content_dir: Path = CONTENT) -> str:
+    """The search of the one companion that saves what a detection reads (reads_saved_results), else ""."""
+    found = companions(content_dir).get(detection.slug, []) if detection.reads_saved_results else []
+    return found[0].search if len(found) == 1 else ""
 
 
 def maintenance_stanza(maintenance: MaintenanceSearch) -> str:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from escape_engine.allowlist import parse_allow_option
 from escape_engine.ground import Value
@@ -31,6 +31,7 @@ from escape_engine.windows import HOSTPROCESS_MODES
 from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, Span, load_inputs, parse_input, warn
+from tools.model import MaintenanceSearch
 from tools.scp import run_command
 from tools.searchterms import DEFAULT_FIELDS, check_pure_definition, fields_used, matches, parse_search_expression
 from tools.searchtime import SearchTimeKnowledge
@@ -244,8 +245,10 @@ class Notes:
 
 
 def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
-             state_dir: Optional[Path], label: str, notes: Optional[Notes] = None) -> List[Event]:
-    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
+             state_dir: Optional[Path], label: str, notes: Optional[Notes] = None,
+             info: Optional[Mapping[str, Any]] = None) -> List[Event]:
+    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs.
+    `info`: searchinfo keys instead of the defaults (a reader's dispatch window)."""
     expanded = expand_macros(pipe, macros)
     name, arg_text = command_name(expanded)
     script = _command_script(app_dir, name)
@@ -258,7 +261,7 @@ def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
         return _chunks(records, CHUNK)
 
     PROGRESS.doing("{} | {}".format(label, name))
-    run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir)
+    run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir, info=info)
     own = notes or Notes()
     for level, text in run.messages:
         if level != "ERROR":
@@ -335,6 +338,11 @@ class Replay:
         self.macros = macro_table(self.content_dir, self.overrides)
         self.function = self.field_function or default_field_function(self.app_dir)
         self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
+        self.companions = content.companions(self.content_dir)
+        self.produced: Set[str] = set()  # maintenance searches this replay has run
+        # A search that reads saved results reads those saved since this replay began, as a scheduled run reads those
+        # saved within its dispatch window: rows an earlier replay left in a reused --state folder are not read again.
+        self.began = time.time()
 
     def fields_of(self, position: int) -> Event:
         """The event with its search-time fields, computed once and only for events a search needs them for."""
@@ -351,17 +359,34 @@ class Replay:
         return self.cache[position]
 
     def run(self, detection: content.Detection) -> List[Dict[str, object]]:
+        if detection.reads_saved_results:  # what its companion saves is there before it reads (once per replay)
+            for maintenance in self.companions.get(detection.slug, []):
+                if maintenance.slug not in self.produced:
+                    self.produced.add(maintenance.slug)
+                    self.search_rows(maintenance)
+        rows = self.search_rows(detection)
+        alerts = [self.alert(detection, row) for row in rows]
+        unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
+        if unsummarised:
+            warn("{}: {} alert row(s) without escape_summary".format(detection.slug, unsummarised))
+        return alerts
+
+    def search_rows(self, search: Union[content.Detection, MaintenanceSearch]) -> List[Event]:
+        """The rows a detection's (or a maintenance search's) replayed pipes return, after its filter hook."""
         try:
-            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros)
-            tree = parse_search_expression(base)
+            base, replayed, after = replay_plan(search.search, search.replay_pipes, self.macros)
+            tree = parse_search_expression(base) if base else None
         except SplError as err:
-            raise ReplayError("{}: {}".format(detection.stanza, err)) from None
-        needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
-        PROGRESS.doing("{} | base search".format(detection.slug))
-        selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
-        self.matched.update(selected)
-        # Splunk hands events newest first; among equal times, the later-read event first.
-        selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
+            raise ReplayError("{}: {}".format(search.stanza, err)) from None
+        selected: List[int] = []
+        if tree is not None:  # no base search: the first pipe generates the rows (it reads saved results)
+            needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
+            PROGRESS.doing("{} | base search".format(search.slug))
+            selected = [i for i, e in enumerate(self.events)
+                        if matches(tree, self.fields_of(i) if needs_fields else e)]
+            self.matched.update(selected)
+            # Splunk hands events newest first; among equal times, the later-read event first.
+            selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
 
         def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
             # Search-time fields are computed only when the command may need them.
@@ -369,19 +394,17 @@ class Replay:
                 return project([self.events[i] for i in selected], required)
             return project([self.fields_of(i) for i in selected], required)
 
+        window = None if tree is not None else {"earliest_time": repr(self.began), "latest_time": repr(time.time())}
         rows: List[Event] = []
         provider: Rows = first_rows
         for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, detection.slug, self.notes)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, search.slug, self.notes,
+                            window)
             provider = functools.partial(project, rows)
-        rows = self._filter(detection, after, rows)
-        alerts = [self.alert(detection, row) for row in rows]
-        unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
-        if unsummarised:
-            warn("{}: {} alert row(s) without escape_summary".format(detection.slug, unsummarised))
-        return alerts
+        return self._filter(search, after, rows)
 
-    def _filter(self, detection: content.Detection, after: List[str], rows: List[Event]) -> List[Event]:
+    def _filter(self, detection: Union[content.Detection, MaintenanceSearch], after: List[str],
+                rows: List[Event]) -> List[Event]:
         """Apply the filter hook when it is `search <terms>`; other pipes after the replayed part only on Splunk."""
         for pipe in after:
             expanded = expand_macros(pipe, self.macros).strip()

@@ -159,13 +159,22 @@ def expand_macros(spl: str, macros: Mapping[str, Macro], external: Sequence[str]
 
 
 # ---------------------------------------------------------------- a detection's search
+def escape_pipes(search: str) -> int:
+    """The number of `escape<verb>` command pipes that follow the base search (docs/development.md §1)."""
+    count = 0
+    for pipe in split_pipes(strip_comments(search).strip())[1:]:
+        if not re.match(r"escape[a-z]+\b", pipe):
+            break
+        count += 1
+    return count
+
+
 def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro]) -> Tuple[str, List[str], List[str]]:
     """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded)."""
     pipes = split_pipes(strip_comments(search).strip())
-    if pipes and pipes[0] == "":
-        raise SplError("a detection starts from its data-scope macro, not from a leading pipe")
-    base = expand_macros(pipes[0], macros)
-    if len(pipes) < 2 + replay_pipes:
-        raise SplError("replay_pipes = {} but the search has only {} pipe(s) between its base search and its "
-                       "filter macro".format(replay_pipes, max(0, len(pipes) - 2)))
+    # A leading pipe: no base search, the first replayed pipe generates the rows (it reads saved results).
+    base = expand_macros(pipes[0], macros) if pipes else ""
+    if len(pipes) < 1 + replay_pipes:  # a detection's filter macro follows them; a maintenance search ends there
+        raise SplError("replay_pipes = {} but the search has only {} pipe(s) after its base search".format(
+            replay_pipes, max(0, len(pipes) - 1)))
     return base, pipes[1:1 + replay_pipes], pipes[1 + replay_pipes:]
