@@ -20,7 +20,8 @@ from tools import conffile, es
 from tools.model import ANALYTICS as ANALYTICS  # re-exported: the replay and the tests read them here
 from tools.model import Detection as Detection
 from tools.model import DetectionError as DetectionError
-from tools.model import MaintenanceSearch, check_unique, validate_maintenance
+from tools.model import MaintenanceSearch as MaintenanceSearch  # re-exported: the replay and the bench read it here
+from tools.model import check_unique, validate_maintenance
 from tools.model import validate_detection as validate_detection
 from tools.spl import split_pipes
 
@@ -147,7 +148,7 @@ def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
 def companions(content_dir: Path = CONTENT) -> Dict[str, List[MaintenanceSearch]]:
     """Detection slug -> the maintenance searches that keep what it reads (companion_of): the one pairing that the
     setup page (enabled while any of their detections is), the replay and the lint read."""
-    slugs = {d.slug for d in detections(content_dir)}
+    slugs = {str(load_yaml(p).get("slug")) for p in (content_dir / "detections").glob("*.yml")}
     pairs: Dict[str, List[MaintenanceSearch]] = {}
     for maintenance in maintenance_searches(content_dir):
         for slug in maintenance.companion_of or []:
@@ -155,6 +156,12 @@ def companions(content_dir: Path = CONTENT) -> Dict[str, List[MaintenanceSearch]
                 raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path.name, slug))
             pairs.setdefault(slug, []).append(maintenance)
     return pairs
+
+
+def searched_spl(detection: Detection, content_dir: Path = CONTENT) -> str:
+    """The SPL a detection's alerts rest on: its own search, and its producer's when it reads saved results (the
+    macros, data scopes and tunables of both are its own)."""
+    return detection.search + "\n" + producer_search(detection, content_dir)
 
 
 def producer_search(detection: Detection, content_dir: Path = CONTENT) -> str:

@@ -14,7 +14,16 @@ from xml.etree import ElementTree
 
 from tools import commands, conffile, content
 from tools.searchterms import check_pure_definition
-from tools.spl import Macro, SplError, check_balance, expand_macros, macro_table
+from tools.spl import (
+    Macro,
+    SplError,
+    check_balance,
+    expand_macros,
+    macro_references,
+    macro_table,
+    split_pipes,
+    strip_comments,
+)
 from tools.spllint import DetectionView, Knowledge, has_index, lint_detection, lint_search
 
 
@@ -80,7 +89,8 @@ def lint_content(content_dir: Path, app_dir: Path) -> List[str]:
     for maintenance in content.maintenance_searches(content_dir):
         stanza = content.maintenance_stanza(maintenance)
         problems.extend("{}: {}".format(stanza, p) for p in lint_search(str(maintenance["search"]), knowledge))
-        if not str(maintenance["search"]).lstrip().startswith("`escape_"):
+        first = split_pipes(strip_comments(str(maintenance["search"])).strip())[0]
+        if not set(macro_references(first)) & set(scope):
             problems.append("{}: a maintenance search starts from a data-scope macro".format(stanza))
     for view_name, query in dashboard_searches(app_dir):
         problems.extend("{}: {}".format(view_name, p) for p in lint_search(query, knowledge))

@@ -31,7 +31,6 @@ from escape_engine.windows import HOSTPROCESS_MODES
 from escape_setup import tunables
 from tools import conffile, content, spl
 from tools.inputs import InputSpec, ReplayError, Span, load_inputs, parse_input, warn
-from tools.model import MaintenanceSearch
 from tools.scp import run_command
 from tools.searchterms import DEFAULT_FIELDS, check_pure_definition, fields_used, matches, parse_search_expression
 from tools.searchtime import SearchTimeKnowledge
@@ -371,7 +370,7 @@ class Replay:
             warn("{}: {} alert row(s) without escape_summary".format(detection.slug, unsummarised))
         return alerts
 
-    def search_rows(self, search: Union[content.Detection, MaintenanceSearch]) -> List[Event]:
+    def search_rows(self, search: Union[content.Detection, content.MaintenanceSearch]) -> List[Event]:
         """The rows a detection's (or a maintenance search's) replayed pipes return, after its filter hook."""
         try:
             base, replayed, after = replay_plan(search.search, search.replay_pipes, self.macros)
@@ -403,7 +402,7 @@ class Replay:
             provider = functools.partial(project, rows)
         return self._filter(search, after, rows)
 
-    def _filter(self, detection: Union[content.Detection, MaintenanceSearch], after: List[str],
+    def _filter(self, detection: Union[content.Detection, content.MaintenanceSearch], after: List[str],
                 rows: List[Event]) -> List[Event]:
         """Apply the filter hook when it is `search <terms>`; other pipes after the replayed part only on Splunk."""
         for pipe in after:

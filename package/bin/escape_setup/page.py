@@ -25,6 +25,10 @@ class Manifest:
         if not isinstance(detections, list):
             raise ValueError("settings manifest has no 'detections' list")
         self.detections = [Detection(d) for d in detections]
+        # Maintenance searches that keep what detections read (content/baselines/ with companion_of): the Analytics
+        # tab enables each while any of its detections is enabled, and a chain-window one moves with the window.
+        maintenance = data.get("maintenance", [])
+        self.maintenance = [Detection(m) for m in maintenance] if isinstance(maintenance, list) else []
 
 
 class Detection:
@@ -43,7 +47,19 @@ class Detection:
         self.latest = str(schedule["latest"])
         scopes = entry.get("scopes", [])
         self.scopes = [str(s) for s in scopes] if isinstance(scopes, list) else []
-        self.saved_search = saved_search_name(self.title)
+        self.saved_search = str(entry.get("saved_search") or saved_search_name(self.title))
+        # The maintenance searches enabled and disabled with it (the one pairing: content/baselines/ companion_of).
+        companions = entry.get("companions", [])
+        self.companions = [str(c) for c in companions] if isinstance(companions, list) else []
+
+
+def managed_searches(manifest: Manifest) -> List[str]:
+    """Every saved search the Analytics tab turns on or off: each detection's, then its companions'."""
+    names: Dict[str, None] = {}
+    for detection in manifest.detections:
+        names[detection.saved_search] = None
+        names.update(dict.fromkeys(detection.companions))
+    return list(names)
 
 
 # --- Tunables ------------------------------------------------------------------------------------------------------
@@ -136,7 +152,8 @@ def plan_chain_windows(manifest: Manifest, writes: Sequence[Tuple[str, str]]) ->
     window = dict(writes).get("escape_time_window")
     if window is None:
         return []
-    return [(d.saved_search, chain_earliest(d, int(window))) for d in manifest.detections if d.type == "chain"]
+    return [(d.saved_search, chain_earliest(d, int(window))) for d in manifest.detections + manifest.maintenance
+            if d.type == "chain"]
 
 
 # --- Data sources --------------------------------------------------------------------------------------------------
@@ -269,4 +286,16 @@ def plan_analytics(manifest: Manifest, submitted: Mapping[str, str],
             plan.append((detection.saved_search, "1" if want_disabled else "0"))
     if errors:
         raise ValueError(" ".join(errors))
+    # A companion runs while any detection it serves will be enabled (its own state otherwise left alone when no
+    # detection lists it): a shared correlation stays on while one of its two detections is on.
+    after = dict(disabled)
+    after.update((name, value == "1") for name, value in plan)
+    serves: Dict[str, List[str]] = {}
+    for detection in manifest.detections:
+        for name in detection.companions:
+            serves.setdefault(name, []).append(detection.saved_search)
+    for name, detections in serves.items():
+        want_disabled = all(after.get(d, True) for d in detections)
+        if disabled.get(name, True) != want_disabled:
+            plan.append((name, "1" if want_disabled else "0"))
     return plan
