@@ -8,7 +8,8 @@
     inclusive, latest exclusive: consecutive scheduled runs read every saved row once, whenever the correlation
     finished), newest event first: escapes (chains and suspicious calls), attempts (calls the kernel refused) or all.
     Each row is the correlation's row as it returned it (escape_severity, escape_summary, escape_chain_id,
-    escape_evidence_cd, ...). Saved documents that are not findings are skipped and counted in the search inspector.
+    escape_evidence_cd, ...). Saved documents that are not findings are skipped and counted in the search inspector;
+    a time range in which the correlation saved no run at all (it is disabled, or failed) is a warning there.
 ##Example
     | escapefindings report=attempts | `escape_linux_container_escape_attempt_filter`
 """
@@ -47,12 +48,16 @@ class FindingsCommand(GeneratingCommand):
         except Exception as error:  # noqa: BLE001  KV store unreachable or unreadable: fail loudly, never empty
             self.write_error("escapefindings: cannot read the findings ({}): {}", collection.location(), error)
             sys.exit(1)
-        rows, malformed = select(saved, self.report, _epoch(getattr(info, "earliest_time", None)),
-                                 _epoch(getattr(info, "latest_time", None)))
-        if malformed:
+        found = select(saved, self.report, _epoch(getattr(info, "earliest_time", None)),
+                       _epoch(getattr(info, "latest_time", None)))
+        if found.malformed:
             self.write_warning("escapefindings: {} saved document(s) in {} are no findings and were skipped",
-                               malformed, collection.location())
-        yield from rows
+                               found.malformed, collection.location())
+        if not found.runs:  # no alert can come: say why, instead of looking like a quiet hour
+            self.write_warning("escapefindings: no run of the Linux Escape Correlation search saved its findings "
+                               "within this search's time range: is it enabled (the setup page's Analytics tab "
+                               "enables it with the Linux detections)?")
+        yield from found.rows
 
 
 dispatch(FindingsCommand, sys.argv, sys.stdin, sys.stdout, __name__)

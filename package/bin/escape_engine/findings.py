@@ -9,7 +9,7 @@ A document is {"_key", "saved": <epoch seconds>, "category": escape|suspicious|a
 Pure: the wrapper loads and saves the documents through escape_io.
 """
 import json
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from .chains import REPORTS, reported
 from .ground import Row
@@ -19,42 +19,55 @@ KEEP_SECONDS = 2 * 86400  # saved rows older than this are deleted on each save:
 CATEGORY_FIELD = "escape_category"
 
 
+RUN = "run"  # the category of the one document each save adds whatever it found: the correlation ran
+
+
 def documents(rows: Sequence[Row], saved: float) -> List[Dict[str, Any]]:
-    """One document per row, keyed by the save time and the row's position (a rerun never replaces older rows)."""
-    return [{"_key": "{:.6f}:{}".format(saved, position), "saved": saved,
-             "category": str(row.get(CATEGORY_FIELD, "")), "row": json.dumps(row, sort_keys=True)}
-            for position, row in enumerate(rows)]
+    """One document per row, keyed by the save time and the row's position (a rerun never replaces older rows), and
+    one run marker, so a reader can tell "nothing found" from "the correlation did not run"."""
+    return [{"_key": "{:.6f}:run".format(saved), "saved": saved, "category": RUN}] + [
+        {"_key": "{:.6f}:{}".format(saved, position), "saved": saved,
+         "category": str(row.get(CATEGORY_FIELD, "")), "row": json.dumps(row, sort_keys=True)}
+        for position, row in enumerate(rows)]
 
 
 def _time(row: Row) -> float:
     return finite_float(row.get("_time")) or 0.0
 
 
-def select(saved: Iterable[Any], report: str, earliest: Optional[float],
-           latest: Optional[float]) -> Tuple[List[Row], int]:
-    """The rows of `report` saved in [earliest, latest) (None: unbounded), newest event first, and the number of
-    documents that are not findings (a hand edit, a cut document), which are skipped."""
+class Selection:
+    """What a reader gets: the rows, the correlation runs saved in its window, the documents skipped as malformed."""
+
+    def __init__(self) -> None:
+        self.rows: List[Row] = []
+        self.runs = 0
+        self.malformed = 0
+
+
+def select(saved: Iterable[Any], report: str, earliest: Optional[float], latest: Optional[float]) -> Selection:
+    """The rows of `report` saved in [earliest, latest) (None: unbounded), newest event first; the runs saved in
+    that window; and the number of documents that are not findings (a hand edit, a cut document), skipped."""
     if report not in REPORTS:
         raise ValueError("report must be one of {}, got {!r}".format(", ".join(REPORTS), report))
-    rows: List[Row] = []
-    malformed = 0
+    result = Selection()
     for document in saved:
-        row = _row(document)
-        if row is None:
-            malformed += 1
+        when = finite_float(document.get("saved")) if isinstance(document, dict) else None
+        run = when is not None and isinstance(document, dict) and document.get("category") == RUN
+        row = _row(document) if when is not None and not run else None
+        if when is None or (row is None and not run):
+            result.malformed += 1
             continue
-        when = float(document["saved"])
         if (earliest is not None and when < earliest) or (latest is not None and when >= latest):
             continue
-        if reported(report, str(row.get(CATEGORY_FIELD, ""))):
-            rows.append(row)
-    rows.sort(key=_time, reverse=True)
-    return rows, malformed
+        if run:
+            result.runs += 1
+        elif row is not None and reported(report, str(row.get(CATEGORY_FIELD, ""))):
+            result.rows.append(row)
+    result.rows.sort(key=_time, reverse=True)
+    return result
 
 
-def _row(document: Any) -> Optional[Row]:
-    if not isinstance(document, dict) or finite_float(document.get("saved")) is None:
-        return None
+def _row(document: Dict[str, Any]) -> Optional[Row]:
     text = document.get("row")
     try:
         row = json.loads(text) if isinstance(text, str) else None
