@@ -544,6 +544,11 @@ def plan(content_dir: Path) -> str:
             expanded = expand_macros(pipe, table).strip()
             if not re.fullmatch(r"search\s+.*", expanded, re.DOTALL) or pipe != "`{}`".format(detection.filter_macro):
                 splunk_only.insert(0, "`` {} ``".format(pipe))
+        if detection.reads_saved_results:  # the replay runs its producer first, once
+            for maintenance in content.companions(content_dir).get(detection.slug, []):
+                replayed = ["{}: {}".format(maintenance.stanza, " | ".join(
+                    replay_plan(maintenance.search, maintenance.replay_pipes, table)[1]))] + replayed
+            splunk_only.append("the KV store between the correlation and this search")
         lines.append("| {} | {} | {} |".format(detection.stanza, "<br>".join(
             "`` {} ``".format(p) for p in replayed), "; ".join(splunk_only)))
     return "\n".join(lines)
