@@ -333,6 +333,16 @@ class MaintenanceSearch:
         """"Escape to Host - <title>": the saved-search prefix without the " - Rule" that marks a detection."""
         return SAVED_SEARCH_FORMAT.split("{}")[0] + self.title
 
+    @property
+    def replay_pipes(self) -> int:
+        """The escape<verb> commands right after the base search (the simulation runs maintenance searches too)."""
+        return escape_pipes(self.search)
+
+    @property
+    def filter_macro(self) -> str:
+        """None of its own: a maintenance search ends with its commands (the replay warns about any other pipe)."""
+        return ""
+
 
 def escape_pipes(search: str) -> int:
     """The number of `escape<verb>` command pipes that follow the base search (docs/development.md §1)."""

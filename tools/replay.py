@@ -357,7 +357,8 @@ class Replay:
     def result_rows(self, detection: content.Detection) -> List[Event]:
         """The detection's result rows: base search, replayed commands, filter hook."""
         try:
-            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros)
+            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros,
+                                                filtered=bool(detection.filter_macro))
             tree = parse_search_expression(base)
         except SplError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
