@@ -29,8 +29,9 @@ STOCK_LOOKUP = "escape_esxi_stock_modules.csv"
 @Configuration(distributed=False)
 class EsxiCommand(StreamingCommand):
     mode = Option(
-        doc="**Syntax:** **mode=***<detect|baseline>* **Description:** detect emits findings; baseline emits "
-            "nothing and adds every module it sees loaded to the first-seen baseline.",
+        doc="**Syntax:** **mode=***<detect|baseline>* **Description:** detect emits findings and records each module "
+            "load it judged in its host's first-seen baseline; baseline (the one-off seeding search) emits nothing "
+            "and records every module each host loaded.",
         default="detect", validate=validators.Set("detect", "baseline"))
     allowed = Option(
         doc="**Syntax:** **allowed=***<modules>* **Description:** Comma-separated vmkernel module names expected "
