@@ -138,3 +138,25 @@ def test_the_command_line_prints_json_alerts_with_their_run_time(built_app: Path
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["run_time"] for line in lines] == ["{}T10:27:00Z".format(DAY)] * 2
     assert {"analytic", "detection", "time", "host", "severity", "summary", "evidence"} <= set(lines[0])
+
+
+def test_a_kv_store_limit_fails_the_run_as_splunkd_would_and_the_simulation_goes_on(
+        built_app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A baseline whose query result is over max_size_per_result_mb: every run of the detection fails (reported, exit
+    status 1), the other runs still happen."""
+    inputs, _ = hourly_log(tmp_path)
+    state = tmp_path / "state"
+    state.mkdir()
+    blob = "b" * (9 * 1024 * 1024)
+    (state / "escape_esxi_module_baseline.json").write_text(json.dumps(
+        [{"_key": "esx09|m{}".format(i), "host": "esx09", "module": "m{}".format(i), "pad": blob} for i in range(6)]))
+    alerts, failures = simulate.simulate([parse_input(i) for i in inputs], parse_iso("{}T10:00:00Z".format(DAY)),
+                                         parse_iso("{}T12:00:00Z".format(DAY)), enable=[DETECTION], state_dir=state)
+    assert alerts == []
+    assert [f.split(" ")[0] for f in failures] == ["{}T10:27:00Z".format(DAY), "{}T11:27:00Z".format(DAY)]
+    assert all("max_size_per_result_mb" in f for f in failures), failures
+    argv = [a for i in inputs for a in ("--input", i)] + ["--from", "{}T10:00:00Z".format(DAY), "--to",
+                                                           "{}T11:00:00Z".format(DAY), "--enable", DETECTION,
+                                                           "--state", str(state)]
+    assert simulate.main(argv) == 1
+    assert "1 failed run(s)" in capsys.readouterr().err
