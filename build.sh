@@ -100,7 +100,9 @@ case "${1:-}" in
   replay) shift; fresh_build >&2; exec .venv/bin/python -m tools.replay "$@";;
   simulate) shift; fresh_build >&2; exec .venv/bin/python -m tools.simulate "$@";;
   bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
-  docs) shift; environments; exec .venv/bin/python -m tools.docs "$@";;
+  # The generated docs, then docs/example-alert.md from a replay of the fresh build (with no arguments: a full rewrite).
+  docs) shift; environments; .venv/bin/python -m tools.docs "$@"
+        if [ $# -eq 0 ]; then fresh_build >&2; exec .venv/bin/python -m tools.example_alert; fi;;
   setup-page) shift; environments; exec .venv/bin/python -m tools.setup_page "$@";;
   lint) shift; fresh_build >&2; exec .venv/bin/python -m tools.contentlint "$@";;
   record-release) shift; environments; exec .venv/bin/python -m tools.release --record-release "$@";;

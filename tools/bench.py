@@ -11,8 +11,12 @@ The workload is generated from real record shapes (never invented ones):
   `kubectl apply` adds (a second copy of the spec, so bodies are large), reads are the same events at level Metadata;
 - docker: the lab's dockerd debug log, docker events and docker inspect output with shifted times and names.
 
-Usage: python -m tools.bench [--events N] [--rss-events N] [--chunk N] [--json PATH]
-The last stdout line is exactly `BENCH min_ratio=<float> max_rss_mb=<int>`.
+- the fleet (tools/fleet.py): one hour of linux:audit from 200 hosts, the lab's container activity beside a
+  production fleet's other audit traffic (CIS-style rules, user-space login, cron and systemd records).
+
+Usage: python -m tools.bench [--events N] [--rss-events N] [--fleet-records N] [--chunk N] [--json PATH]
+The last stdout line is exactly
+`BENCH min_ratio=<float> max_rss_mb=<int> shipped_share=<float> fleet_records_per_s=<int>`.
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from escape_engine.ground import Value
+from escape_engine.reduce import Reducer
 from tools import content as content_model
 from tools import replay
 from tools.benchscp import (
@@ -38,6 +43,9 @@ from tools.benchscp import (
     run_raw,
     stage_app,
 )
+from tools.fleet import HOSTS as FLEET_HOSTS
+from tools.fleet import SPAN as FLEET_SPAN
+from tools.fleet import generate_fleet, other_rules_share
 from tools.inputs import load_events
 from tools.searchterms import BREAKERS, BoolOp, Node, matches, parse_search_expression, wildcard
 from tools.spl import Macro, command_name, expand_macros, replay_plan
@@ -74,7 +82,8 @@ class CommandCase:
 COMMANDS: Dict[str, CommandCase] = {
     "escapeinspect": CommandCase("container_allowlisted_workload", 1, (("suppressed", "include"),)),
     "escapethreshold": CommandCase("container_privileged_launch_threshold", 2, emits_per_event=False),
-    "escapecorrelate": CommandCase("linux_container_escape_chain", 1, (("state", "none"),), emits_per_event=False),
+    "escapereduce": CommandCase("linux_container_escape_chain", 1),
+    "escapecorrelate": CommandCase("linux_container_escape_chain", 2, (("state", "none"),), emits_per_event=False),
     "escapewindows": CommandCase("windows_container_restricted_dir_exec", 1),
     "escapeesxi": CommandCase("esxi_unexpected_module_load", 1, emits_per_event=False),
 }
@@ -252,6 +261,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds per command (more while a run is under {:.0f} s, up to {}); the fastest counts "
                              "(default 1)".format(SHORT_RUN_SECONDS, MAX_ROUNDS))
+    parser.add_argument("--fleet-records", type=int, default=600000,
+                        help="linux:audit records of the fleet workload ({} hosts, one hour; default 600,000)".format(
+                            FLEET_HOSTS))
     parser.add_argument("--json", type=Path, default=ROOT / "output" / "bench" / "results.json")
     options = parser.parse_args(argv)
     if not (BUILT_APP / "bin").is_dir():
@@ -315,14 +327,60 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         del workload, selected
         rss = correlation_memory(bin_dir, state_dir, content, options.rss_events, options.chunk)
         results["rss"] = rss
+        fleet = fleet_figures(bin_dir, state_dir, content, options.fleet_records, options.chunk, options.repeat)
+        results["fleet"] = fleet
+        ratios["escapereduce (fleet)"] = fleet["reduce_ratio"]
     max_rss = max([v for v in rss.values()] + [c["max_rss_mb"] for c in results["commands"].values()] or [0])
     min_ratio = min(ratios.values()) if ratios else 0.0
     results.update({"min_ratio": min_ratio, "max_rss_mb": max_rss})
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     _say("\nbench: results in {} ({:.0f} s in all)".format(options.json, time.perf_counter() - started))
-    _say(bench_line(min_ratio, max_rss))
+    _say(bench_line(min_ratio, max_rss, fleet["shipped_share"], fleet["fleet_records_per_s"]))
     return 0
+
+
+def linux_passes(content: Content) -> int:
+    """How many scheduled searches run the Linux correlation over the same data (each costs the search head once)."""
+    return sum(1 for d in content.detections.values()
+               if any(command_name(expand_macros(p, content.macros))[0] == "escapecorrelate"
+                      for p in _plan(d, content.macros)[1]))
+
+
+def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int, chunk: int,
+                  repeat: int) -> Dict[str, Any]:
+    """The fleet workload through the Linux detections' pipeline: escapereduce (the search peers' step) against the
+    pass-through, the share of records it ships, and escapecorrelate (the search head's step) on what it ships."""
+    events = generate_fleet(records)
+    first, last = float(str(events[-1]["_time"])), float(str(events[0]["_time"]))
+    _say("\n(4) fleet: {} linux:audit records from {} hosts over {:.0f} s; {:.0%} from rules other than this "
+         "add-on's".format(len(events), len({e["host"] for e in events}), last - first, other_rules_share(events)))
+    reduce_name, reduce_args = command_args(COMMANDS["escapereduce"], content)
+    passthrough, reduced = measure_pair(bin_dir, reduce_name + ".py", reduce_args, chunked(events, chunk), state_dir,
+                                        repeat)
+    rows = decode_bodies(run_raw(bin_dir / (reduce_name + ".py"), reduce_args, chunked(events, chunk),
+                                 keep_bodies=True).bodies)
+    rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)  # Splunk merges the peers' rows by time
+    name, args = command_args(COMMANDS["escapecorrelate"], content)
+    correlate = run_raw(bin_dir / (name + ".py"), args, chunked(rows, chunk), state_dir=state_dir)
+    passes = linux_passes(content)
+    head_seconds = passes * correlate.seconds * 3600.0 / FLEET_SPAN
+    figures = {"records": len(events), "hosts": FLEET_HOSTS, "span_s": FLEET_SPAN, "rows": len(rows),
+               "shipped_share": len(rows) / len(events), "reduce_ratio": passthrough.seconds / reduced.seconds,
+               "reduce_records_per_s": len(events) / reduced.seconds,
+               "passthrough_records_per_s": len(events) / passthrough.seconds,
+               "correlate_seconds": correlate.seconds, "correlate_rows_per_s": len(rows) / correlate.seconds,
+               "passes": passes, "search_head_seconds_per_fleet_hour": head_seconds,
+               "fleet_records_per_s": int(len(events) / (passes * correlate.seconds)),
+               "reduce_max_rss_mb": reduced.max_rss_kb // 1024, "correlate_max_rss_mb": correlate.max_rss_kb // 1024}
+    _say("  escapereduce      {:9d} records {:10.0f} rec/s, pass-through {:10.0f} rec/s, ratio {:.2f}; {} rows "
+         "shipped ({:.2%})".format(len(events), figures["reduce_records_per_s"], figures["passthrough_records_per_s"],
+                                   figures["reduce_ratio"], len(rows), figures["shipped_share"]))
+    _say("  escapecorrelate   {:9d} rows in {:.2f} s ({:.0f} rows/s); {} correlation pass(es) per schedule: "
+         "{:.1f} search-head s per fleet-hour; one search-head core sustains {} fleet audit records/s".format(
+             len(rows), correlate.seconds, figures["correlate_rows_per_s"], passes, head_seconds,
+             figures["fleet_records_per_s"]))
+    return figures
 
 
 def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: int,
@@ -332,7 +390,8 @@ def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: i
     command, args = command_args(case, content)
     lines = audit_lines()
     out: Dict[str, int] = {}
-    _say("\n(3) escapecorrelate peak RSS (1x = the lab log once per host, about {} audit records)".format(base))
+    _say("\n(3) escapecorrelate peak RSS on escapereduce's rows (1x = the lab log once per host, about {} audit "
+         "records)".format(base))
     if base < len(lines):
         lines = lines[:base]  # a small run (tests): the start of the lab log, one host
     hosts = max(1, round(base / len(lines)))
@@ -341,7 +400,10 @@ def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: i
                                    ("window_2x", 1, 2), ("window_4x", 1, 4)):
         events = generate_audit(unit * factor, density=density, hosts=hosts, lines=lines)
         first, last = float(str(events[-1]["_time"])), float(str(events[0]["_time"]))
-        run = run_raw(bin_dir / (command + ".py"), args, chunked(events, chunk), state_dir=state_dir)
+        reducer = Reducer()  # the search peers' step, in process (untimed): escapecorrelate reads its rows
+        rows = reducer.feed(events) + reducer.finish()
+        rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)
+        run = run_raw(bin_dir / (command + ".py"), args, chunked(rows, chunk), state_dir=state_dir)
         if run.returncode != 0:
             raise RuntimeError("escapecorrelate failed: {}".format(run.stderr[-2000:]))
         out[label] = run.max_rss_kb // 1024
@@ -350,8 +412,9 @@ def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: i
     return out
 
 
-def bench_line(min_ratio: float, max_rss_mb: int) -> str:
-    return "BENCH min_ratio={:.3f} max_rss_mb={:d}".format(min_ratio, int(max_rss_mb))
+def bench_line(min_ratio: float, max_rss_mb: int, shipped_share: float, fleet_records_per_s: int) -> str:
+    return "BENCH min_ratio={:.3f} max_rss_mb={:d} shipped_share={:.4f} fleet_records_per_s={:d}".format(
+        min_ratio, int(max_rss_mb), shipped_share, int(fleet_records_per_s))
 
 
 def _cpu_model() -> str:

@@ -220,9 +220,12 @@ def commands_md(bin_dir: Path = commands.BIN) -> str:
             command.name, "distributed" if command.distributed else "search head", _cell(command.shortdesc)))
     for command in found:
         out += ["", "## {}".format(command.name), "", _prose(command.shortdesc), "",
-                "```", command.syntax, "```", "",
-                "| option | default | allowed values | meaning |", "|---|---|---|---|"]
-        out += [_option_row(o) for o in command.options]
+                "```", command.syntax, "```", ""]
+        if command.options:
+            out += ["| option | default | allowed values | meaning |", "|---|---|---|---|"]
+            out += [_option_row(o) for o in command.options]
+        else:
+            out += ["No options."]
         why = " Why: {}".format(_prose(command.placement)) if command.placement else ""
         out += ["", _prose(command.description), "", "Where it runs: {}.{}".format(_runs(command), why), "",
                 "Example: {}".format(_prose(command.comment)), "", "```spl", command.example, "```"]

@@ -22,16 +22,9 @@ from tools.inputs import InputSpec
 
 DETECTIONS = {d.slug: d for d in content.detections()}
 NOT_THE_ATTACK_SIGNAL = ("container_spec_unavailable", "container_allowlisted_workload")
-# Still open after the Linux and container-spec parts of issue 15 landed: escape tools recognised by their name. A
-# container's docker client or nsenter renamed to runc (exe and comm), whose own escape syscalls seccomp blocked or
-# the audit rules do not record (the docker socket), leaves its execve as the only record: the attempt rule and the
-# runtime-socket chain still identify the tool by its file name.
-_RENAMED_TOOL = ("a renamed escape tool (docker client, nsenter) is still recognised by its file name: its blocked "
-                 "or unaudited calls leave no kernel fact of what it is")
-XFAIL: Dict[Tuple[str, str, str], str] = {
-    ("linux_container_escape_attempt", "audit-session1.log.gz", "runtime_named"): _RENAMED_TOOL,
-    ("linux_container_escape_chain", "audit-session1.log.gz", "runtime_named"): _RENAMED_TOOL,
-}
+# Cases today's engine misses, with the class of the gap (none open: the renamed runtime client of the last class is
+# now known by its request and the container that followed it, tests/unit/test_runtime_clients.py).
+XFAIL: Dict[Tuple[str, str, str], str] = {}
 
 
 def _read(path: Path) -> str:

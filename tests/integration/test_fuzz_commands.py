@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from escape_engine.reduce import Reducer
 from tests.conftest import DATA
 from tests.integration.harness.scp import encode_records
 from tests.unit.linux_lab import lab_records
@@ -131,6 +132,30 @@ def _audit_malformed(valid: List[Event]) -> Dict[str, List[Event]]:
     }
 
 
+def _reduced_rows() -> List[Event]:
+    """escapereduce's rows of E02 (in process), newest first: what escapecorrelate input=reduced reads."""
+    reducer = Reducer()
+    rows = reducer.feed(_audit_events()) + reducer.finish()
+    rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)
+    return [{k: v for k, v in row.items() if v != ""} for row in rows]
+
+
+def _reduced_malformed(valid: List[Event]) -> Dict[str, List[Event]]:
+    row = next(r for r in valid if r.get("escape_syscall") == "chroot")
+    newest = float(str(valid[0]["_time"]))
+    later = "%.3f" % (newest + 3600)
+    return {
+        "truncated": [dict(row, escape_serial="", escape_paths='[["0","/ho'), dict(row, escape_kind="aud")],
+        "wrong_types": [dict(row, escape_serial="abc", _cd="9:1"), dict(row, escape_stamp="", _time="not-a-time")],
+        "missing_fields": [{"_time": "1795923826.0", "host": "lab"}, {"escape_kind": "audit"}],
+        "non_utf8": [dict(row, escape_serial="999999", escape_exe="/bin/" + PLACEHOLDER)],
+        "huge_field": [dict(row, escape_serial="999998", escape_argv='["' + "A" * BIG + '"]')],
+        "deep_nesting": [dict(row, escape_serial="999997", escape_argv="[" * 50000, escape_sysmon="{" * 50000)],
+        "duplicates": [dict(valid[1]), dict(row)],
+        "clock_skew": [dict(row, escape_host="other-host", _time=later, escape_stamp=later, _cd="9:2")],
+    }
+
+
 def _sample_events(slug: str) -> Callable[[], List[Event]]:
     """A detection's bundled attack samples (read by the replay's readers), newest first, as the valid input."""
     def load() -> List[Event]:
@@ -179,10 +204,13 @@ INPUTS: Dict[str, Inputs] = {
     "escapethreshold": Inputs(_threshold_rows, _threshold_malformed,
                               lambda r: (str(r.get("escape_cluster")), str(r.get("_time"))),
                               r"escapethreshold: (\d+) row\(s\)", ("truncated", "wrong_types", "missing_fields")),
-    "escapecorrelate": Inputs(_audit_events, _audit_malformed,
+    "escapecorrelate": Inputs(_reduced_rows, _reduced_malformed,
                               lambda r: (str(r.get("escape_chain_id")),),
-                              r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields", "deep_nesting"),
+                              r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields"),
                               r"out_of_order=(\d+)"),
+    "escapereduce": Inputs(_audit_events, _audit_malformed,
+                           lambda r: (str(r.get("escape_stamp")), str(r.get("escape_serial"))),
+                           r"malformed=(\d+)", ("truncated", "wrong_types", "missing_fields", "deep_nesting")),
     "escapewindows": Inputs(_sample_events("windows_container_symlink_abuse"), _text_malformed,
                             lambda r: (str(r.get("_cd")), str(r.get("escape_finding"))),
                             r"escapewindows: (\d+) malformed events", ("truncated",)),

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from tools import bench, searchterms
+from tools.fleet import generate_fleet, other_rules_share
 from tools.workload import audit_lines, generate_audit, generate_kube, generate_workload, runtime_noise_share
 
 
@@ -38,9 +39,9 @@ def test_overrides_replace_the_detection_arguments(content: bench.Content) -> No
 
 
 def test_bench_line_format() -> None:
-    line = bench.bench_line(0.8123456, 241.7)
-    assert line == "BENCH min_ratio=0.812 max_rss_mb=241"
-    assert re.fullmatch(r"BENCH min_ratio=\d+\.\d+ max_rss_mb=\d+", line)
+    line = bench.bench_line(0.8123456, 241.7, 0.0712345, 312345)
+    assert line == "BENCH min_ratio=0.812 max_rss_mb=241 shipped_share=0.0712 fleet_records_per_s=312345"
+    assert re.fullmatch(r"BENCH min_ratio=\d+\.\d+ max_rss_mb=\d+ shipped_share=\d+\.\d+ fleet_records_per_s=\d+", line)
 
 
 def test_fast_matcher_agrees_with_the_replay_matcher(content: bench.Content) -> None:
@@ -125,3 +126,15 @@ def test_selectivity_hands_each_detection_only_its_sources(content: bench.Conten
 def test_runtime_noise_share_uses_the_lab_ground_truth() -> None:
     share = runtime_noise_share(generate_audit(20000, hosts=1))
     assert 0.0 < share < 1.0
+
+
+def test_the_fleet_workload_is_a_fleet_mostly_of_other_rules_traffic() -> None:
+    events = generate_fleet(40000)
+    raws = [str(e["_raw"]) for e in events]
+    assert len({e["host"] for e in events}) >= 200
+    assert other_rules_share(events) >= 0.5
+    for marker in ("type=USER_", "type=CRED_", "type=SERVICE_START", "type=LOGIN", 'exe="/usr/sbin/crond"',
+                   'comm="systemd"', 'key="time-change"', 'key="identity"', 'key="perm_mod"', 'key="privileged"',
+                   'key="t1611"'):
+        assert any(marker in raw for raw in raws), marker
+    assert [float(str(e["_time"])) for e in events] == sorted((float(str(e["_time"])) for e in events), reverse=True)

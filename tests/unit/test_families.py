@@ -1,11 +1,12 @@
 """The escape families' building blocks on small hand-made records (the real shapes are lab-run2's, replayed in
 test_lab_run2.py): container file-system paths of the kernel's usermode helpers, device numbers of mknod, and a
 helper seen only by Sysmon for Linux (its own start, which audit never records)."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
 from escape_engine import auditd
+from escape_engine.auditfacts import facts_of
 from escape_engine.correlate import run
 from escape_engine.families import call_detail
 from escape_engine.lineage import HostLineage, Proc
@@ -49,18 +50,23 @@ def _syscall(*paths: Dict[str, str]) -> List[auditd.AuditRecord]:
     return [_record("SYSCALL", {"pid": "1"})] + [_record("PATH", path) for path in paths]
 
 
+def _detail(name: str, args: Dict[str, str], records: List[auditd.AuditRecord], table: HostLineage) -> Optional[str]:
+    """call_detail of the facts the records give, for the call `name` with the arguments `args`."""
+    return call_detail(facts_of(records)._replace(syscall=name, **args), table, "k", 100.0, 2.0)
+
+
 def test_mknod_keeps_block_and_memory_devices_only() -> None:
     table = HostLineage("h")
     created = {"name": "/tmp/hd", "nametype": "CREATE"}
     block = _syscall(created)
     # mknodat(AT_FDCWD, path, S_IFBLK|0644, makedev(7, 0)): a2 = 61a4, a3 = 700 (lab-run2 E12)
-    assert call_detail("mknodat", {"a2": "61a4", "a3": "700"}, block, table, "k", 100.0, 2.0) == \
+    assert _detail("mknodat", {"a2": "61a4", "a3": "700"}, block, table) == \
         "block_node=/tmp/hd(7:0)"
-    assert call_detail("mknod", {"a1": "21a4", "a2": "101"}, block, table, "k", 100.0, 2.0) == \
+    assert _detail("mknod", {"a1": "21a4", "a2": "101"}, block, table) == \
         "memory_node=/tmp/hd(mem 1:1)"
-    assert call_detail("mknod", {"a1": "21a4", "a2": "103"}, block, table, "k", 100.0, 2.0) is None  # null
+    assert _detail("mknod", {"a1": "21a4", "a2": "103"}, block, table) is None  # null
     # a minor above 255 (an NVMe partition): new_encode_dev(259, 300) = 0x2c | 259 << 8 | 0x100 << 12 = 0x11032c
-    assert call_detail("mknodat", {"a2": "6180", "a3": "11032c"}, block, table, "k", 100.0, 2.0) == \
+    assert _detail("mknodat", {"a2": "6180", "a3": "11032c"}, block, table) == \
         "block_node=/tmp/hd(259:300)"
 
 
@@ -69,14 +75,14 @@ def test_ptrace_of_a_process_in_the_callers_own_pid_namespace_is_no_injection() 
     table.add(Proc("12183", "1", 90.0, "sleep", "/usr/bin/sleep", "fe:00"))
     own = _syscall() + [_record("OBJ_PID", {"opid": "12534", "ocomm": "families"})]
     # lab-run2 B19: a1 = 8 (the child's pid in the container's namespace), OBJ_PID 12534 (the host's): inside
-    assert call_detail("ptrace", {"a0": "10", "a1": "8"}, own, table, "k", 100.0, 2.0) is None
+    assert _detail("ptrace", {"a0": "10", "a1": "8"}, own, table) is None
     host = _syscall() + [_record("OBJ_PID", {"opid": "12183", "ocomm": "families"})]
     # lab-run2 E13: --pid=host, a1 = 0x2f97 = 12183 = OBJ_PID: a host process
-    assert call_detail("ptrace", {"a0": "10", "a1": "2f97"}, host, table, "k", 100.0, 2.0) == \
+    assert _detail("ptrace", {"a0": "10", "a1": "2f97"}, host, table) == \
         "target=pid 12183(families) in the host request=attach"
-    assert call_detail("process_vm_writev", {"a0": "2f97"}, _syscall(), table, "k", 100.0, 2.0) == \
+    assert _detail("process_vm_writev", {"a0": "2f97"}, _syscall(), table) == \
         "target=pid 12183(sleep) in the host"
-    assert call_detail("process_vm_writev", {"a0": "8"}, _syscall(), table, "k", 100.0, 2.0) is None
+    assert _detail("process_vm_writev", {"a0": "8"}, _syscall(), table) is None
 
 
 def test_a_usermode_helper_seen_only_by_sysmon_is_an_escape_of_its_layer() -> None:

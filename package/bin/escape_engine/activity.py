@@ -12,9 +12,22 @@ Per container (attributed by escape_engine.lineage) it collects:
 - the family calls of escape_engine.families (device nodes, block-device opens, writes into other processes, eBPF
   program loads) as syscall items, and a container process's crash (ANOM_ABEND: a core_pattern pipe runs then).
 """
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Set, Tuple
 
-from . import auditd, families
+from . import families
+from .auditfacts import (
+    EXEC_SYSCALLS,
+    FAMILY_CALLS,
+    OPEN_CALLS,
+    SYSMON_FILE,
+    SYSMON_PROCESS,
+    AuditFacts,
+    PathItem,
+    agent_target,
+    facts_of,
+    is_helper_call,
+    sysmon_matters,
+)
 from .chains import Clusters, Item
 from .ground import ESCAPE_SYSCALLS
 from .lineage import (
@@ -40,26 +53,52 @@ ESCAPE_TOOLS = frozenset(("nsenter", "unshare", "keyctl", "mount", "umount", "ch
                           "crictl", "kubectl"))
 RUNTIME_CLIENTS = frozenset(("docker", "podman", "nerdctl", "ctr", "crictl", "kubectl"))
 CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
-RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "--pid", "/:/", "-v=/:", "docker.sock", "containerd.sock",
+# Verbs that start a container created before (`ctr task start <id>`, `crictl start <id>`, `docker start <id>`):
+# the client names the new container's id.
+START_VERBS = frozenset(("start",))
+RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "/:/", "-v=/:", "docker.sock", "containerd.sock",
                         "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
-                        "--userns=host", "--ipc=host")
-AGENT_FILES = ("release_agent", "core_pattern")
+                        "--userns=host", "--ipc=host", "--net-host", "--with-ns", "src=/,", "source=/,")
+# Inside an argument: a host-root bind (docker `-v /:/host`, ctr `--mount type=bind,src=/,dst=/host`) or a runtime
+# socket handed on.
+RISKY_CLIENT_PARTS = ("/:/", "docker.sock", "containerd.sock", "crio.sock", ",src=/,", ",source=/,")
+CLIENT_ID_MIN = 12  # a container id prefix a client may name (docker and crictl accept unique prefixes of 12 hex)
+UNNAMED_MIN_ARGS = 2     # see _asks_for
+CLIENTS_PER_HOST = 4096  # requests held per host within the window (`npm run ...` is shaped like one too)
 _NS_FLAGS = ((0x10000000, "user"), (0x20000000, "pid"), (0x40000000, "net"), (0x20000, "mnt"), (0x8000000, "ipc"),
              (0x4000000, "uts"), (0x2000000, "cgroup"), (0x80, "time"))
 
 
 class Client(NamedTuple):
-    """A container-side runtime client run: a container it starts is its result."""
+    """A container-side runtime client run: a container it starts is its result. `item` is the socket_client item
+    already added (a client known by its request), else None: a command shaped like a client request whose file name
+    says nothing, which becomes a trigger only when a container it asked for starts."""
     time: float
     key: str
     risky: str
     argv: List[str]
+    verb: int            # position of the create or start verb in argv
+    item: Optional[Item]
+    pid: str
 
 
-def _opens_for_writing(name: str, fields: Mapping[str, str]) -> bool:
+def client_request(argv: List[str]) -> Optional[Tuple[int, List[str]]]:
+    """Where a command line asks a runtime for a container (its first create or start verb) and the options that
+    give the container host access; None when it asks for none. The shape of the request, not the client's file name:
+    a docker, ctr or nerdctl client copied to any name still needs its verb and options, and a container it asks for
+    runs the command that ends its argv."""
+    verb = next((i for i, a in enumerate(argv) if i > 0 and (a in CLIENT_VERBS or a in START_VERBS)), -1)
+    if verb < 0:
+        return None
+    risky = [a for a in argv[verb + 1:] if a == "--pid" or a.startswith(RISKY_CLIENT_MARKERS)
+             or any(m in a for m in RISKY_CLIENT_PARTS)]
+    return verb, risky
+
+
+def _opens_for_writing(facts: AuditFacts) -> bool:
     """open's flags are its a1, openat's a2 (openat2 passes them in a struct: read as not writing)."""
     try:
-        flags = int(fields.get("a1" if name == "open" else "a2", ""), 16) if name != "openat2" else 0
+        flags = int(facts.a1 if facts.syscall == "open" else facts.a2, 16) if facts.syscall != "openat2" else 0
     except ValueError:
         return False
     return bool(flags & 0o3 or flags & 0o100)  # O_WRONLY, O_RDWR, O_CREAT
@@ -106,65 +145,43 @@ class Activity:
 
     # ---- events ------------------------------------------------------------------------------------------------
     def audit_event(self, event: Event) -> None:
-        syscall = next((r for r in event.records if r.rtype == "SYSCALL"), None)
-        if syscall is None:
-            abend = next((r for r in event.records if r.rtype == "ANOM_ABEND"), None)
-            if abend is not None:
-                self.crash(event, abend)
+        facts = event.facts if event.facts is not None else facts_of(event.records)
+        if not facts.syscall:
+            if facts.abend:
+                self.crash(event, facts)
             return
-        fields = syscall.fields
-        name = auditd.syscall_name(syscall)
-        pid = fields.get("pid", "")
-        ppid = fields.get("ppid", "")
-        comm = auditd.decode_string(fields.get("comm", ""))
-        exe = auditd.decode_string(fields.get("exe", ""))
-        success = fields.get("success", "") in ("yes", "1")
-        paths = [r for r in event.records if r.rtype == "PATH"]
+        name, pid, ppid, success = facts.syscall, facts.pid, facts.ppid, facts.success
         table = self.table(event.host)
         if name == "mount":
-            for path in paths:
-                note_layer(table, auditd.decode_string(path.fields.get("name", "")), path.fields.get("dev", ""),
-                           event.time)
-        if ppid == KTHREADD and fields.get("uid", "") == "0" and success:
-            verb = ("wrote" if _opens_for_writing(name, fields) else "opened") if name in families.OPEN_CALLS else \
-                "ran" if name in ("execve", "execveat") else name
-            self.helper_call(event, table, Running(pid, ppid, event.time, comm, exe), verb, paths)
-            if name not in ("execve", "execveat"):
+            for path in facts.paths:
+                note_layer(table, path.name, path.dev, event.time)
+        if is_helper_call(facts):
+            verb = ("wrote" if _opens_for_writing(facts) else "opened") if name in OPEN_CALLS else \
+                "ran" if name in EXEC_SYSCALLS else name
+            self.helper_call(event, table, Running(pid, ppid, event.time, facts.comm, facts.exe), verb, facts)
+            if name not in EXEC_SYSCALLS:
                 return
-        if name in ("execve", "execveat"):
+        if name in EXEC_SYSCALLS:
             if not success:
                 return
-            argv = auditd.execve_argv([r for r in event.records if r.rtype == "EXECVE"])  # argv split over records
-            title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
-            title = auditd.proctitle(title_record) if title_record is not None else []
-            item0 = next((p for p in paths if p.fields.get("item") == "0"), None)
-            dev = item0.fields.get("dev", "") if item0 is not None else ""
-            explicit = ""
-            cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
-            cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else ""
-            for record in event.records:
-                if record.rtype == "CONTAINER_ID":
-                    explicit = record.fields.get("contid", "")
-            self.exec(event, table, Exec(pid, ppid, event.time, comm, exe, dev, argv, title, fields.get("uid", ""),
-                                         fields.get("subj", ""), explicit, cwd))
+            self.exec(event, table, Exec(pid, ppid, event.time, facts.comm, facts.exe, facts.dev, facts.argv,
+                                         facts.title, facts.uid, facts.subj, facts.contid, facts.cwd))
             return
-        running = Running(pid, ppid, event.time, comm, exe)
+        running = Running(pid, ppid, event.time, facts.comm, facts.exe)
         if name in ESCAPE_SYSCALLS:
-            self.syscall(event, table, running, name, success, fields, paths)
+            self.syscall(event, table, running, facts)
             return
-        if name in families.FAMILY_CALLS:
-            self.family_call(event, table, running, name, success, fields)
+        if name in FAMILY_CALLS:
+            self.family_call(event, table, running, facts)
             return
-        for path in paths:
-            target = auditd.decode_string(path.fields.get("name", ""))
-            if target.endswith(AGENT_FILES):
-                self.agent_write(event, table, running, target)
-                return
+        target = agent_target(facts)
+        if target:
+            self.agent_write(event, table, running, target)
 
     def sysmon_event(self, event: Event) -> None:
         data = event.sysmon or {}
         table = self.table(event.host)
-        if data.get("EventID") == "1":
+        if data.get("EventID") == SYSMON_PROCESS:
             image = data.get("Image", "")
             pid, ppid = data.get("ProcessId", ""), data.get("ParentProcessId", "")
             title = sysmon_first_process(table, ppid, data.get("ParentImage", ""), event.time, self.skew)
@@ -178,11 +195,11 @@ class Activity:
                                                             pid, image), True, image,
                                                         source=event.source, sourcetype=event.sourcetype))
             if ppid == KTHREADD:
-                self.helper_call(event, table, Running(pid, ppid, event.time, basename(image), image), "ran", [],
+                self.helper_call(event, table, Running(pid, ppid, event.time, basename(image), image), "ran", None,
                                  [image] + data.get("CommandLine", "").split(), data.get("CurrentDirectory", ""))
-        elif data.get("EventID") == "11":
+        elif data.get("EventID") == SYSMON_FILE:
             target = data.get("TargetFilename", "")
-            if target.endswith(AGENT_FILES):
+            if sysmon_matters(data):
                 image = data.get("Image", "")
                 self.agent_write(event, table, Running(data.get("ProcessId", ""), "", event.time, basename(image),
                                                        image), target)
@@ -212,37 +229,55 @@ class Activity:
                                                     "pid %s executed the host binary %s (dev %s): %s"
                                                     % (pid, exe, dev, command), True, exe, **labels))
         tool = basename(process.comm) if basename(process.comm) in ESCAPE_TOOLS else basename(exe)
+        request = client_request(argv)
+        named = tool in RUNTIME_CLIENTS and request is not None and argv[request[0]] in CLIENT_VERBS
+        if named or (request is not None and request[1]):
+            # a named client's request, or any command asking for a container with host access: a trigger now
+            assert request is not None
+            risky = " ".join(request[1])
+            item = Item(when, "socket_client", list(event.cds), "pid %s ran the runtime client %s" % (pid, command),
+                        True, tool, risky, **labels)
+            self.clusters.add(table.host, key, item)
+            self.clients.setdefault(table.host, []).append(Client(when, key, risky, argv, request[0], item, pid))
+            return
+        if request is not None:
+            # shaped like a plain request (`... run image cmd`, `... task start id`): a trigger once its container
+            # starts (_child_start)
+            held = self.clients.setdefault(table.host, [])
+            held.append(Client(when, key, "", argv, request[0], None, pid))
+            if len(held) > CLIENTS_PER_HOST:
+                del held[:len(held) - CLIENTS_PER_HOST]
         if tool in ESCAPE_TOOLS:
-            if tool in RUNTIME_CLIENTS and any(v in argv for v in CLIENT_VERBS):
-                risky = [a for a in argv if a.startswith(RISKY_CLIENT_MARKERS) or any(
-                    m in a for m in ("/:/", "docker.sock", "containerd.sock"))]
-                self.clusters.add(table.host, key, Item(when, "socket_client", list(event.cds),
-                                                        "pid %s ran the runtime client %s" % (pid, command),
-                                                        True, tool, " ".join(risky), **labels))
-                self.clients.setdefault(table.host, []).append(Client(when, key, " ".join(risky), argv))
-            else:
-                self.clusters.add(table.host, key, Item(when, "tool", list(event.cds),
-                                                        "pid %s executed %s" % (pid, command), True, tool, **labels))
+            self.clusters.add(table.host, key, Item(when, "tool", list(event.cds),
+                                                    "pid %s executed %s" % (pid, command), True, tool, **labels))
 
     def _child_start(self, event: Event, table: HostLineage, key: str, argv: List[str]) -> None:
-        """Link a container's first process to a container-side client whose command line ends with its argv."""
+        """Link a container's first process to the container-side client that asked for it: a create request whose
+        command line ends, after its verb, with the new container's argv, or a start request that names the new
+        container's id (or a prefix of at least CLIENT_ID_MIN characters)."""
         if not argv:
             return
         for client in reversed(self.clients.get(table.host, [])):
             if client.key == key or not 0.0 <= event.time - client.time <= self.window:
                 continue
-            if len(client.argv) <= len(argv) or client.argv[-len(argv):] != argv:
+            if not (_asks_for(client, argv) or _names(client, key)):
                 continue
+            if client.item is None:  # the request's container started: the client is a trigger after all
+                command = " ".join(client.argv)[:200]
+                self.clusters.add(table.host, client.key, Item(
+                    client.time, "socket_client", [], "pid %s ran %s, a runtime client by what it asked for" % (
+                        client.pid, command), True, basename(client.argv[0]), "", source=event.source,
+                    sourcetype=event.sourcetype))
             self.clusters.add(table.host, client.key, Item(
                 event.time, "child_start", list(event.cds),
                 "a new container (%s) started running %s, as the container-side client asked (%s)" % (
-                    key[:24], " ".join(argv)[:120], client.risky or "-"), True, key,
+                    key, " ".join(argv)[:120], client.risky or "-"), True, key,
                 source=event.source, sourcetype=event.sourcetype))
-            self.clients[table.host] = [c for c in self.clients[table.host] if c.time != client.time]
+            self.clients[table.host] = [c for c in self.clients[table.host] if c is not client]
             return
 
-    def syscall(self, event: Event, table: HostLineage, running: Running, name: str, success: bool,
-                fields: Mapping[str, str], paths: List[auditd.AuditRecord]) -> None:
+    def syscall(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
+        name, success = facts.syscall, facts.success
         found = attribute_running(table, running, self.skew)
         if found.runtime:
             self.summary["runtime_suppressed"] += 1
@@ -253,13 +288,12 @@ class Activity:
             self.summary["allowlisted"] += 1
             return
         proc = table.lookup(running.pid, running.time, self.skew)
-        detail = self._detail(name, fields, paths, table)
-        self._call_item(event, table, running, found.key, found.evidence, name, success, fields, detail)
+        detail = self._detail(facts, table)
+        self._call_item(event, table, running, found.key, found.evidence, facts, detail)
         if name == "mount" and success and is_ascii_digits(running.pid) and self._cgroup_mount(proc, detail):
             self.traps.setdefault(table.host, []).append(Trap(running.time, int(running.pid), found.key))
 
-    def family_call(self, event: Event, table: HostLineage, running: Running, name: str, success: bool,
-                    fields: Mapping[str, str]) -> None:
+    def family_call(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
         """A call of escape_engine.families by a container process, when it means something for its container."""
         found = attribute_running(table, running, self.skew)
         if found.runtime:
@@ -267,12 +301,13 @@ class Activity:
             return
         if not found.key:
             return
-        detail = families.call_detail(name, fields, event.records, table, found.key, running.time, self.skew)
+        detail = families.call_detail(facts, table, found.key, running.time, self.skew)
         if detail is not None:
-            self._call_item(event, table, running, found.key, found.evidence, name, success, fields, detail)
+            self._call_item(event, table, running, found.key, found.evidence, facts, detail)
 
-    def _call_item(self, event: Event, table: HostLineage, running: Running, key: str, evidence: str, name: str,
-                   success: bool, fields: Mapping[str, str], detail: str) -> None:
+    def _call_item(self, event: Event, table: HostLineage, running: Running, key: str, evidence: str,
+                   facts: AuditFacts, detail: str) -> None:
+        name, success = facts.syscall, facts.success
         proc = table.lookup(running.pid, running.time, self.skew)
         cds = list(event.cds)
         if proc is not None:
@@ -280,47 +315,41 @@ class Activity:
                 if cd not in cds:
                     cds.append(cd)
         text = "%s %s(pid %s, %s) %s%s" % (name, "succeeded" if success else "failed", running.pid, running.comm,
-                                            detail, "" if success else " exit=%s" % fields.get("exit", ""))
+                                            detail, "" if success else " exit=%s" % facts.exit)
         self.clusters.add(table.host, key, Item(running.time, "syscall", cds, text.strip(), success, name, detail,
                                                 source=event.source, sourcetype=event.sourcetype,
                                                 attribution=evidence))
 
-    def crash(self, event: Event, abend: auditd.AuditRecord) -> None:
+    def crash(self, event: Event, facts: AuditFacts) -> None:
         """A container process dumped core: the kernel runs a core_pattern pipe program now, which arms the trap
         for an unseen helper's children (lineage.attribution.helper_trap) and is evidence of the chain."""
-        fields = abend.fields
         table = self.table(event.host)
-        running = Running(fields.get("pid", ""), "", event.time, auditd.decode_string(fields.get("comm", "")),
-                          auditd.decode_string(fields.get("exe", "")))
+        running = Running(facts.pid, "", event.time, facts.comm, facts.exe)
         found = attribute_running(table, running, self.skew)
         if found.runtime or not found.key:
             return
         self.clusters.add(table.host, found.key, Item(event.time, "crash", list(event.cds), "pid %s (%s) crashed "
                                                       "(signal %s): the kernel runs a core_pattern pipe program" % (
-                                                          running.pid, running.comm, fields.get("sig", "")),
+                                                          running.pid, running.comm, facts.abend),
                                                       True, "crash", source=event.source,
                                                       sourcetype=event.sourcetype))
         if is_ascii_digits(running.pid):
             self.traps.setdefault(table.host, []).append(Trap(event.time, int(running.pid), found.key))
 
     def helper_call(self, event: Event, table: HostLineage, running: Running, name: str,
-                    paths: List[auditd.AuditRecord], names: Optional[List[str]] = None, cwd: str = "/") -> None:
+                    facts: Optional[AuditFacts], names: Optional[List[str]] = None, cwd: str = "/") -> None:
         """A call of a kernel usermode helper (parent kthreadd, root): tied to a container when it used a path in
         the container's file system (lineage.helper), else recorded as the host's own helper, whose children are
-        the host's."""
-        if names is None:
-            cwd_record = next((r for r in event.records if r.rtype == "CWD"), None)
-            cwd = auditd.decode_string(cwd_record.fields.get("cwd", "")) if cwd_record is not None else "/"
-            title_record = next((r for r in event.records if r.rtype == "PROCTITLE"), None)
-            names = [running.exe] + [auditd.decode_string(p.fields.get("name", "")) for p in paths
-                                     if p.fields.get("nametype") != "PARENT"] + (
-                auditd.proctitle(title_record) if title_record is not None else [])
-        found = first_storage_path(names, cwd)
+        the host's. `facts` is the audit call's (None for Sysmon, whose `names` and `cwd` are given)."""
+        paths = facts.paths if facts is not None else []
+        if facts is not None:
+            cwd = facts.cwd or "/"
+            names = [running.exe] + [p.name for p in paths if p.nametype != "PARENT"] + facts.title
+        found = first_storage_path(names or [], cwd)
         if found is None:
             mark_helper(table, running.pid, running.ppid, running.time, running.comm, running.exe, "", "")
             return
-        dev = next((p.fields.get("dev", "") for p in paths
-                    if auditd.decode_string(p.fields.get("name", "")).startswith(found.path)), "")
+        dev = next((p.dev for p in paths if p.name.startswith(found.path)), "")
         key = helper_key(table, found, dev)
         evidence = "usermode_helper:pid %s (parent kthreadd, root) used %s" % (running.pid, found.path)
         mark_helper(table, running.pid, running.ppid, running.time, running.comm, running.exe, key, evidence)
@@ -349,24 +378,41 @@ class Activity:
         return "cgroup" in detail or (proc is not None and any("cgroup" in a for a in proc.argv))
 
     @staticmethod
-    def _detail(name: str, fields: Mapping[str, str], paths: List[auditd.AuditRecord], table: HostLineage) -> str:
-        a0 = fields.get("a0", "")
-        a1 = fields.get("a1", "")
+    def _detail(facts: AuditFacts, table: HostLineage) -> str:
+        name, a0, a1 = facts.syscall, facts.a0, facts.a1
         if name == "unshare":
             return "flags=%s" % _ns_names(a0)
         if name == "setns":
             return "nstype=%s" % (_ns_names(a1) if a1 != "0" else "any")
         if name in ("keyctl",):
             return "op=%s key=%s" % (a0, a1)
-        parts = []
-        for path in paths:
-            pf = path.fields
-            target = auditd.decode_string(pf.get("name", ""))
-            mode = pf.get("mode", "")
-            if mode.startswith(("060", "block")):
-                parts.append("block_device=%s(rdev %s)" % (target, pf.get("rdev", "")))
-            elif pf.get("inode") == "2" and table.is_host_dev(pf.get("dev", "")):
-                parts.append("host_root=%s(dev %s inode 2)" % (target or "-", pf.get("dev", "")))
-            elif target and target != "(null)" and pf.get("item") == "0":
-                parts.append("path=%s" % target)
-        return " ".join(parts)
+        return " ".join(filter(None, (_path_detail(path, table) for path in facts.paths)))
+
+
+def _path_detail(path: PathItem, table: HostLineage) -> str:
+    if path.mode.startswith(("060", "block")):
+        return "block_device=%s(rdev %s)" % (path.name, path.rdev)
+    if path.inode == "2" and table.is_host_dev(path.dev):
+        return "host_root=%s(dev %s inode 2)" % (path.name or "-", path.dev)
+    if path.name and path.name != "(null)" and path.item == "0":
+        return "path=%s" % path.name
+    return ""
+
+
+def _asks_for(client: Client, argv: List[str]) -> bool:
+    """A create request whose arguments after the verb end with `argv` (the image or options come first). A request
+    that is no trigger of its own (`npm run build -- sh` is shaped like one) must name at least UNNAMED_MIN_ARGS
+    arguments of the command: a one-word command (`sh`) is the first command of too many containers."""
+    if client.argv[client.verb] not in CLIENT_VERBS:
+        return False
+    if client.item is None and len(argv) < UNNAMED_MIN_ARGS:
+        return False
+    asked = client.argv[client.verb + 1:]
+    return len(asked) > len(argv) and asked[-len(argv):] == argv
+
+
+def _names(client: Client, key: str) -> bool:
+    """A start request naming the container `key` (its id, or a prefix docker and crictl accept)."""
+    if client.argv[client.verb] not in START_VERBS:
+        return False
+    return any(a == key or (len(a) >= CLIENT_ID_MIN and key.startswith(a)) for a in client.argv[client.verb + 1:])

@@ -76,11 +76,15 @@ class AuditRecord:
 
     @property
     def epoch(self) -> Optional[float]:
-        """Seconds since the epoch, or None for `ausearch -i` stamps (local time text)."""
-        try:
-            return float(self.stamp)
-        except ValueError:
-            return None
+        return stamp_epoch(self.stamp)
+
+
+def stamp_epoch(stamp: str) -> Optional[float]:
+    """Seconds since the epoch of a record's stamp, or None for `ausearch -i` stamps (local time text)."""
+    try:
+        return float(stamp)
+    except ValueError:
+        return None
 
 
 def decode_string(value: str) -> str:

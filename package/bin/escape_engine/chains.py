@@ -10,10 +10,13 @@ refused). Severity follows the outcome: a chain whose calls succeeded is never a
 as a container's id or evidence may be learnt after its chain closed.
 """
 import hashlib
+from datetime import datetime, timezone
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from .families import INJECTION_CALLS, OPEN_CALLS
+from .auditfacts import INJECTION_CALLS, OPEN_CALLS
+from .containers import ContainerFacts
 from .ground import Row, Value
+from .incident import container_id, incident_key
 
 REPORTS = ("escapes", "attempts", "all")
 TRIGGERS = ("syscall", "tool", "socket_client", "agent_write")
@@ -242,30 +245,76 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     return Chain(row, host, key, category, attribution, trigger_text, result_texts)
 
 
-def alert_row(chain: Chain, container: Mapping[str, object]) -> Row:
-    """The chain's alert row, with what the container table knows at the end of the search."""
+def alert_row(chain: Chain, container: Mapping[str, object], facts: Optional[ContainerFacts] = None) -> Row:
+    """The chain's alert row, with what the container table knows at the end of the search and what the runtime's
+    API said about the container (`facts`, from the container registry) when known."""
     attribution = chain.attribution or str(container.get("evidence", "")) or "unknown"
     row = chain.row
-    row["escape_container_id"] = str(container.get("id", ""))
+    row["escape_container_id"] = best_container_id(chain.key, container)
     row["escape_attribution"] = attribution
-    row["escape_summary"] = _summary(row, attribution, chain.trigger_text, chain.result_texts)
+    pod = ""
+    if facts is not None:
+        for field, value in (("escape_container_name", facts.name), ("escape_image", facts.image),
+                             ("escape_pod", facts.pod), ("escape_namespace", facts.namespace),
+                             ("escape_node", facts.node), ("escape_host_access", facts.host_access)):
+            if value:
+                row[field] = value
+        pod = facts.pod_id()
+    row["escape_incident"] = incident_key(chain.host, str(row["escape_container_id"]), pod=pod,
+                                          workload="{}/{}".format(chain.host, chain.key))
+    row["escape_summary"] = _summary(row, attribution, chain.trigger_text, chain.result_texts, facts)
     return row
 
 
-def _summary(row: Mapping[str, Value], attribution: str, trigger_text: str, result_texts: List[str]) -> str:
+def best_container_id(key: str, container: Mapping[str, object]) -> str:
+    """The longest container id known for a chain's container: the lineage table's, else the key when it is one.
+    (Seam: where the lineage records the exact id it read from the runtime's arguments, read that field here.)"""
+    known = container_id(str(container.get("id", "")))
+    return known or container_id(key)
+
+
+def container_words(row: Mapping[str, Value], facts: Optional[ContainerFacts]) -> str:
+    """How the summary names the container: by name with its full id, image and pod when the runtime said them,
+    else by its full id or whole attribution key (an SELinux or AppArmor label is never cut)."""
+    cid = str(row.get("escape_container_id", "")) or str(row["escape_container"])
+    if facts is None or not facts.name:
+        return "container %s" % cid
+    context = ["id %s" % cid]
+    if facts.image:
+        context.append("image %s" % facts.image)
+    if facts.pod:
+        context.append("pod %s/%s" % (facts.namespace or "-", facts.pod))
+    if facts.node:
+        context.append("node %s" % facts.node)
+    return "container %s (%s)" % (facts.name, ", ".join(context))
+
+
+def _access(facts: Optional[ContainerFacts]) -> str:
+    """' Host access: privileged + host PID from the create by alice at <time>.' when the create call is known."""
+    if facts is None or not facts.host_access:
+        return ""
+    by = " by %s" % facts.create_actor if facts.create_actor else ""
+    when = facts.create_time or facts.created
+    at = " at %s" % datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
+    return " Host access: %s from the create%s%s." % (facts.host_access, by, at)
+
+
+def _summary(row: Mapping[str, Value], attribution: str, trigger_text: str, result_texts: List[str],
+             facts: Optional[ContainerFacts]) -> str:
     category, finding = row["escape_category"], row["escape_finding"]
     names, tools = list(row["escape_syscalls"]), list(row["escape_tools"])
-    where = "container %s on %s (attributed by %s)" % (str(row["escape_container"])[:24], row["host"], attribution)
+    where = "%s on %s (attributed by %s)" % (container_words(row, facts), row["host"], attribution)
     if category == "escape" and not result_texts:  # the calls reached the host by themselves (a disk, a process)
-        return "Escape %s in %s: %s succeeded (%s)." % (finding, where, ", ".join(names), trigger_text)
-    if category == "escape":
-        return "Escape chain %s in %s: %s, then %s." % (
+        text = "Escape %s in %s: %s succeeded (%s)." % (finding, where, ", ".join(names), trigger_text)
+    elif category == "escape":
+        text = "Escape chain %s in %s: %s, then %s." % (
             finding, where, ", ".join(names + tools) or trigger_text, "; ".join(result_texts))
-    if category == "suspicious":
-        return "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
-    if finding == "raw_device_attempt":
-        return "Escape attempt in %s: a device node was made (%s), the kernel refused its use." % (
+    elif category == "suspicious":
+        text = "Suspicious %s by a process in %s (%s)." % (", ".join(names), where, finding)
+    elif finding == "raw_device_attempt":
+        text = "Escape attempt in %s: a device node was made (%s), the kernel refused its use." % (
             where, ", ".join(names + tools))
-    return "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
-        where, ", ".join(tools) or ", ".join(names))
-
+    else:
+        text = "Escape attempt in %s: %s executed with no successful escape syscall (blocked, e.g. by seccomp)." % (
+            where, ", ".join(tools) or ", ".join(names))
+    return text + _access(facts)

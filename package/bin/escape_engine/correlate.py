@@ -13,11 +13,14 @@ finding and severity it gets is escape_engine.chains'.
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from .activity import Activity
-from .chains import REPORTS, Clusters, alert_row
+from .chains import REPORTS, Chain, Clusters, alert_row, best_container_id
+from .containers import ContainerFacts, registry_key
 from .ground import ESCAPE_SYSCALLS, Record, Row
 from .intake import RANGE_SKEW, Intake, time_bounds
 from .lineage import DEFAULT_RUNTIME, HostLineage
 from .spoolline import Event, events
+
+SOURCES = ("raw", "reduced")  # what escapecorrelate reads: events, or escapereduce's compact rows
 
 
 def parse_list(text: str) -> List[str]:
@@ -30,13 +33,18 @@ class Correlator:
     def __init__(self, *, window: float = 300.0, skew: float = 2.0, allowlist: Iterable[str] = (),
                  runtime: Optional[Iterable[str]] = None, ttl: float = 7 * 86400.0, report: str = "escapes",
                  state: Optional[Mapping[str, Mapping[str, Any]]] = None, earliest: Optional[float] = None,
-                 latest: Optional[float] = None) -> None:
+                 latest: Optional[float] = None, source: str = "raw",
+                 containers: Iterable[ContainerFacts] = ()) -> None:
         """`earliest` / `latest`: the search's time range (epoch seconds; None or 0 for unbounded). An event whose own
-        time lies more than intake.RANGE_SKEW outside it is skipped and counted (out_of_range)."""
+        time lies more than intake.RANGE_SKEW outside it is skipped and counted (out_of_range). `source`: "raw"
+        (audit and Sysmon events) or "reduced" (escapereduce's compact rows). `containers`: what the runtimes' APIs
+        said about containers (the container registry), to name each chain's container."""
         if window <= 0:
             raise ValueError("window must be a positive number of seconds, got {}".format(window))
         if skew < 0:
             raise ValueError("skew must be zero or more seconds, got {}".format(skew))
+        if source not in SOURCES:
+            raise ValueError("input must be one of {}, got {!r}".format(", ".join(SOURCES), source))
         if report not in REPORTS:
             raise ValueError("report must be one of {}, got {!r}".format(", ".join(REPORTS), report))
         unknown = [s for s in allowlist if s not in ESCAPE_SYSCALLS]
@@ -49,6 +57,8 @@ class Correlator:
         self.runtime = tuple(runtime) if runtime else DEFAULT_RUNTIME
         self.ttl = ttl
         self.report = report
+        self.source = source
+        self.containers: Dict[Tuple[str, str], ContainerFacts] = {facts.key(): facts for facts in containers}
         self.hosts: Dict[str, HostLineage] = {}
         self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
                                         "out_of_order": 0, "out_of_range": 0, "runtime_suppressed": 0, "allowlisted": 0,
@@ -74,7 +84,10 @@ class Correlator:
         self._buffer.extend(self.encode(records))
 
     def encode(self, records: Iterable[Record]) -> List[str]:
-        """One spool line per kept record of one chunk; counts records, malformed and out-of-order events."""
+        """One spool line per kept record (or compact row) of one chunk; counts records, malformed and out-of-order
+        events."""
+        if self.source == "reduced":
+            return self._intake.encode_reduced(records)
         return self._intake.encode(records)
 
     def replay(self, lines: Iterable[str]) -> None:
@@ -119,9 +132,14 @@ class Correlator:
         chains = self._clusters.close_all()
         self._activity.reset()
         self._swept = ("", float("-inf"))
-        rows = [alert_row(chain, self._table(chain.host).containers.get(chain.key, {})) for chain in chains]
+        rows = [self._row(chain) for chain in chains]
         rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)
         return rows
+
+    def _row(self, chain: Chain) -> Row:
+        container = self._table(chain.host).containers.get(chain.key, {})
+        facts = self.containers.get(registry_key(chain.host, best_container_id(chain.key, container)))
+        return alert_row(chain, container, facts)
 
     def messages(self) -> List[Tuple[str, str]]:
         """(level, text) for the search inspector after finish: the counts, then one warning per kind of problem."""
@@ -147,10 +165,11 @@ class Correlator:
 def run(records: Iterable[Record], *, window: float = 300.0, skew: float = 2.0, allowlist: str = "",
         runtime: str = "", report: str = "escapes", ttl: float = 7 * 86400.0,
         state: Optional[Mapping[str, Mapping[str, Any]]] = None, earliest: Optional[float] = None,
-        latest: Optional[float] = None) -> Iterator[Row]:
+        latest: Optional[float] = None, source: str = "raw",
+        containers: Iterable[ContainerFacts] = ()) -> Iterator[Row]:
     """One-shot entry point over all records (tests, replay): feed everything, then emit the alert rows."""
     correlator = Correlator(window=window, skew=skew, allowlist=parse_list(allowlist),
                             runtime=parse_list(runtime), ttl=ttl, report=report, state=state, earliest=earliest,
-                            latest=latest)
+                            latest=latest, source=source, containers=containers)
     correlator.feed(records)
     yield from correlator.finish()

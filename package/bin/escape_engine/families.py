@@ -7,17 +7,20 @@ their own rules in escape_to_host.rules (keys escape_to_host_dev, _ptrace, _bpf)
 that is no memory device, a ptrace of the container's own process, a bpf command that loads no program). Whether the
 chain is an escape, a suspicious call or an attempt is escape_engine.chains' decision, from the call's result.
 """
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from . import auditd
+from .auditfacts import (
+    BLOCK_MODE,
+    DEVICE_CALLS,
+    INJECTION_CALLS,
+    KERNEL_CODE_CALLS,
+    OPEN_CALLS,
+    AuditFacts,
+    PathItem,
+)
 from .lineage import HostLineage, Proc
 from .scalars import is_ascii_digits
 
-DEVICE_CALLS = ("mknod", "mknodat")
-OPEN_CALLS = ("open", "openat", "openat2")
-INJECTION_CALLS = ("ptrace", "process_vm_writev")
-KERNEL_CODE_CALLS = ("bpf",)
-FAMILY_CALLS = frozenset(DEVICE_CALLS + OPEN_CALLS + INJECTION_CALLS + KERNEL_CODE_CALLS)
 S_IFMT, S_IFBLK, S_IFCHR = 0o170000, 0o060000, 0o020000
 MEMORY_DEVICES = {(1, 1): "mem", (1, 2): "kmem", (1, 4): "port"}  # character devices that read or write host memory
 PTRACE_REQUESTS = {0x10: "attach", 0x4206: "seize", 0x4: "poketext", 0x5: "pokedata", 0x6: "pokeuser"}
@@ -41,20 +44,16 @@ def _decode_dev(dev: int) -> Tuple[int, int]:
     return (dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00)
 
 
-def _created(paths: List[auditd.AuditRecord]) -> str:
-    for path in paths:
-        if path.fields.get("nametype") == "CREATE":
-            return auditd.decode_string(path.fields.get("name", ""))
-    return ""
+def _created(paths: List[PathItem]) -> str:
+    return next((path.name for path in paths if path.nametype == "CREATE"), "")
 
 
-def call_detail(name: str, fields: Mapping[str, str], records: List[auditd.AuditRecord], table: HostLineage,
-                key: str, when: float, skew: float) -> Optional[str]:
+def call_detail(facts: AuditFacts, table: HostLineage, key: str, when: float, skew: float) -> Optional[str]:
     """What the call of a process of container `key` means (see the module docstring), or None."""
-    paths = [r for r in records if r.rtype == "PATH"]
+    name, paths = facts.syscall, facts.paths
     if name in DEVICE_CALLS:
-        mode_arg, dev_arg = ("a1", "a2") if name == "mknod" else ("a2", "a3")
-        mode, dev = _number(fields.get(mode_arg, "")), _number(fields.get(dev_arg, ""))
+        mode_arg, dev_arg = (facts.a1, facts.a2) if name == "mknod" else (facts.a2, facts.a3)
+        mode, dev = _number(mode_arg), _number(dev_arg)
         if mode is None or dev is None:
             return None
         major, minor = _decode_dev(dev)
@@ -65,19 +64,17 @@ def call_detail(name: str, fields: Mapping[str, str], records: List[auditd.Audit
         return None
     if name in OPEN_CALLS:
         for path in paths:
-            if path.fields.get("mode", "").startswith("060"):
-                return "block_device=%s(rdev %s)" % (auditd.decode_string(path.fields.get("name", "")),
-                                                     path.fields.get("rdev", ""))
+            if path.mode.startswith(BLOCK_MODE):
+                return "block_device=%s(rdev %s)" % (path.name, path.rdev)
         return None
     if name in INJECTION_CALLS:
-        return _target(name, fields, records, table, key, when, skew)
+        return _target(facts, table, key, when, skew)
     if name in KERNEL_CODE_CALLS:
-        return "bpf_prog_load" if _number(fields.get("a0", "")) == BPF_PROG_LOAD else None
+        return "bpf_prog_load" if _number(facts.a0) == BPF_PROG_LOAD else None
     return None
 
 
-def _target(name: str, fields: Mapping[str, str], records: List[auditd.AuditRecord], table: HostLineage, key: str,
-            when: float, skew: float) -> Optional[str]:
+def _target(facts: AuditFacts, table: HostLineage, key: str, when: float, skew: float) -> Optional[str]:
     """The target of a write into another process, when it lies outside the caller's container.
 
     ptrace attach: the OBJ_PID record names the target by its pid in the host's pid namespace, the argument a1 by its
@@ -88,22 +85,20 @@ def _target(name: str, fields: Mapping[str, str], records: List[auditd.AuditReco
     ptrace pokes (the kernel writes no OBJ_PID for them) and process_vm_writev name the target only by its pid in the
     caller's namespace, so they count only when that pid is a process seen starting outside the container (a
     container with its own pid namespace names small pids that the host's lineage does not hold)."""
-    request = ""
+    request, name = "", facts.syscall
     if name == "ptrace":
-        request = PTRACE_REQUESTS.get(_number(fields.get("a0", "")) or -1, "")
+        request = PTRACE_REQUESTS.get(_number(facts.a0) or -1, "")
         if not request:
             return None
-        obj = next((r for r in records if r.rtype == "OBJ_PID"), None)
-        if obj is not None:
-            pid = obj.fields.get("opid", "")
-            if not pid or _number(fields.get("a1", "")) != _decimal(pid):
+        pid = facts.opid
+        if pid:
+            if _number(facts.a1) != _decimal(pid):
                 return None
             target = table.lookup(pid, when, skew)
             if target is not None and target.container == key:
                 return None
-            return "target=pid %s(%s) in %s request=%s" % (
-                pid, auditd.decode_string(obj.fields.get("ocomm", "")) or "?", _where(target), request)
-    number = _number(fields.get("a1" if name == "ptrace" else "a0", ""))
+            return "target=pid %s(%s) in %s request=%s" % (pid, facts.ocomm or "?", _where(target), request)
+    number = _number(facts.a1 if name == "ptrace" else facts.a0)
     target = table.lookup(str(number), when, skew) if number is not None else None
     if target is None or target.container == key or target.helper:
         return None

@@ -8,13 +8,22 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import docker, kube
 from .allowlist import AllowRule, judge, need_token
+from .containers import (
+    RUNTIME_EVENT_SOURCETYPES,
+    CreateJoin,
+    host_access,
+    inspect_facts,
+    parse_runtime_event,
+)
 from .dockerpair import DaemonPairing, Match, Pending
 from .ground import Record, Row
-from .scalars import first_text
+from .incident import incident_key, pod_identity
+from .registry import Registry
+from .scalars import finite_float, first_text
 from .specrules import Finding, Workload, findings, max_severity, parse_allowed_paths
 
 SUPPRESSED_MODES = ("exclude", "include", "only")
-MODES = ("spec", "health")
+MODES = ("spec", "health", "registry")
 FINDING_TYPES = ("privileged", "host_process", "capability", "privilege_escalation", "seccomp_unconfined",
                  "apparmor_unconfined", "selinux_unconfined", "proc_unmasked", "host_pid", "host_ipc", "host_network",
                  "host_uts", "host_userns", "host_cgroupns", "host_path", "device", "duplicate_key")
@@ -43,6 +52,8 @@ class Inspector:
         self.field = field
         self.counts: Dict[str, int] = {}
         self._pairing = DaemonPairing(lambda: self._count("event_unparseable"))
+        self._join = CreateJoin()           # container create events, for a docker create call's container id
+        self.registry = Registry()          # mode=registry: what the runtimes said about each container
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
     def _count(self, what: str) -> None:
@@ -58,12 +69,18 @@ class Inspector:
             "not_inspectable": "{} event(s) were neither a Kubernetes audit event nor docker data and were skipped",
             "docker_denied": "{} docker call(s) refused by an authorization plugin were not rated (nothing ran)",
             "dry_run": "{} Kubernetes write(s) with dryRun=All were not rated (nothing was stored)",
+            "registry_dropped": "{} create call(s) past the registry's per-search bound were not joined",
         }
+        if self.registry.dropped:
+            self.counts["registry_dropped"] = self.registry.dropped
         return [text.format(self.counts[key]) for key, text in notes.items() if self.counts.get(key)]
 
     # -- rows ----------------------------------------------------------------------------------------------------
     def _row(self, record: Record, workload: Workload, found: List[Finding], evidence: List[str],
-             extra: Dict[str, str]) -> Optional[Row]:
+             extra: Dict[str, str], when: float = 0.0, cid: str = "") -> Optional[Row]:
+        if self.mode == "registry":
+            self._note_create(record, workload, found, extra, when)
+            return None
         verdict = judge(workload, found, self.allowlist) if found else None
         if self.wanted:
             found = [f for f in found if f.finding in self.wanted]
@@ -110,7 +127,22 @@ class Inspector:
         summary = "{}{} {}: {}.{}".format(prefix, extra.get("escape_action", "write of"), label, "; ".join(details),
                                           " Actor: {}.".format(actor) if actor else "")
         row["escape_summary"] = summary[0].upper() + summary[1:]
+        if cid:
+            row["escape_container_id"] = cid
+        row["escape_incident"] = _incident(workload, first_text(record.get("host")), cid, label)
         return row
+
+    def _note_create(self, record: Record, workload: Workload, found: List[Finding], extra: Dict[str, str],
+                     when: float) -> None:
+        """mode=registry: what a create call gave its container, for the registry (never a row of its own)."""
+        access = host_access([(f.finding, f.subject) for f in found])
+        actor = extra.get("escape_actor", "")
+        when = when or finite_float(first_text(record.get("_time"))) or 0.0
+        if workload.platform == "kubernetes":
+            if workload.pod_write and extra.get("escape_launch") == "1":
+                self.registry.add_pod_create(workload.namespace, workload.name, when, actor, access)
+        elif extra.get("escape_launch") == "1" and extra.get("escape_container"):
+            self.registry.add_create(first_text(record.get("host")), extra["escape_container"], when, actor, access)
 
     def _health_row(self, record: Record, finding: str, detail: str, extra: Dict[str, str]) -> Row:
         row: Row = dict(record)
@@ -121,6 +153,8 @@ class Inspector:
         if cd:
             row["escape_evidence_cd"] = cd
         row.update(extra)
+        if extra.get("escape_workload"):
+            row["escape_incident"] = incident_key(first_text(record.get("host")), workload=extra["escape_workload"])
         return row
 
     # -- Kubernetes ----------------------------------------------------------------------------------------------
@@ -166,7 +200,7 @@ class Inspector:
                     event.verb, target, event.username or "?", reason),
                     dict(extra, escape_platform="kubernetes", escape_workload=label))
             return
-        if self.mode != "spec":
+        if self.mode == "health":
             return
         launch = event.resource == "pods" and event.verb == "create" and not event.subresource
         extra["escape_launch"] = "1" if launch else "0"
@@ -184,10 +218,17 @@ class Inspector:
         except ValueError:
             self._count("event_unparseable")
             return
-        if self.mode != "spec":
+        if self.mode == "health":
             return
         host = first_text(record.get("host"))
         for workload, item in items:
+            if self.mode == "registry":
+                facts = inspect_facts(item, host)
+                if facts is not None:
+                    facts.host_access = host_access([(f.finding, f.subject)
+                                                     for f in findings(workload, self.allowed)])
+                    self.registry.add(facts)
+                continue
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
                      # the container's ID: containers may share a name over time (and --rm ones reuse it)
@@ -197,7 +238,8 @@ class Inspector:
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
                 extra["escape_state"] = status
-            row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
+            row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra,
+                            cid=workload.container_id)
             if row is not None:
                 yield row
 
@@ -224,7 +266,7 @@ class Inspector:
         else:
             workload = docker.create_workload(form.body, name)
             action = "docker create of"
-        if self.mode != "spec":
+        if self.mode == "health":
             return
         host = first_text(form.record.get("host"))
         extra = {"escape_action": action, "escape_container": name,
@@ -238,7 +280,10 @@ class Inspector:
         evidence = [first_text(form.record.get("_cd"))]
         if call is not None:
             evidence.append(first_text(call.record.get("_cd")))
-        row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra)
+        when = call.time if call is not None else form.time
+        created = self._join.find(host, name, when) if form.kind == "create" and name else None
+        row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra, when,
+                        created.container_id if created is not None else "")
         if row is not None:
             yield row
 
@@ -260,6 +305,10 @@ class Inspector:
             text = first_text(record.get(self.field)).strip()
             if not text:
                 continue
+            sourcetype = first_text(record.get("sourcetype"))
+            if sourcetype in RUNTIME_EVENT_SOURCETYPES:     # the sourcetype says who wrote it, never the text
+                self._runtime_event(record, text, sourcetype)
+                continue
             if text.startswith(("{", "[")):
                 if _looks_like_inspect(text):
                     yield from self._inspect_json(record, text)
@@ -271,10 +320,25 @@ class Inspector:
             else:
                 self._count("not_inspectable")
 
+    def _runtime_event(self, record: Record, text: str, sourcetype: str) -> None:
+        """A docker or podman container event: held for the create join (and the registry). Events arrive newest
+        first, so a container's create event is at hand when the create call that made it arrives."""
+        event = parse_runtime_event(text, first_text(record.get("host")), sourcetype)
+        if event is None:
+            return
+        action, facts = event
+        if self.mode == "registry":
+            self.registry.add(facts)
+        elif action == "create":
+            self._join.add(facts)
+
     def flush(self) -> Iterator[Row]:
-        """Rows held back for pairing: unpaired bodies (no container name) and, in health mode, bodiless creates."""
+        """Rows held back for pairing: unpaired bodies (no container name) and, in health mode, bodiless creates;
+        in registry mode, one row per container."""
         for match in self._pairing.flush():
             yield from self._docker_match(match)
+        if self.mode == "registry":
+            yield from self.registry.rows()
 
 
 def _one_or_many(values: List[str]) -> Union[str, List[str]]:
@@ -285,6 +349,14 @@ def _looks_like_inspect(text: str) -> bool:
     """docker inspect output (an array, or an object with HostConfig) rather than a Kubernetes audit event."""
     return text.startswith("[") or ('"HostConfig"' in text and '"objectRef"' not in text
                                     and '"protoPayload"' not in text and '"properties"' not in text)
+
+
+def _incident(workload: Workload, host: str, cid: str, label: str) -> str:
+    """escape_incident of a spec row (escape_engine.incident): a pod by its identity, a docker container by its id
+    when known, anything else (a workload template, an unjoined create call) by its label."""
+    if workload.platform == "kubernetes" and workload.pod_write and (workload.kind or "Pod") == "Pod":
+        return incident_key(host, pod=pod_identity(workload.namespace, workload.name))
+    return incident_key(host, cid, workload=label)
 
 
 def _workload_label(workload: Workload, host: str) -> str:

@@ -8,9 +8,9 @@ may well spell `<Event` and `<EventID>`).
 """
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from . import auditd, spoolline, sysmon_linux
+from . import auditd, auditfacts, spoolline, sysmon_linux
 from .ground import Record
-from .scalars import finite_float, first_text
+from .scalars import finite_float, first_text, is_ascii_digits
 
 # Event times outside 1970-2100 are malformed: a far-future stamp would age the host's whole persisted lineage out
 # (the TTL counts back from the newest time seen).
@@ -35,6 +35,10 @@ def time_bounds(earliest: Optional[float], latest: Optional[float]) -> Tuple[flo
     low = max(EPOCH_RANGE[0], earliest - RANGE_SKEW) if earliest else EPOCH_RANGE[0]
     high = min(EPOCH_RANGE[1], latest + RANGE_SKEW) if latest else EPOCH_RANGE[1]
     return low, high
+
+
+def sysmon_fields_kept(data: Dict[str, str]) -> Dict[str, str]:
+    return {k: v for k, v in data.items() if k in SYSMON_FIELDS}
 
 
 def _splunk_time(record: Record) -> float:
@@ -92,11 +96,7 @@ class Intake:
                     if splunk_time is None:
                         splunk_time = _splunk_time(record)
                     when = splunk_time
-                if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1] or len(parsed.serial) > spoolline.MAX_SERIAL_DIGITS:
-                    summary["malformed"] += 1
-                    continue
-                if not self.bounds[0] <= when <= self.bounds[1]:
-                    summary["out_of_range"] += 1
+                if not self._usable(when, parsed.serial):
                     continue
                 event_host = parsed.node or host
                 key = (event_host, parsed.stamp, parsed.serial)
@@ -113,10 +113,58 @@ class Intake:
                     out.append(spoolline.audit_line(prefix, self._seq, cd, labels))
         return out
 
+    def encode_reduced(self, rows: Iterable[Record]) -> List[str]:
+        """encode for escapereduce's compact rows: one line per row, the facts read from its fields, never from
+        raw text (a row not written by escapereduce is counted malformed)."""
+        out: List[str] = []
+        summary = self.summary
+        for row in rows:
+            summary["records"] += 1
+            source, sourcetype = first_text(row.get("source")), first_text(row.get("sourcetype"))
+            labels = spoolline.labels(source, sourcetype)
+            kind = first_text(row.get(auditfacts.KIND_FIELD))
+            evidence = row.get(auditfacts.EVIDENCE_FIELD) or []
+            cds = [c for c in ([evidence] if isinstance(evidence, str) else evidence) if isinstance(c, str) and c]
+            if kind == auditfacts.KIND_SYSMON:
+                data = auditfacts.sysmon_data(row)
+                line = self._sysmon_data(row, data, first_text(row.get("host")), cds[0] if cds else "", labels)
+                if line:
+                    out.append(line)
+                continue
+            stamp, serial = first_text(row.get(auditfacts.STAMP_FIELD)), first_text(row.get(auditfacts.SERIAL_FIELD))
+            host = first_text(row.get(auditfacts.HOST_FIELD))
+            if kind != auditfacts.KIND_AUDIT or not stamp or not is_ascii_digits(serial):
+                summary["malformed"] += 1
+                continue
+            epoch = auditd.stamp_epoch(stamp)
+            when = epoch if epoch is not None else _splunk_time(row)
+            if not self._usable(when, serial):
+                continue
+            key = (host, stamp, serial)
+            if key != self._last_key:
+                self._arrival(when)
+                self._last_key = key
+            self._seq += 1
+            out.append(spoolline.facts_line(spoolline.audit_prefix(host, when, serial, stamp), self._seq, cds, labels,
+                                            [first_text(row.get(name)) for name in auditfacts.FACT_FIELDS]))
+        return out
+
+    def _usable(self, when: float, serial: str) -> bool:
+        """An audit event's time and serial are usable (else counted malformed or out of range)."""
+        if not EPOCH_RANGE[0] <= when < EPOCH_RANGE[1] or len(serial) > spoolline.MAX_SERIAL_DIGITS:
+            self.summary["malformed"] += 1
+            return False
+        if not self.bounds[0] <= when <= self.bounds[1]:
+            self.summary["out_of_range"] += 1
+            return False
+        return True
+
     def _sysmon(self, record: Record, raw: str, host: str, cd: str, labels: str) -> str:
         """The line of a Sysmon event the correlation reads, else "" (malformed ones counted)."""
+        return self._sysmon_data(record, sysmon_linux.parse_event(raw), host, cd, labels)
+
+    def _sysmon_data(self, record: Record, data: Optional[Dict[str, str]], host: str, cd: str, labels: str) -> str:
         summary = self.summary
-        data = sysmon_linux.parse_event(raw)
         if data is None or data["EventID"] not in SYSMON_REQUIRED:
             if data is None:
                 summary["malformed"] += 1
@@ -133,9 +181,9 @@ class Intake:
             return ""
         self._arrival(when)
         self._last_key = None
-        kept = {k: v for k, v in data.items() if k in SYSMON_FIELDS}
         self._seq += 1
-        return spoolline.sysmon_line(data.get("Computer") or host, when, self._seq, cd, labels, kept)
+        return spoolline.sysmon_line(data.get("Computer") or host, when, self._seq, cd, labels,
+                                     sysmon_fields_kept(data))
 
     def _arrival(self, when: float) -> None:
         if self._oldest is not None and when > self._oldest + self.skew:

@@ -12,11 +12,13 @@ merges them back in string order; `events` turns the merged lines back into even
 import json
 import re
 import struct
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import auditd
+from .auditfacts import FACT_FIELDS, AuditFacts, from_fields, merge
 
 SEPARATOR = "\t"
+FACTS = "facts"            # the record type of a compact row's line (escapecorrelate input=reduced)
 SYSMON_SERIAL = "-"        # sorts before every audit serial ("%02d" length, then digits)
 MAX_SERIAL_DIGITS = 99     # what "%02d" holds; audit serials are 32 or 64-bit counters (20 digits at most)
 FIELDS = 10
@@ -73,6 +75,19 @@ def audit_line(prefix: str, arrival: int, cd: str, labels_text: str, rtype: str 
     return "%s%012x\t%s\t%s\t\t" % (prefix, arrival, escape(cd), labels_text)
 
 
+def facts_line(prefix: str, arrival: int, cds: List[str], labels_text: str, texts: Sequence[str]) -> str:
+    """A compact row's line: the _cd of every record of its event (JSON), then the texts of its fact fields
+    (auditfacts.FACT_FIELDS, each escaped, tab-separated), read into facts only when the event is replayed."""
+    return "%s%012x\t\t%s\t%s\t%s\t%s" % (prefix, arrival, labels_text, FACTS,
+                                        escape(json.dumps(cds, separators=(",", ":"))),
+                                        "\t".join(escape(t) for t in texts))
+
+
+def _facts(payload: str) -> Tuple[List[str], AuditFacts]:
+    cds, *texts = payload.split(SEPARATOR)
+    return json.loads(unescape(cds)), from_fields(dict(zip(FACT_FIELDS, (unescape(t) for t in texts))))
+
+
 def sysmon_line(host: str, when: float, arrival: int, cd: str, labels_text: str, fields: Dict[str, str]) -> str:
     """A Sysmon event's line: its kept fields as compact JSON."""
     return "\t".join((escape(host), time_key(when), SYSMON_SERIAL, "", "%012x" % arrival, escape(cd), labels_text,
@@ -105,7 +120,7 @@ def decode(line: str) -> SpoolLine:
 class Event:
     """The records of one audit event (joined on host, serial and stamp), or one Sysmon event."""
 
-    __slots__ = ("cds", "host", "records", "serial", "source", "sourcetype", "sysmon", "time")
+    __slots__ = ("cds", "facts", "host", "records", "serial", "source", "sourcetype", "sysmon", "time")
 
     def __init__(self, host: str, time: float, serial: int) -> None:
         self.host = host
@@ -114,6 +129,7 @@ class Event:
         self.records: List[auditd.AuditRecord] = []
         self.cds: List[str] = []
         self.sysmon: Optional[Dict[str, str]] = None
+        self.facts: Optional[AuditFacts] = None  # a compact row's, read instead of the records
         self.source = ""
         self.sourcetype = ""
 
@@ -142,6 +158,11 @@ def events(lines: Iterable[str]) -> Iterator[Event]:
             event = Event(unescape(host), time_value(key), int(serial[2:]))
             event.source, event.sourcetype = unescape(source), unescape(sourcetype)
             group = (host, serial, stamp)
+        if rtype == FACTS:
+            cds, facts = _facts(payload)
+            event.facts = facts if event.facts is None else merge(event.facts, facts)
+            event.cds.extend(c for c in cds if c not in event.cds)
+            continue
         if rtype:
             raw, _, tail = unescape(payload).partition(auditd.GS)
             event.records.append(auditd.AuditRecord(unescape(rtype), unescape(stamp), serial[2:], "", raw, tail))

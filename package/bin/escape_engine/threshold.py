@@ -8,6 +8,7 @@ count and the workloads. State is explicit: `feed()` once per chunk, `results()`
 from typing import Dict, Iterable, Iterator, List, Tuple
 
 from .ground import Record, Row
+from .incident import plural
 from .scalars import finite_float, first_text
 
 MAX_LISTED = 100        # workloads and evidence references listed per alert row
@@ -22,6 +23,7 @@ def _values(value: object) -> List[str]:
 class _Group:
     def __init__(self) -> None:
         self.launches: Dict[str, Tuple[str, str]] = {}     # launch id -> (workload, evidence _cd)
+        self.incidents: Dict[str, None] = {}                # escape_incident of each launch, in arrival order
         self.hosts: Dict[str, None] = {}
 
 
@@ -59,6 +61,9 @@ class ThresholdCounter:
             workload = first_text(record.get("escape_workload"))
             group.launches.setdefault(launch, (workload, evidence[0] if evidence else ""))
             group.hosts[first_text(record.get("host"))] = None
+            incident = first_text(record.get("escape_incident"))
+            if incident and len(group.incidents) < MAX_LISTED:
+                group.incidents[incident] = None
 
     def results(self) -> Iterator[Row]:
         for (key, bucket), group in sorted(self.groups.items(), key=lambda item: (-item[0][1], item[0][0])):
@@ -77,10 +82,12 @@ class ThresholdCounter:
                 "escape_threshold": str(self.threshold),
                 "escape_period": str(self.period),
                 "escape_workload": workloads[:MAX_LISTED],
-                "escape_summary": "{} privileged container launches on {} within {} s (threshold {}): {}{}.".format(
-                    count, key or "(no cluster)", self.period, self.threshold, ", ".join(workloads[:10]),
+                "escape_summary": "{} on {} within {} s (threshold {}): {}{}.".format(
+                    plural(count, "privileged container launch", "privileged container launches"), key or "(no cluster)", self.period, self.threshold, ", ".join(workloads[:10]),
                     " and {} more".format(len(workloads) - 10) if len(workloads) > 10 else ""),
             }
+            if group.incidents:     # each launch's incident: this alert belongs to every one of them
+                row["escape_incident"] = sorted(group.incidents)
             if evidence:
                 row["escape_evidence_cd"] = evidence[:MAX_LISTED]
             yield row
