@@ -160,3 +160,11 @@ def test_a_kv_store_limit_fails_the_run_as_splunkd_would_and_the_simulation_goes
                                                            "--state", str(state)]
     assert simulate.main(argv) == 1
     assert "1 failed run(s)" in capsys.readouterr().err
+
+
+def test_set_applies_a_tunable_to_every_run(built_app: Path, tmp_path: Path) -> None:
+    inputs, first = hourly_log(tmp_path)
+    alerts = run(inputs, "{}T10:00:00Z".format(DAY), "{}T15:00:00Z".format(DAY), enable=[DETECTION],
+                 settings=["escape_allowed_kernel_modules=drv_h10_m05,drv_h13_m50"])
+    assert sorted((str(a["host"]), module_of(a)) for a in alerts) == sorted(
+        k for k in first if k[1] not in ("drv_h10_m05", "drv_h13_m50"))
