@@ -93,7 +93,7 @@ def test_a_docker_exec_process_named_like_the_runtime_stays_a_container_process(
     pid = next(r["pid"] for r in ground_truth() if r["serial"] == serial)
     proc = engine.hosts[HOST].procs[pid][-1]
     assert not proc.runtime
-    assert proc.evidence.startswith("lineage:runc exec") and len(proc.container) == 64
+    assert proc.evidence.startswith("runtime:runc exec") and len(proc.container) == 64 and proc.identity == "exact"
 
 
 # ---- 2. parsers by sourcetype and record type; times bounded by the search ----------------------------------------

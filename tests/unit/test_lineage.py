@@ -16,6 +16,8 @@ from escape_engine.lineage import (
     attribute_running,
     container_id_from_argv,
     is_runtime,
+    runtime_call,
+    shim_args,
 )
 from tests.unit.linux_lab import lab_lines, to_records
 
@@ -35,9 +37,9 @@ def _attribute(table: HostLineage, pid: str, ppid: str, when: float, comm: str =
 
 
 def test_shim_lineage_gives_the_container_id_from_the_shim_command_line() -> None:
-    key, evidence, runtime, _ = _attribute(_table(), "60", "50", 101.0)
-    assert (key, runtime) == ("abc123", False)
-    assert evidence == "lineage:containerd-shim-runc-v2(pid 50)"
+    found = _attribute(_table(), "60", "50", 101.0)
+    assert (found.key, found.runtime, found.identity, found.container_id) == ("abc123", False, "exact", "abc123")
+    assert found.evidence == "lineage:containerd-shim-runc-v2(pid 50)"
 
 
 def test_descendants_inherit_and_runc_exec_children_are_attributed() -> None:
@@ -48,8 +50,8 @@ def test_descendants_inherit_and_runc_exec_children_are_attributed() -> None:
     table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00",
                    ["runc", "exec", "--process", "p.json", "abc123"],
                    runtime=True))
-    key, evidence, _, _ = _attribute(table, "71", "70", 103.1, "ps", "/bin/ps")
-    assert key == "abc123" and evidence.startswith("lineage:runc exec")
+    found = _attribute(table, "71", "70", 103.1, "ps", "/bin/ps")
+    assert found.key == "abc123" and found.evidence.startswith("lineage:runc exec") and found.identity == "exact"
 
 
 def test_pid_reuse_replaces_the_old_lineage() -> None:
@@ -69,8 +71,8 @@ def test_evidence_that_needs_no_history() -> None:
     assert _attribute(table, "5", "4", 1.0, dev="", subj="system_u:system_r:container_t:s0:c1,c2",
                       skew=0.0).evidence == "lsm:container_t"
     explicit = _attribute(table, "5", "4", 1.0, dev="fe:00", explicit="f00d", skew=0.0)
-    assert explicit[:2] == ("f00d", "field:container_id")
-    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "")
+    assert explicit[:2] == ("f00d", "field:container_id") and explicit.identity == "exact"
+    assert _attribute(table, "5", "4", 1.0, dev="fe:00") == ("", "", False, "", "", "")
 
 
 def test_runtime_names_need_a_host_executable_or_runtime_parent() -> None:
@@ -222,8 +224,108 @@ def test_a_container_process_that_executes_a_host_runtime_binary_stays_in_its_co
     table = _table()
     table.add(Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", ["sh"], container="abc123",
                    evidence="lineage:containerd-shim-runc-v2(pid 50)"))
-    key, _, runtime, _ = _attribute(table, "60", "50", 102.0, "runc", "/usr/local/bin/runc", "fe:00")
+    key, _, runtime = _attribute(table, "60", "50", 102.0, "runc", "/usr/local/bin/runc", "fe:00")[:3]
     assert (key, runtime) == ("abc123", False)
     # The runtime's own re-exec (runc init, then the container's entrypoint) still starts as the runtime.
     table.add(Proc("70", "50", 103.0, "runc", "/usr/sbin/runc", "fe:00", ["runc", "init"], runtime=True))
     assert _attribute(table, "71", "70", 103.1, "runc", "/usr/sbin/runc", "fe:00")[2] is True
+
+
+# ---- exact identity from the runtime's own arguments (issue 18) ---------------------------------------------------
+PODMAN_ID = "61818860c9ea1b8b299d06366bca70e017a89a13b55d8629c6574f715abc7a45"
+CRUN_CREATE = ["/usr/bin/crun", "--log-format=json", "--log", "/run/containers/storage/overlay-containers/%s/userdata/"
+               "oci-log" % PODMAN_ID, "create", "--bundle", "/var/lib/containers/storage/overlay-containers/%s/userdata"
+               % PODMAN_ID, "--pid-file", "/run/containers/storage/overlay-containers/%s/userdata/pidfile" % PODMAN_ID,
+               PODMAN_ID]
+
+
+def _exec(table: HostLineage, pid: str, ppid: str, when: float, exe: str, dev: str, argv: List[str],
+          title: Tuple[str, ...] = ()) -> Attribution:
+    found = attribute_exec(table, Exec(pid, ppid, when, exe.rpartition("/")[2], exe, dev, argv, list(title), "0", "",
+                                       "", "/"), 0.5)
+    table.add(Proc(pid, ppid, when, exe.rpartition("/")[2], exe, dev, argv, container=found.key,
+                   evidence=found.evidence, runtime=found.runtime, identity=found.identity, serves=found.serves))
+    if found.key:
+        table.container_seen(found.key, when, found.evidence, found.container_id, found.identity)
+    return found
+
+
+def test_runtime_calls_name_their_verb_and_container_whatever_the_options() -> None:
+    assert runtime_call(CRUN_CREATE) == ("create", PODMAN_ID)
+    assert runtime_call(["runc", "--root", "/run/runc", "exec", "-e", "A=1", "--detach", "cafe", "ps", "-ef"]) == \
+        ("exec", "cafe")
+    assert runtime_call(["runc", "--log=/l", "run", "-b", "/b", "beef"]) == ("run", "beef")
+    assert runtime_call(["crun", "--version"]) == ("", "")
+    assert shim_args("conmon", ["conmon", "--api-version", "1", "-c", "abc", "-u", "def"]) == ("abc", True)
+    assert shim_args("containerd-shim-runc-v2", ["s", "-namespace", "k8s.io", "-id", "pod1"]) == ("pod1", False)
+    assert shim_args("containerd-shim-runc-v2", ["s", "-namespace", "moby", "-id", "c1"]) == ("c1", True)
+
+
+def test_a_daemonized_monitors_runtime_call_gives_its_clone_the_exact_id() -> None:
+    # podman: conmon double-forks, so crun's parent (2048) is never seen; crun re-executes itself (execveat, "/"),
+    # its clone (2050) prepares the container by mounts only, then executes the program reparented to 2048.
+    table = HostLineage("h1")
+    crun = _exec(table, "2049", "2048", 10.0, "/usr/bin/crun", "fe:00", CRUN_CREATE)
+    assert crun.runtime and crun.serves == PODMAN_ID
+    assert _exec(table, "2049", "2048", 10.01, "/", "fe:00", CRUN_CREATE).serves == PODMAN_ID
+    assert attribute_running(table, Running("2050", "2049", 10.02, "crun", "/"), 0.5).runtime
+    first = _exec(table, "2050", "2048", 10.05, "/bin/busybox", "00:2a", ["unshare", "-m", "true"],
+                  tuple(CRUN_CREATE[:3]))
+    assert (first.key, first.identity, first.container_id) == (PODMAN_ID, "exact", PODMAN_ID)
+    assert first.evidence == "runtime:crun create(pid 2049) started it"
+    cleanup = _exec(table, "2052", "2048", 10.2, "/usr/bin/podman", "fe:00", ["/usr/bin/podman", "container",
+                                                                            "cleanup", PODMAN_ID])
+    assert cleanup.key == "" and not cleanup.runtime  # the monitor's exit command is the host's
+
+
+def test_the_first_exec_under_a_monitor_after_a_detached_exec_call_is_the_containers() -> None:
+    table = HostLineage("h1")
+    _exec(table, "2568", "2566", 20.0, "/usr/bin/crun", "fe:00", ["/usr/bin/crun", "exec", "--pid-file", "/p",
+                                                                 "--process", "/q", "--detach", PODMAN_ID])
+    late = attribute_exec(table, Exec("2570", "2566", 40.0, "sh", "/bin/sh", "00:2a", ["sh"], [], "0", "", "", "/"),
+                          0.5)
+    assert late.identity == "uncertain"  # past MONITOR_WINDOW: the call's process is not this one
+    found = _exec(table, "2571", "2566", 20.01, "/bin/busybox", "00:2a", ["nsenter", "-t", "1"])
+    assert (found.key, found.identity) == (PODMAN_ID, "exact") and "crun exec" in found.evidence
+    host = _exec(table, "2574", "2566", 20.02, "/usr/bin/podman", "fe:00", ["/usr/bin/podman", "cleanup"])
+    assert host.key == ""  # the monitor served one process: its later children are the host's
+
+
+def test_a_device_names_a_container_only_from_its_start_to_the_next_start_on_it() -> None:
+    table = HostLineage("h1")
+    table.container_seen("c1", 5.0, "x", "c1", "exact")
+    table.claim_device("00:2a", 10.0, "c1")
+    orphan = _attribute(table, "30", "29", 11.0, dev="00:2a")
+    assert (orphan.key, orphan.identity) == ("c1", "device")
+    assert _attribute(table, "30", "29", 9.0, dev="00:2a", skew=0.0).identity == "uncertain"  # before c1 started
+    # a container whose runtime call was not seen starts on the same number: its first process keeps crun's title
+    started = _attribute(table, "40", "39", 20.0, dev="00:2a", title=("/usr/bin/crun", "--log-format=json"))
+    assert started.identity == "uncertain" and started.key.startswith("runc-init:")
+    later = _attribute(table, "50", "49", 21.0, dev="00:2a")
+    assert later.key != "c1" and later.identity == "uncertain"
+
+
+def test_uncertain_signs_never_give_two_orphans_one_key() -> None:
+    table = HostLineage("h1")
+    one, two = (_attribute(table, pid, ppid, 1.0, dev="00:31") for pid, ppid in (("5", "4"), ("7", "6")))
+    assert one.key != two.key and {one.identity, two.identity} == {"uncertain"}
+    label = "system_u:system_r:container_t:s0:c1,c2"
+    assert _attribute(table, "5", "4", 1.0, dev="", subj=label).key != \
+        _attribute(table, "7", "6", 1.0, dev="", subj=label).key
+    pod = HostLineage("h1")
+    pod.add(Proc("50", "1", 1.0, "containerd-shim", "/usr/bin/containerd-shim-runc-v2", "fe:00",
+                 ["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "sandbox1"], runtime=True))
+    first, second = (_attribute(pod, pid, "50", 2.0) for pid in ("60", "61"))
+    assert first.key != second.key and first.identity == "uncertain"
+
+
+def test_identity_serves_and_device_owners_survive_the_persisted_state() -> None:
+    table = HostLineage("h1")
+    table.add(Proc("60", "50", 101.0, "sh", "/bin/sh", "00:27", container="c1", evidence="x", identity="exact"))
+    table.add(Proc("70", "50", 101.0, "crun", "/usr/bin/crun", "fe:00", runtime=True, serves="c1"))
+    table.container_seen("c1", 101.0, "x", "c1", "exact")
+    table.claim_device("00:27", 101.0, "c1")
+    again = HostLineage.from_json(json.loads(json.dumps(table.to_json(ttl=86400.0))))
+    assert again.lookup("60", 200.0).identity == "exact" and again.lookup("70", 200.0).serves == "c1"
+    assert again.device_owner("00:27", 200.0) == "c1" and again.containers["c1"]["identity"] == "exact"
+    assert again.dropped == 0

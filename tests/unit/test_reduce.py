@@ -1,6 +1,7 @@
 """escapereduce (escape_engine.reduce) and escapecorrelate input=reduced: the same alerts, evidence and lineage as the
 correlation over raw events, also when a host's events are sharded over search peers (tools.peers.shard, the one
 sharding rule), and the drop rules that make the rows few."""
+import gzip
 from typing import Dict, List, Mapping, Sequence
 
 import pytest
@@ -52,7 +53,9 @@ def _inputs() -> Dict[str, List[Mapping[str, Value]]]:
     public = {path.name: to_records(list(enumerate(public_text(path))))
               for path in sorted((DATA / "public" / "linux_auditd").glob("*.log"))}
     sample = list(enumerate((SAMPLES / "linux_audit_lab-run1.log").read_bytes().split(b"\n")))
-    return {"lab-run1": list(lab_records()), "lab-run2": list(lab2_records()), "linux_audit_lab-run1.log": list(to_records(sample)),
+    podman = gzip.decompress((DATA / "lab-podman" / "audit.log.gz").read_bytes()).split(b"\n")
+    return {"lab-run1": list(lab_records()), "lab-run2": list(lab2_records()),
+            "lab-podman": list(to_records(list(enumerate(podman)))), "linux_audit_lab-run1.log": list(to_records(sample)),
             "auditd_ausearch-i_lab-run1.log": list(interpreted_records(SAMPLES / "auditd_ausearch-i_lab-run1.log")),
             "sysmon_linux_handwritten.log": list(_sysmon_records()), **public}
 

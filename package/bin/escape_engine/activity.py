@@ -32,6 +32,7 @@ from .chains import Clusters, Item
 from .ground import ESCAPE_SYSCALLS
 from .lineage import (
     HELPER_WINDOW,
+    Attribution,
     Exec,
     HostLineage,
     Proc,
@@ -209,14 +210,16 @@ class Activity:
         when, pid, exe, dev, argv = process.time, process.pid, process.exe, process.dev, process.argv
         found = attribute_exec(table, process, self.skew, self.traps.get(table.host, ()))
         key, evidence = found.key, found.evidence
-        proc = Proc(pid, process.ppid, when, process.comm, exe, dev, argv, process.uid, key, evidence, found.runtime)
+        proc = Proc(pid, process.ppid, when, process.comm, exe, dev, argv, process.uid, key, evidence, found.runtime,
+                    identity=found.identity, serves=found.serves)
         proc.cds = list(event.cds)
         table.add(proc)
         if not key:
             table.note_host_dev(dev, when)
             return
-        table.container_seen(key, when, evidence, found.container_id)
-        labels: Dict[str, Any] = {"source": event.source, "sourcetype": event.sourcetype, "attribution": evidence}
+        table.container_seen(key, when, evidence, found.container_id, found.identity)
+        labels: Dict[str, Any] = {"source": event.source, "sourcetype": event.sourcetype, "attribution": evidence,
+                                  "identity": found.identity}
         if is_runc_init(process.title) and (table.host, key) not in self.started:
             self.started.add((table.host, key))
             self._child_start(event, table, key, argv)
@@ -289,7 +292,7 @@ class Activity:
             return
         proc = table.lookup(running.pid, running.time, self.skew)
         detail = self._detail(facts, table)
-        self._call_item(event, table, running, found.key, found.evidence, facts, detail)
+        self._call_item(event, table, running, found, facts, detail)
         if name == "mount" and success and is_ascii_digits(running.pid) and self._cgroup_mount(proc, detail):
             self.traps.setdefault(table.host, []).append(Trap(running.time, int(running.pid), found.key))
 
@@ -303,11 +306,11 @@ class Activity:
             return
         detail = families.call_detail(facts, table, found.key, running.time, self.skew)
         if detail is not None:
-            self._call_item(event, table, running, found.key, found.evidence, facts, detail)
+            self._call_item(event, table, running, found, facts, detail)
 
-    def _call_item(self, event: Event, table: HostLineage, running: Running, key: str, evidence: str,
+    def _call_item(self, event: Event, table: HostLineage, running: Running, found: Attribution,
                    facts: AuditFacts, detail: str) -> None:
-        name, success = facts.syscall, facts.success
+        name, success, key = facts.syscall, facts.success, found.key
         proc = table.lookup(running.pid, running.time, self.skew)
         cds = list(event.cds)
         if proc is not None:
@@ -318,7 +321,7 @@ class Activity:
                                             detail, "" if success else " exit=%s" % facts.exit)
         self.clusters.add(table.host, key, Item(running.time, "syscall", cds, text.strip(), success, name, detail,
                                                 source=event.source, sourcetype=event.sourcetype,
-                                                attribution=evidence))
+                                                attribution=found.evidence, identity=found.identity))
 
     def crash(self, event: Event, facts: AuditFacts) -> None:
         """A container process dumped core: the kernel runs a core_pattern pipe program now, which arms the trap
@@ -367,8 +370,8 @@ class Activity:
             return
         self.clusters.add(table.host, found.key, Item(event.time, "agent_write", list(event.cds),
                                                       "pid %s (%s) wrote %s" % (running.pid, running.comm, target),
-                                                      True, "write", target,
-                                                      source=event.source, sourcetype=event.sourcetype))
+                                                      True, "write", target, source=event.source,
+                                                      sourcetype=event.sourcetype, identity=found.identity))
         if is_ascii_digits(running.pid):
             self.traps.setdefault(table.host, []).append(Trap(event.time, int(running.pid), found.key))
 

@@ -11,11 +11,11 @@ as a container's id or evidence may be learnt after its chain closed.
 """
 import hashlib
 from datetime import datetime, timezone
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .auditfacts import INJECTION_CALLS, OPEN_CALLS
 from .containers import ContainerFacts
-from .ground import Row, Value
+from .ground import CONTAINER_ID_FIELD, CONTAINER_IDENTITIES, IDENTITY_FIELD, Row, Value
 from .incident import container_id, incident_key
 
 REPORTS = ("escapes", "attempts", "all")
@@ -27,14 +27,15 @@ _COUNTS = {"escape": "escapes", "suspicious": "suspicious", "attempt": "attempts
 class Item:
     """One event of a container's activity that a chain may rest on."""
 
-    __slots__ = ("attribution", "cds", "detail", "kind", "name", "order", "source", "sourcetype", "success", "text",
-                 "time")
+    __slots__ = ("attribution", "cds", "detail", "identity", "kind", "name", "order", "source", "sourcetype",
+                 "success", "text", "time")
 
     def __init__(self, time: float, kind: str, cds: List[str], text: str, success: bool, name: str,
                  detail: str = "", order: int = 0, source: str = "", sourcetype: str = "",
-                 attribution: str = "") -> None:
+                 attribution: str = "", identity: str = "") -> None:
         self.time = time
         self.attribution = attribution
+        self.identity = identity  # how the item's process was tied to the container (ground.CONTAINER_IDENTITIES)
         self.kind = kind
         self.cds = cds
         self.text = text
@@ -221,7 +222,8 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
         "escape_chain_id": chain_id,
         "escape_evidence_cd": evidence,
         "escape_container": key,
-        "escape_container_id": "",
+        CONTAINER_ID_FIELD: "",
+        IDENTITY_FIELD: weakest_identity(i.identity for i in items),
         "escape_attribution": "",
         "escape_syscalls": names,
         "escape_tools": tools,
@@ -245,12 +247,19 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
     return Chain(row, host, key, category, attribution, trigger_text, result_texts)
 
 
+def weakest_identity(identities: Iterable[str]) -> str:
+    """The least sure of the identities given ("" when none is given): a chain is as sure as its weakest item."""
+    known = [CONTAINER_IDENTITIES.index(i) for i in identities if i in CONTAINER_IDENTITIES]
+    return CONTAINER_IDENTITIES[max(known)] if known else ""
+
+
 def alert_row(chain: Chain, container: Mapping[str, object], facts: Optional[ContainerFacts] = None) -> Row:
     """The chain's alert row, with what the container table knows at the end of the search and what the runtime's
     API said about the container (`facts`, from the container registry) when known."""
     attribution = chain.attribution or str(container.get("evidence", "")) or "unknown"
     row = chain.row
-    row["escape_container_id"] = best_container_id(chain.key, container)
+    row[CONTAINER_ID_FIELD] = best_container_id(chain.key, container)
+    row[IDENTITY_FIELD] = str(row.get(IDENTITY_FIELD, "")) or str(container.get("identity", "")) or CONTAINER_IDENTITIES[-1]
     row["escape_attribution"] = attribution
     pod = ""
     if facts is not None:
@@ -260,15 +269,15 @@ def alert_row(chain: Chain, container: Mapping[str, object], facts: Optional[Con
             if value:
                 row[field] = value
         pod = facts.pod_id()
-    row["escape_incident"] = incident_key(chain.host, str(row["escape_container_id"]), pod=pod,
+    row["escape_incident"] = incident_key(chain.host, str(row[CONTAINER_ID_FIELD]), pod=pod,
                                           workload="{}/{}".format(chain.host, chain.key))
     row["escape_summary"] = _summary(row, attribution, chain.trigger_text, chain.result_texts, facts)
     return row
 
 
 def best_container_id(key: str, container: Mapping[str, object]) -> str:
-    """The longest container id known for a chain's container: the lineage table's, else the key when it is one.
-    (Seam: where the lineage records the exact id it read from the runtime's arguments, read that field here.)"""
+    """The longest container id known for a chain's container: the lineage table's (the id the runtime's own
+    arguments named, escape_engine.lineage.runtimeargs), else the key when it is one."""
     known = container_id(str(container.get("id", "")))
     return known or container_id(key)
 
@@ -276,7 +285,7 @@ def best_container_id(key: str, container: Mapping[str, object]) -> str:
 def container_words(row: Mapping[str, Value], facts: Optional[ContainerFacts]) -> str:
     """How the summary names the container: by name with its full id, image and pod when the runtime said them,
     else by its full id or whole attribution key (an SELinux or AppArmor label is never cut)."""
-    cid = str(row.get("escape_container_id", "")) or str(row["escape_container"])
+    cid = str(row.get(CONTAINER_ID_FIELD, "")) or str(row["escape_container"])
     if facts is None or not facts.name:
         return "container %s" % cid
     context = ["id %s" % cid]

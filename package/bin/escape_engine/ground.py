@@ -23,6 +23,16 @@ ESCAPE_SYSCALLS: Tuple[str, ...] = (
     "open_by_handle_at", "init_module", "finit_module",
 )
 
+# The fields of a Linux alert row that say which container it is about (escape_engine.chains fills them from the
+# lineage): the container's full id ("" when nothing named it), and how the container was known, one of
+# CONTAINER_IDENTITIES, strongest first: "exact" (its runtime's own arguments named it, or the kernel's audit
+# container id), "device" (its processes ran from the overlay device a known container started on, and no other
+# container had started on that device since), "uncertain" (a weaker sign: an anonymous device with no known owner,
+# an LSM label, a stale `runc init` title, a pod's shim; such a container never shares a chain with another one).
+CONTAINER_ID_FIELD = "escape_container_id"
+IDENTITY_FIELD = "escape_identity"
+CONTAINER_IDENTITIES: Tuple[str, ...] = ("exact", "device", "uncertain")
+
 # Splunk object names derived from a detection's title and slug.
 SAVED_SEARCH_FORMAT = "Escape to Host - {} - Rule"
 FILTER_MACRO_FORMAT = "escape_{}_filter"

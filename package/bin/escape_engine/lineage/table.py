@@ -13,6 +13,7 @@ DEFAULT_RUNTIME = ("runc", "crun", "conmon", "containerd", "containerd-shim", "c
                    "containerd-shim-runc-v1", "dockerd", "docker-proxy", "runc:[0:PARENT]", "runc:[1:CHILD]",
                    "runc:[2:INIT]")
 HISTORY_PER_PID = 4
+OWNERS_PER_DEVICE = 4  # the newest containers seen starting on one anonymous device (the kernel reuses the numbers)
 
 
 def basename(path: str) -> str:
@@ -27,12 +28,12 @@ def anonymous_device(dev: str) -> bool:
 class Proc:
     """One process image (an execve) and its attribution."""
 
-    __slots__ = ("argv", "cds", "comm", "container", "dev", "evidence", "exe", "helper", "last", "persisted", "pid",
-                 "ppid", "runtime", "start", "uid")
+    __slots__ = ("argv", "cds", "comm", "container", "dev", "evidence", "exe", "helper", "identity", "last",
+                 "persisted", "pid", "ppid", "runtime", "serves", "start", "uid")
 
     def __init__(self, pid: str, ppid: str, start: float, comm: str = "", exe: str = "", dev: str = "",
                  argv: Optional[List[str]] = None, uid: str = "", container: str = "", evidence: str = "",
-                 runtime: bool = False, helper: bool = False) -> None:
+                 runtime: bool = False, helper: bool = False, identity: str = "", serves: str = "") -> None:
         self.pid = pid
         self.ppid = ppid
         self.start = start
@@ -45,6 +46,8 @@ class Proc:
         self.evidence = evidence
         self.runtime = runtime
         self.helper = helper
+        self.identity = identity  # how its container was known (ground.CONTAINER_IDENTITIES)
+        self.serves = serves      # a runtime process: the container id its runtime call names (it starts a process there)
         self.last = start
         self.persisted = False  # loaded from the state of an earlier search
         self.cds: List[str] = []  # the _cd of its execve event in this search (not persisted)
@@ -52,7 +55,8 @@ class Proc:
     def to_json(self) -> Dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "start": self.start, "comm": self.comm, "exe": self.exe,
                 "dev": self.dev, "argv": self.argv[:12], "uid": self.uid, "container": self.container,
-                "evidence": self.evidence, "runtime": self.runtime, "helper": self.helper, "last": self.last}
+                "evidence": self.evidence, "runtime": self.runtime, "helper": self.helper, "last": self.last,
+                "identity": self.identity, "serves": self.serves}
 
     @classmethod
     def from_json(cls, data: Any) -> Optional["Proc"]:
@@ -67,7 +71,8 @@ class Proc:
         proc = cls(pid, _key_text(data.get("ppid")), start, _str(data.get("comm")), _str(data.get("exe")),
                    _str(data.get("dev")), [a for a in argv if isinstance(a, str)] if isinstance(argv, list) else [],
                    _key_text(data.get("uid")), _str(data.get("container")), _str(data.get("evidence")),
-                   data.get("runtime") is True, data.get("helper") is True)
+                   data.get("runtime") is True, data.get("helper") is True, _str(data.get("identity")),
+                   _str(data.get("serves")))
         last = finite_float(data.get("last"))
         proc.last = max(last, start) if last is not None else start
         proc.persisted = True
@@ -85,6 +90,21 @@ def _key_text(value: Any) -> str:
     return _str(value)
 
 
+def key_of_newest(claims: List[Tuple[float, str]]) -> str:
+    return claims[-1][1] if claims else ""
+
+
+def _claims(value: Any) -> List[Tuple[float, str]]:
+    """A persisted device's [[when, key], ...], the unusable pairs left out."""
+    claims = []
+    for pair in value if isinstance(value, list) else []:
+        if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str) and pair[1]:
+            when = finite_float(pair[0])
+            if when is not None:
+                claims.append((when, pair[1]))
+    return sorted(claims)[-OWNERS_PER_DEVICE:]
+
+
 def _container_entry(value: Any) -> Optional[Dict[str, Any]]:
     """A persisted container entry with finite first/last times, else None."""
     if not isinstance(value, dict):
@@ -93,7 +113,7 @@ def _container_entry(value: Any) -> Optional[Dict[str, Any]]:
     if first is None or last is None:
         return None
     return {"first": min(first, last), "last": max(first, last), "evidence": _str(value.get("evidence")),
-            "id": _str(value.get("id"))}
+            "id": _str(value.get("id")), "identity": _str(value.get("identity"))}
 
 
 class HostLineage:
@@ -107,6 +127,9 @@ class HostLineage:
         self.host_devs: Dict[str, float] = {}
         # overlay layer -> (the anonymous device its merged directory was mounted as, when last seen): lineage.helper
         self.layers: Dict[str, Tuple[str, float]] = {}
+        # anonymous device -> (when, container key) of the containers seen starting on it, oldest first: a device
+        # belongs to a container from its start to the next container start on the same (reused) device number
+        self.devices: Dict[str, List[Tuple[float, str]]] = {}
         self.max_time = 0.0
         self.max_pid_seen: List[Tuple[float, int]] = []
         self.dropped = 0  # unusable entries of the persisted state, skipped by from_json
@@ -122,8 +145,10 @@ class HostLineage:
         containers = {k: v for k, v in self.containers.items() if float(v.get("last", 0.0)) >= horizon}
         devs = {d: t for d, t in self.host_devs.items() if t >= horizon}
         layers = {layer: {"dev": dev, "last": when} for layer, (dev, when) in self.layers.items() if when >= horizon}
+        owners = {d: [[when, key] for when, key in claims] for d, claims in self.devices.items()
+                  if key_of_newest(claims) in containers}
         return {"host": self.host, "max_time": self.max_time, "procs": procs, "containers": containers,
-                "host_devs": devs, "layers": layers}
+                "host_devs": devs, "layers": layers, "devices": owners}
 
     @classmethod
     def from_json(cls, data: Any, runtime_names: Iterable[str] = DEFAULT_RUNTIME, host: str = "") -> "HostLineage":
@@ -164,6 +189,13 @@ class HostLineage:
                 table.dropped += 1
                 continue
             table.layers[layer] = (dev, when)
+        owners = data.get("devices", {})
+        for dev, value in (owners.items() if isinstance(owners, dict) else [("", owners)]):
+            claims = _claims(value)
+            if not claims or not anonymous_device(dev):
+                table.dropped += 1
+                continue
+            table.devices[dev] = claims
         max_time = finite_float(data.get("max_time", 0.0))
         if max_time is None:
             table.dropped += 1
@@ -210,7 +242,30 @@ class HostLineage:
             images[-1].last = max(images[-1].last, when)
         self.max_time = max(self.max_time, when)
 
-    def container_seen(self, key: str, when: float, evidence: str, container_id: str = "") -> None:
-        entry = self.containers.setdefault(key, {"first": when, "last": when, "evidence": evidence, "id": container_id})
+    def container_seen(self, key: str, when: float, evidence: str, container_id: str = "",
+                       identity: str = "") -> None:
+        entry = self.containers.setdefault(key, {"first": when, "last": when, "evidence": evidence, "id": container_id,
+                                                 "identity": identity})
         entry["last"] = max(float(entry["last"]), when)
         entry["first"] = min(float(entry["first"]), when)
+        if container_id and not entry.get("id"):
+            entry["id"] = container_id
+
+    def claim_device(self, dev: str, when: float, key: str) -> None:
+        """A container known exactly ran a process from the anonymous device `dev` at `when`: from its first such
+        process on, the device is its own, until another container starts on it."""
+        claims = self.devices.setdefault(dev, [])
+        if claims and claims[-1][1] == key:
+            return
+        claims.append((when, key))
+        claims.sort()
+        del claims[:-OWNERS_PER_DEVICE]
+
+    def device_owner(self, dev: str, when: float, skew: float = 0.0) -> str:
+        """The container the anonymous device `dev` belonged to at `when`: the last one seen starting on it no later
+        than that, else "" (no container known to have started on it)."""
+        owner = ""
+        for start, key in self.devices.get(dev, []):
+            if start <= when + skew:
+                owner = key
+        return owner
