@@ -88,7 +88,8 @@ def _content() -> Content:
 
 
 def _plan(detection: Searched, macros: Mapping[str, Macro]) -> Tuple[str, List[str]]:
-    base, replayed, _after = replay_plan(detection.search, detection.replay_pipes, macros)
+    base, replayed, _after = replay_plan(detection.search, detection.replay_pipes, macros,
+                                         filtered=bool(detection.filter_macro))
     return base, replayed
 
 

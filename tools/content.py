@@ -142,6 +142,7 @@ def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
         "search": search_lines(maintenance.search),
         "schedule": maintenance.schedule,
         "disabled": 1 if maintenance.companion_of else 0,
+        "scheduled": 0 if maintenance.run == "once" else 1,
     }
 
 

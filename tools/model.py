@@ -321,9 +321,10 @@ def slugs(value: Any) -> List[str]:
 
 @dataclass(frozen=True)
 class MaintenanceSearch:
-    """One content/baselines/<slug>.yml: a scheduled search that keeps state a detection reads (never alerts).
-    `companion_of` names the detections that read its state: it then ships disabled, and the setup page enables it
-    while any of them is enabled (docs/development.md §1)."""
+    """One content/baselines/<slug>.yml: a search that keeps state detections read (never alerts). `companion_of`
+    names the detections that read its state (one slug or a list): it then ships disabled, and the setup page enables
+    it while any of them is enabled (docs/development.md §1). `run: once` makes it an unscheduled search an admin runs
+    by hand (a seeding search); its schedule's earliest and latest are then its time range."""
     slug: str = key(text)
     title: str = key(text)
     analytic: Optional[str] = key(one_of(ANALYTICS), optional=True)
@@ -331,6 +332,7 @@ class MaintenanceSearch:
     schedule: Schedule = key(nested(Schedule), hint="must have exactly cron, earliest and latest")
     description: str = key(text)
     companion_of: Optional[List[str]] = key(slugs, optional=True)
+    run: Optional[str] = key(one_of(("scheduled", "once")), optional=True)
     path: Path = Path()
 
     def __getitem__(self, name: str) -> Any:
@@ -338,19 +340,20 @@ class MaintenanceSearch:
         return getattr(self, name)
 
     @property
+    def stanza(self) -> str:
+        """"Escape to Host - <title>": the saved-search prefix without the " - Rule" that marks a detection."""
+        return SAVED_SEARCH_FORMAT.split("{}")[0] + self.title
+
+    @property
     def replay_pipes(self) -> int:
-        """The escape<verb> commands right after the base search (the replay runs a search that detections read)."""
+        """The escape<verb> commands right after the base search (the replay and the simulation run maintenance
+        searches too)."""
         return escape_pipes(self.search)
 
     @property
     def filter_macro(self) -> str:
         """None of its own: a maintenance search ends with its commands (the replay warns about any other pipe)."""
         return ""
-
-    @property
-    def stanza(self) -> str:
-        """"Escape to Host - <title>": the saved-search prefix without the " - Rule" that marks a detection."""
-        return SAVED_SEARCH_FORMAT.split("{}")[0] + self.title
 
 
 def _fail(path: Path, message: str) -> DetectionError:

@@ -339,9 +339,8 @@ class Replay:
         self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
         self.companions = content.companions(self.content_dir)
         self.produced: Set[str] = set()  # maintenance searches this replay has run
-        # A search that reads saved results reads those saved since this replay began, as a scheduled run reads those
-        # saved within its dispatch window: rows an earlier replay left in a reused --state folder are not read again.
-        self.began = time.time()
+        self.began = time.time()  # where the first saved_window of a search that reads saved results starts
+        self.last_read: Dict[str, float] = {}
 
     def fields_of(self, position: int) -> Event:
         """The event with its search-time fields, computed once and only for events a search needs them for."""
@@ -357,50 +356,70 @@ class Replay:
             self.cache[position] = extracted
         return self.cache[position]
 
+    def visible(self, position: int) -> bool:
+        """Whether the search being run can see the event (the simulation narrows this to its dispatch window)."""
+        return True
+
+    def result_rows(self, detection: Union[content.Detection, content.MaintenanceSearch]) -> List[Event]:
+        """The rows of a detection (or a maintenance search): base search, replayed commands, filter hook."""
+        try:
+            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros,
+                                                filtered=bool(detection.filter_macro))
+            tree = parse_search_expression(base) if base else None
+        except SplError as err:
+            raise ReplayError("{}: {}".format(detection.stanza, err)) from None
+        if tree is None:  # no base search: the first pipe generates the rows (it reads saved results)
+            rows = self.run_pipes(detection.slug, replayed, [], self.saved_window(detection.slug))
+            return self._filter(detection, after, rows)
+        needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
+        PROGRESS.doing("{} | base search".format(detection.slug))
+        selected = [i for i, e in enumerate(self.events)
+                    if self.visible(i) and matches(tree, self.fields_of(i) if needs_fields else e)]
+        self.matched.update(selected)
+        # Splunk hands events newest first; among equal times, the later-read event first.
+        selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
+        rows = self.run_pipes(detection.slug, replayed, selected)
+        return self._filter(detection, after, rows)
+
+    def saved_window(self, slug: str) -> Dict[str, str]:
+        """The dispatch window of a search that reads saved results, on the clock the saves are stamped with: from
+        its previous run (the first: from the start of this replay) to now. Consecutive runs read every row saved
+        meanwhile once, as scheduled runs do; rows an earlier replay left in a reused --state folder are not read."""
+        now = time.time()
+        earliest = self.last_read.get(slug, self.began)
+        self.last_read[slug] = now
+        return {"earliest_time": repr(earliest), "latest_time": repr(now)}
+
+    def first_rows(self, selected: Sequence[int], required: Optional[Sequence[str]]) -> List[Event]:
+        """The base search's events as the first command receives them."""
+        # Search-time fields are computed only when the command may need them.
+        if required and set(required) <= DEFAULT_FIELDS:
+            return project([self.events[i] for i in selected], required)
+        return project([self.fields_of(i) for i in selected], required)
+
+    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int],
+                  info: Optional[Mapping[str, Any]] = None) -> List[Event]:
+        """The replayed commands, one after another, over the selected events (all on the search head); `info`:
+        searchinfo keys for them (a reader's window)."""
+        rows: List[Event] = []
+        provider: Rows = functools.partial(self.first_rows, selected)
+        for pipe in replayed:
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, label, self.notes, info)
+            provider = functools.partial(project, rows)
+        return rows
+
     def run(self, detection: content.Detection) -> List[Dict[str, object]]:
         if detection.reads_saved_results:  # what its companion saves is there before it reads (once per replay)
             for maintenance in self.companions.get(detection.slug, []):
                 if maintenance.slug not in self.produced:
                     self.produced.add(maintenance.slug)
-                    self.search_rows(maintenance)
-        rows = self.search_rows(detection)
+                    self.result_rows(maintenance)
+        rows = self.result_rows(detection)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
         if unsummarised:
             warn("{}: {} alert row(s) without escape_summary".format(detection.slug, unsummarised))
         return alerts
-
-    def search_rows(self, search: Union[content.Detection, content.MaintenanceSearch]) -> List[Event]:
-        """The rows a detection's (or a maintenance search's) replayed pipes return, after its filter hook."""
-        try:
-            base, replayed, after = replay_plan(search.search, search.replay_pipes, self.macros)
-            tree = parse_search_expression(base) if base else None
-        except SplError as err:
-            raise ReplayError("{}: {}".format(search.stanza, err)) from None
-        selected: List[int] = []
-        if tree is not None:  # no base search: the first pipe generates the rows (it reads saved results)
-            needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
-            PROGRESS.doing("{} | base search".format(search.slug))
-            selected = [i for i, e in enumerate(self.events)
-                        if matches(tree, self.fields_of(i) if needs_fields else e)]
-            self.matched.update(selected)
-            # Splunk hands events newest first; among equal times, the later-read event first.
-            selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
-
-        def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
-            # Search-time fields are computed only when the command may need them.
-            if required and set(required) <= DEFAULT_FIELDS:
-                return project([self.events[i] for i in selected], required)
-            return project([self.fields_of(i) for i in selected], required)
-
-        window = None if tree is not None else {"earliest_time": repr(self.began), "latest_time": repr(time.time())}
-        rows: List[Event] = []
-        provider: Rows = first_rows
-        for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, search.slug, self.notes,
-                            window)
-            provider = functools.partial(project, rows)
-        return self._filter(search, after, rows)
 
     def _filter(self, detection: Union[content.Detection, content.MaintenanceSearch], after: List[str],
                 rows: List[Event]) -> List[Event]:

@@ -169,12 +169,14 @@ def escape_pipes(search: str) -> int:
     return count
 
 
-def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro]) -> Tuple[str, List[str], List[str]]:
-    """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded)."""
+def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro],
+                filtered: bool = True) -> Tuple[str, List[str], List[str]]:
+    """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded).
+    `filtered=False` for a maintenance search, which ends with its commands (no filter macro). A leading pipe: no
+    base search ("" is returned), the first replayed pipe generates the rows (it reads saved results)."""
     pipes = split_pipes(strip_comments(search).strip())
-    # A leading pipe: no base search, the first replayed pipe generates the rows (it reads saved results).
     base = expand_macros(pipes[0], macros) if pipes else ""
-    if len(pipes) < 1 + replay_pipes:  # a detection's filter macro follows them; a maintenance search ends there
-        raise SplError("replay_pipes = {} but the search has only {} pipe(s) after its base search".format(
-            replay_pipes, max(0, len(pipes) - 1)))
+    if len(pipes) < (2 if filtered else 1) + replay_pipes:
+        raise SplError("replay_pipes = {} but the search has only {} pipe(s) between its base search and its "
+                       "filter macro".format(replay_pipes, max(0, len(pipes) - 2)))
     return base, pipes[1:1 + replay_pipes], pipes[1 + replay_pipes:]

@@ -273,7 +273,8 @@ def _lint_reader(view: DetectionView, knowledge: Knowledge, replayed: List[str])
                            "(content/baselines/, companion_of: [{}])".format(view.slug)]
     pipes = split_pipes(strip_comments(view.producer).strip())
     try:
-        base, produced, after = replay_plan(view.producer, escape_pipes(view.producer), knowledge.macros)
+        base, produced, after = replay_plan(view.producer, escape_pipes(view.producer), knowledge.macros,
+                                            filtered=False)
     except SplError as err:
         return problems + ["its maintenance search: {}".format(err)]
     if after or len(pipes) < 2:

@@ -85,9 +85,10 @@ class EscapeSettingsHandler(AdminExternalHandler):
         return definitions
 
     def _disabled(self):
-        """Saved search name -> disabled for every detection and companion in the manifest; one not installed counts as
-        disabled and is listed in self.missing (a save that would change it fails with splunkd's 404). Each installed
-        saved search's settings are kept in self.saved_content (what a failed save restores)."""
+        """Saved search name -> disabled for every detection in the manifest and its companions (page.managed_searches);
+        one not installed counts as disabled and is listed in self.missing (a save that would change it fails with
+        splunkd's 404). Each installed saved search's settings are kept in self.saved_content (what a failed save
+        restores)."""
         states = {}
         self.missing = []
         self.saved_content = {}
@@ -96,7 +97,8 @@ class EscapeSettingsHandler(AdminExternalHandler):
                 response = self.rest.get("saved/searches/" + _quote(name), output_mode="json")
             except binding.HTTPError as exc:
                 if exc.status != 404:
-                    raise RestError(exc.status, "Could not read saved search {}: {}".format(name, _error_text(exc)))
+                    raise RestError(exc.status, "Could not read saved search {}: {}".format(
+                        name, _error_text(exc)))
                 states[name] = True
                 self.missing.append(name)
                 continue

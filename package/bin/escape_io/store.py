@@ -99,6 +99,10 @@ class FileCollection(Collection):
         return self.path
 
     def load(self) -> List[Any]:
+        return self.stored()
+
+    def stored(self) -> List[Any]:
+        """Every document in the file (load() is what a query returns; an offline stand-in may limit it)."""
         if not os.path.exists(self.path):
             return []
         with open(self.path, encoding="utf-8") as handle:
@@ -109,7 +113,7 @@ class FileCollection(Collection):
 
     def save(self, documents: Sequence[Mapping[str, Any]], batch: int) -> None:
         _checked_batch(batch)
-        current = self.load()
+        current = self.stored()
         position = {d["_key"]: i for i, d in enumerate(current)
                     if isinstance(d, dict) and isinstance(d.get("_key"), str)}
         for document in documents:
@@ -124,7 +128,7 @@ class FileCollection(Collection):
         write_atomically(self.path, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
     def delete_below(self, name: str, value: float) -> None:
-        current = self.load()
+        current = self.stored()
         kept = [d for d in current if not (isinstance(d, dict) and isinstance(d.get(name), (int, float))
                                            and not isinstance(d.get(name), bool) and d[name] < value)]
         if len(kept) != len(current):

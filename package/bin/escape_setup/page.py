@@ -286,8 +286,9 @@ def plan_analytics(manifest: Manifest, submitted: Mapping[str, str],
             plan.append((detection.saved_search, "1" if want_disabled else "0"))
     if errors:
         raise ValueError(" ".join(errors))
-    # A companion runs while any detection it serves will be enabled (its own state otherwise left alone when no
-    # detection lists it): a shared correlation stays on while one of its two detections is on.
+    # A companion runs while any detection it serves will be enabled (one no detection lists is left alone): a
+    # baseline never learns while its detection is off, and a shared correlation stays on while one of its two
+    # detections is on.
     after = dict(disabled)
     after.update((name, value == "1") for name, value in plan)
     serves: Dict[str, List[str]] = {}
