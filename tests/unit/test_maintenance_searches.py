@@ -23,9 +23,9 @@ def test_the_seed_learns_nothing_the_detection_has_yet_to_judge() -> None:
     stanzas = conffile.parse_text(content.render_savedsearches_conf())
     for maintenance in content.maintenance_searches():
         if maintenance.companion_of and maintenance.run == "once":
-            detection = next(d for d in content.detections() if d.slug == maintenance.companion_of)
-            assert stanzas[maintenance.stanza]["dispatch.latest_time"] == \
-                stanzas[detection.stanza]["dispatch.earliest_time"]
+            for detection in [d for d in content.detections() if d.slug in maintenance.companion_of]:
+                assert stanzas[maintenance.stanza]["dispatch.latest_time"] == \
+                    stanzas[detection.stanza]["dispatch.earliest_time"]
 
 
 def test_the_setup_page_enables_a_companion_with_its_detection() -> None:
