@@ -122,7 +122,9 @@ def detection_view(detection: Detection) -> Dict[str, Any]:
         "alert_severity": alert_severity(detection.severity),
         "mitre_attack": detection.mitre_attack,
         "es": es.keys(title=detection.title, severity=detection.severity, description=detection.text("description"),
-                      search=detection.search, scopes=data_scope_names(detection.path.parent.parent),
+                      # a reader's notable drills down into the events its producer searched (the same scopes)
+                      search=producer_search(detection, detection.path.parent.parent) or detection.search,
+                      scopes=data_scope_names(detection.path.parent.parent),
                       block=detection.es or {}),
     }
 
