@@ -21,18 +21,59 @@ The last stdout line is exactly
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from escape_engine.ground import Value
 from escape_engine.reduce import Reducer
 from tools import content as content_model
-from tools import replay
+from tools.benchcases import (  # re-exported: the tests read the table and the matcher here
+    BUILT_APP as BUILT_APP,
+)
+from tools.benchcases import (
+    COMMANDS as COMMANDS,
+)
+from tools.benchcases import (
+    ROOT as ROOT,
+)
+from tools.benchcases import (
+    CommandCase as CommandCase,
+)
+from tools.benchcases import (
+    Content as Content,
+)
+from tools.benchcases import (
+    Event as Event,
+)
+from tools.benchcases import (
+    Matcher as Matcher,
+)
+from tools.benchcases import (
+    _content as _content,
+)
+from tools.benchcases import (
+    base_search as base_search,
+)
+from tools.benchcases import (
+    command_args as command_args,
+)
+from tools.benchcases import (
+    compile_matcher as compile_matcher,
+)
+from tools.benchcases import (
+    conf_commands as conf_commands,
+)
+from tools.benchcases import (
+    linux_passes as linux_passes,
+)
+from tools.benchcases import (
+    metadata_verdict as metadata_verdict,
+)
+from tools.benchcases import (
+    sample_events as sample_events,
+)
 from tools.benchscp import (
     APP,
     MAX_ROUNDS,
@@ -46,162 +87,7 @@ from tools.benchscp import (
 from tools.fleet import HOSTS as FLEET_HOSTS
 from tools.fleet import SPAN as FLEET_SPAN
 from tools.fleet import generate_fleet, other_rules_share
-from tools.inputs import load_events
-from tools.searchterms import BREAKERS, BoolOp, Node, matches, parse_search_expression, wildcard
-from tools.spl import Macro, command_name, expand_macros, replay_plan
 from tools.workload import audit_lines, generate_audit, generate_workload, runtime_noise_share
-
-ROOT = Path(__file__).resolve().parent.parent
-BUILT_APP = ROOT / "output" / APP
-COMMANDS_CONF = ROOT / "package" / "default" / "commands.conf"
-
-Event = Dict[str, Value]
-
-
-# ---- the per-command table -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CommandCase:
-    """How to benchmark and fuzz one escape<verb> command.
-
-    detection: the content/detections slug whose base search selects the command's input;
-    pipe: which pipe of that search (1 = right after the base search) the command is; earlier pipes are run
-          (untimed) to produce its input;
-    overrides: arguments replacing those of the detection's pipe (e.g. the widest output for a fair worst case);
-    reports: how the command reports malformed / out-of-order input: "warning" (inspector WARN message with a
-             count) or "summary" (a summary count in an inspector message);
-    emits_per_event: True when the command returns (up to) one row per input event, False when it emits only
-             alerts (the fuzz test then checks counts rather than rows).
-    """
-    detection: str
-    pipe: int
-    overrides: Tuple[Tuple[str, str], ...] = ()
-    emits_per_event: bool = True
-
-
-# One entry per stanza of package/default/commands.conf; a command without an entry fails tests/unit/test_bench.py.
-COMMANDS: Dict[str, CommandCase] = {
-    "escapeinspect": CommandCase("container_allowlisted_workload", 1, (("suppressed", "include"),)),
-    "escapethreshold": CommandCase("container_privileged_launch_threshold", 2, emits_per_event=False),
-    "escapereduce": CommandCase("linux_container_escape_chain", 1),
-    "escapecorrelate": CommandCase("linux_container_escape_chain", 2, (("state", "none"),), emits_per_event=False),
-    "escapewindows": CommandCase("windows_container_restricted_dir_exec", 1),
-    "escapeesxi": CommandCase("esxi_unexpected_module_load", 1, emits_per_event=False),
-}
-
-
-def conf_commands(path: Path = COMMANDS_CONF) -> List[str]:
-    """The escape<verb> stanzas of commands.conf, in file order."""
-    names = re.findall(r"^\[(escape[a-z0-9]+)\]\s*$", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    return names
-
-
-_BREAKER = re.compile("[{}]".format(BREAKERS))
-
-
-# ---- detections, macros and the base-search matcher (the replay's own: tools/searchterms.py) ----------------------
-@dataclass
-class Content:
-    """The detections (content/detections) and the macro table the replay expands searches with."""
-    detections: Dict[str, content_model.Detection]
-    macros: Dict[str, Macro]
-
-
-def _content() -> Content:
-    return Content({d.slug: d for d in content_model.detections()}, replay.macro_table(content_model.CONTENT, {}))
-
-
-def _plan(detection: content_model.Detection, macros: Mapping[str, Macro]) -> Tuple[str, List[str]]:
-    base, replayed, _after = replay_plan(detection.search, detection.replay_pipes, macros)
-    return base, replayed
-
-
-def base_search(detection: content_model.Detection, macros: Mapping[str, Macro]) -> Node:
-    """The detection's base search parsed by the replay (it refuses what it does not implement)."""
-    return parse_search_expression(_plan(detection, macros)[0])
-
-
-Matcher = Callable[[Mapping[str, Value], Dict[str, Any]], bool]
-
-
-def compile_matcher(node: Node) -> Matcher:
-    """The replay's matcher (tools/searchterms.py `matches`: same tree, same rules, its `wildcard` patterns) made fast
-    enough for a million events: patterns compiled once, and a plain term (no wildcard, no breaker inside) looked up
-    in the event's set of breaker-delimited segments, which is what the replay's bounded pattern matches. Call the
-    result with (event, {}) and reuse the dict for the same event across detections."""
-    if isinstance(node, BoolOp):
-        kids = [compile_matcher(child) for child in node.children]
-        if node.op == "NOT":
-            return lambda e, c: not kids[0](e, c)
-        if node.op == "AND":
-            return lambda e, c: all(k(e, c) for k in kids)
-        return lambda e, c: any(k(e, c) for k in kids)
-    if node.field is None:
-        if "*" not in node.value and not _BREAKER.search(node.value):
-            word = node.value.lower()
-
-            def segment_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
-                segments = cache.get("segments")
-                if segments is None:
-                    raw = event.get("_raw", "")
-                    text = raw if isinstance(raw, str) else "\n".join(raw)
-                    segments = cache["segments"] = set(_BREAKER.split(text.lower()))
-                return word in segments
-            return segment_match
-        term = wildcard(node.value, True)
-
-        def raw_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
-            raw = event.get("_raw", "")
-            return bool(term.search(raw if isinstance(raw, str) else "\n".join(raw)))
-        return raw_match
-    if node.field == "index":
-        return lambda e, c: True  # every generated event is in scope, whatever index the macro names
-    pattern = wildcard(node.value, False)
-    name = node.field
-
-    def field_match(event: Mapping[str, Value], cache: Dict[str, Any]) -> bool:
-        value = event.get(name)
-        if value is None:
-            return False
-        return any(pattern.match(v) for v in ([value] if isinstance(value, str) else value))
-    return field_match
-
-
-def metadata_verdict(node: Node, event: Mapping[str, Value]) -> Optional[bool]:
-    """The base search decided on an event's fields alone, in three-valued logic: True or False when no _raw term
-    can change the outcome, None when one can."""
-    if isinstance(node, BoolOp):
-        results = [metadata_verdict(child, event) for child in node.children]
-        if node.op == "NOT":
-            return None if results[0] is None else not results[0]
-        if node.op == "AND":
-            return False if False in results else None if None in results else True
-        return True if True in results else None if None in results else False
-    if node.field is None:
-        return None
-    return matches(node, event)
-
-
-def command_args(case: CommandCase, content: Content, pipe: Optional[int] = None) -> Tuple[str, List[str]]:
-    """(command, args) of a detection's replayed pipe, as splunkd passes them: tokenised, SPL quotes stripped."""
-    replayed = _plan(content.detections[case.detection], content.macros)[1]
-    number = case.pipe if pipe is None else pipe
-    if not 1 <= number <= len(replayed):
-        raise ValueError("{}: pipe {} is not one of its {} replayed pipes".format(
-            case.detection, number, len(replayed)))
-    name, arg_text = command_name(expand_macros(replayed[number - 1], content.macros))
-    args = replay.split_args(arg_text)
-    if pipe is None:
-        overrides = dict(case.overrides)
-        args = [a for a in args if a.split("=", 1)[0] not in overrides] + \
-            ["{}={}".format(k, v) for k, v in case.overrides]
-    return name, args
-
-
-def sample_events(detection: content_model.Detection, kinds: Sequence[str] = ("fires", "silent")) -> List[Event]:
-    """A detection's own bundled samples, read by the replay's readers (event breaking, timestamps)."""
-    specs = [s for kind in kinds for s in replay.sample_specs(detection, kind)]
-    return [dict(e) for e in load_events(specs, BUILT_APP)]
-
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------------
@@ -212,7 +98,7 @@ def _say(text: str) -> None:
 def selectivity(workload: Mapping[str, List[Event]], content: Content) -> Tuple[Dict[str, int], Dict[str, List[Event]]]:
     """Per detection, how many events its base search (the replay's matcher) hands to its commands, and those
     events newest first."""
-    parsed = {slug: base_search(d, content.macros) for slug, d in sorted(content.detections.items())}
+    parsed = {slug: base_search(d, content.macros) for slug, d in sorted(content.with_base_search().items())}
     trees = {slug: compile_matcher(tree) for slug, tree in parsed.items()}
     counts = {slug: 0 for slug in trees}
     selected: Dict[str, List[Event]] = {slug: [] for slug in trees}
@@ -299,10 +185,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "command", "events", "cmd ev/s", "pass ev/s", "ratio", "rows out", "cmd MB", "pass MB", "args"))
         for name in conf_commands():
             case = COMMANDS[name]
+            if case.generating:
+                _say("  {:17s} reads the rows the correlation saved; no events to time against a pass-through".format(
+                    name))
+                continue
             records: List[Event] = selected[case.detection]
             origin = "workload"
-            if not records:  # sources the generator does not make: the detection's own samples, repeated
-                records = replicated_samples(content.detections[case.detection], options.sample_events)
+            searched = content.detections[case.detection]
+            if not records and isinstance(searched, content_model.Detection):
+                # sources the generator does not make: the detection's own samples, repeated
+                records = replicated_samples(searched, options.sample_events)
                 origin = "samples"
             for pipe in range(1, case.pipe):   # earlier pipes produce the input (untimed)
                 up_name, up_args = command_args(case, content, pipe=pipe)
@@ -338,13 +230,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _say("\nbench: results in {} ({:.0f} s in all)".format(options.json, time.perf_counter() - started))
     _say(bench_line(min_ratio, max_rss, fleet["shipped_share"], fleet["fleet_records_per_s"]))
     return 0
-
-
-def linux_passes(content: Content) -> int:
-    """How many scheduled searches run the Linux correlation over the same data (each costs the search head once)."""
-    return sum(1 for d in content.detections.values()
-               if any(command_name(expand_macros(p, content.macros))[0] == "escapecorrelate"
-                      for p in _plan(d, content.macros)[1]))
 
 
 def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int, chunk: int,

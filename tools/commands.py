@@ -19,7 +19,8 @@ import jinja2
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "package" / "bin"
-COMMANDS = ("escapecorrelate", "escapeesxi", "escapeinspect", "escapereduce", "escapethreshold", "escapewindows")
+COMMANDS = ("escapecorrelate", "escapeesxi", "escapefindings", "escapeinspect", "escapereduce", "escapethreshold",
+            "escapewindows")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # The search assistant's one-line comment under each example (searchbnf.conf comment1). A wrapper's ##Example may
@@ -28,6 +29,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 EXAMPLE_COMMENTS = {
     "escapecorrelate": "Alert on container-escape chains within the configured time window.",
     "escapeesxi": "vmkernel module loads that are not stock, allowed or already in the baseline.",
+    "escapefindings": "The attempts the Linux correlation saved since the previous run of this search.",
     "escapeinspect": "Inspect pod creates, dropping allowlisted node agents.",
     "escapereduce": "Reduce audit records on the search peers; correlate the compact rows on the search head.",
     "escapethreshold": "One alert per cluster and hour with more privileged launches than the threshold.",
@@ -85,6 +87,7 @@ class Command:
     comment: str
     distributed: bool
     options: Tuple[Option, ...]
+    generating: bool = False         # a GeneratingCommand: it starts a search, after a leading pipe
     placement: str = ""              # why it runs where it runs: the comment right above its @Configuration
 
     @property
@@ -221,7 +224,8 @@ def read_command(path: Path) -> Command:
     return Command(name=name, path=path, shortdesc=shortdesc, syntax=" ".join(sections["syntax"].split()),
                    description=" ".join(sections["description"].split()), example=example,
                    comment=comment or EXAMPLE_COMMENTS.get(name, ""), distributed=bool(_literal(
-                       settings["distributed"], where)), options=tuple(options), placement=" ".join(reason))
+                       settings["distributed"], where)), options=tuple(options), placement=" ".join(reason),
+                   generating=any(_call_name(b) == "GeneratingCommand" for b in cls.bases))
 
 
 def commands(bin_dir: Path = BIN, names: Sequence[str] = COMMANDS) -> List[Command]:

@@ -20,7 +20,8 @@ from tools import conffile, es
 from tools.model import ANALYTICS as ANALYTICS  # re-exported: the replay and the tests read them here
 from tools.model import Detection as Detection
 from tools.model import DetectionError as DetectionError
-from tools.model import MaintenanceSearch, check_unique, validate_maintenance
+from tools.model import MaintenanceSearch as MaintenanceSearch  # re-exported: the replay and the bench read it here
+from tools.model import check_unique, validate_maintenance
 from tools.model import validate_detection as validate_detection
 from tools.spl import split_pipes
 
@@ -121,7 +122,9 @@ def detection_view(detection: Detection) -> Dict[str, Any]:
         "alert_severity": alert_severity(detection.severity),
         "mitre_attack": detection.mitre_attack,
         "es": es.keys(title=detection.title, severity=detection.severity, description=detection.text("description"),
-                      search=detection.search, scopes=data_scope_names(detection.path.parent.parent),
+                      # a reader's notable drills down into the events its producer searched (the same scopes)
+                      search=producer_search(detection, detection.path.parent.parent) or detection.search,
+                      scopes=data_scope_names(detection.path.parent.parent),
                       block=detection.es or {}),
     }
 
@@ -132,8 +135,9 @@ def maintenance_searches(content_dir: Path = CONTENT) -> List[MaintenanceSearch]
 
 
 def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
-    """The values tools/templates/savedsearch_maintenance.j2 lays out. A companion of a detection ships disabled, as
-    the detection does (the setup page enables both); one without a companion is enabled on install."""
+    """The values tools/templates/savedsearch_maintenance.j2 lays out. A companion of detections ships disabled, as
+    they do (the setup page enables it with them); one without is enabled on install: it only records state (no
+    alert), and a detection that reads the state is only as good as the history it has gathered by then."""
     return {
         "stanza": maintenance.stanza,
         "description": "Maintenance search (never alerts). " + " ".join(maintenance.description.split()),
@@ -144,18 +148,29 @@ def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
     }
 
 
-def companions(content_dir: Path = CONTENT) -> Dict[str, List[str]]:
-    """Detection slug -> the stanzas of the maintenance searches enabled and disabled with it (the one pairing)."""
+def companions(content_dir: Path = CONTENT) -> Dict[str, List[MaintenanceSearch]]:
+    """Detection slug -> the maintenance searches that keep what it reads (companion_of): the one pairing that the
+    setup page (enabled while any of their detections is), the replay and the lint read."""
     slugs = {str(load_yaml(p).get("slug")) for p in (content_dir / "detections").glob("*.yml")}
-    pairs: Dict[str, List[str]] = {}
+    pairs: Dict[str, List[MaintenanceSearch]] = {}
     for maintenance in maintenance_searches(content_dir):
-        if maintenance.companion_of is None:
-            continue
-        if maintenance.companion_of not in slugs:
-            raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path,
-                                                                              maintenance.companion_of))
-        pairs.setdefault(maintenance.companion_of, []).append(maintenance.stanza)
+        for slug in maintenance.companion_of or []:
+            if slug not in slugs:
+                raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path.name, slug))
+            pairs.setdefault(slug, []).append(maintenance)
     return pairs
+
+
+def searched_spl(detection: Detection, content_dir: Path = CONTENT) -> str:
+    """The SPL a detection's alerts rest on: its own search, and its producer's when it reads saved results (the
+    macros, data scopes and tunables of both are its own)."""
+    return detection.search + "\n" + producer_search(detection, content_dir)
+
+
+def producer_search(detection: Detection, content_dir: Path = CONTENT) -> str:
+    """The search of the one companion that saves what a detection reads (reads_saved_results), else ""."""
+    found = companions(content_dir).get(detection.slug, []) if detection.reads_saved_results else []
+    return found[0].search if len(found) == 1 else ""
 
 
 def maintenance_stanza(maintenance: MaintenanceSearch) -> str:

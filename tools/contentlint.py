@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import List, Mapping, Set, Tuple
 from xml.etree import ElementTree
 
-from tools import conffile, content
+from tools import commands, conffile, content
 from tools.searchterms import check_pure_definition
-from tools.spl import Macro, SplError, check_balance, expand_macros, macro_table
+from tools.spl import (
+    Macro,
+    SplError,
+    check_balance,
+    expand_macros,
+    macro_references,
+    macro_table,
+    split_pipes,
+    strip_comments,
+)
 from tools.spllint import DetectionView, Knowledge, has_index, lint_detection, lint_search
 
 
@@ -35,7 +44,8 @@ def knowledge_from(content_dir: Path, app_dir: Path) -> Knowledge:
         if "filename" in keys or "collection" in keys or "external_cmd" in keys:
             lookups.add(stanza)
     return Knowledge(macros=macro_table(macros), commands=frozenset(stanzas("commands.conf")),
-                     lookups=frozenset(lookups), eventtypes=frozenset(stanzas("eventtypes.conf")))
+                     lookups=frozenset(lookups), eventtypes=frozenset(stanzas("eventtypes.conf")),
+                     generating=frozenset(c.name for c in commands.commands() if c.generating))
 
 
 def stanza_name_of(macro: Mapping[str, object]) -> str:
@@ -73,12 +83,14 @@ def lint_content(content_dir: Path, app_dir: Path) -> List[str]:
             problems.append("macro {}: {}".format(name, err))
     for detection in content.detections(content_dir):
         view = DetectionView(detection.slug, detection.type, detection.search, detection.replay_pipes,
-                             content.saved_search(detection), scope, time_window)
+                             content.saved_search(detection), scope, time_window,
+                             content.producer_search(detection, content_dir))
         problems.extend("{}: {}".format(detection.stanza, p) for p in lint_detection(view, knowledge))
     for maintenance in content.maintenance_searches(content_dir):
         stanza = content.maintenance_stanza(maintenance)
         problems.extend("{}: {}".format(stanza, p) for p in lint_search(str(maintenance["search"]), knowledge))
-        if not str(maintenance["search"]).lstrip().startswith("`escape_"):
+        first = split_pipes(strip_comments(str(maintenance["search"])).strip())[0]
+        if not set(macro_references(first)) & set(scope):
             problems.append("{}: a maintenance search starts from a data-scope macro".format(stanza))
     for view_name, query in dashboard_searches(app_dir):
         problems.extend("{}: {}".format(view_name, p) for p in lint_search(query, knowledge))

@@ -44,8 +44,8 @@ def _data_scopes(content_dir: Path) -> List[str]:
     return [s for s in content.data_scope_names(content_dir) if "source" in definitions.get(s, "")]
 
 
-def _scopes(detection: content.Detection, scopes: List[str]) -> str:
-    used = [s for s in scopes if "`{}`".format(s) in detection.search]
+def _scopes(detection: content.Detection, scopes: List[str], content_dir: Path) -> str:
+    used = [s for s in scopes if "`{}`".format(s) in content.searched_spl(detection, content_dir)]
     return ", ".join("`{}`".format(s) for s in used)
 
 
@@ -86,7 +86,7 @@ def detection_tables(content_dir: Path = content.CONTENT) -> str:
                 "|---|---|---|---|---|---|---|"]
         for d in mine:
             out.append("| [{}](docs/detections.md#{}) | {} | {} | {} | {} | {} | `{}` |".format(
-                d.stanza, d.slug, d.status, d.type, d.severity, _attack(d.mitre_attack), _scopes(d, scopes),
+                d.stanza, d.slug, d.status, d.type, d.severity, _attack(d.mitre_attack), _scopes(d, scopes, content_dir),
                 d.filter_macro))
     out += ["", SEVERITY_NOTE, "", END]
     return "\n".join(out)
@@ -118,7 +118,7 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
                     "| highest severity | {} |".format(d.severity),
                     "| ATT&CK | {} |".format(_attack(d.mitre_attack)),
                     "| data sources | {} |".format(", ".join(d.data_source)),
-                    "| data scope | {} |".format(_scopes(d, scopes)),
+                    "| data scope | {} |".format(_scopes(d, scopes, content_dir)),
                     "| schedule | `{}`, `{}` to `{}` |".format(d.schedule.cron, d.schedule.earliest,
                                                             d.schedule.latest),
                     "| throttled on | {} for {} |".format(", ".join("`{}`".format(f) for f in d.suppress_fields),
@@ -136,6 +136,12 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
                     "**Known false positives.** {}".format(d.text("known_false_positives")), "",
                     "**References.** {}".format(", ".join("<{}>".format(r) for r in d.references)), ""]
             out += ["```spl", keys["search"], "```", ""]
+            for maintenance in content.companions(content_dir).get(d.slug, []) if d.reads_saved_results else []:
+                out += ["It reads the rows that the maintenance search **{}** saves (shipped disabled; the setup "
+                        "page enables it while this detection or another it serves is enabled; `{}` to `{}` at `{}`):"
+                        .format(maintenance.stanza, maintenance.schedule.earliest, maintenance.schedule.latest,
+                                maintenance.schedule.cron), "",
+                        "```spl", content.search_lines(maintenance.search), "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -147,7 +153,8 @@ def tunables_md(content_dir: Path = content.CONTENT) -> str:
     scopes = set(content.data_scope_names(content_dir))
 
     def users(name: str) -> str:
-        found = [d.slug for d in detections if re.search(r"`{}(\(|`)".format(re.escape(name)), d.search)]
+        found = [d.slug for d in detections
+                 if re.search(r"`{}(\(|`)".format(re.escape(name)), content.searched_spl(d, content_dir))]
         return ", ".join("[{0}](detections.md#{0})".format(s) for s in found) or "(none directly)"
 
     out = [GENERATED.format("content/tunables.yml and content/macros/*.yml"), "", "# Tunables and macros", "",

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, T
 
 from escape_engine.ground import SAVED_SEARCH_FORMAT, SEVERITIES, filter_macro_name, saved_search_name
 from tools import es
-from tools.spl import split_pipes, strip_comments
+from tools.spl import escape_pipes, split_pipes, strip_comments
 
 
 class DetectionError(ValueError):
@@ -300,6 +300,12 @@ class Detection:
         return list(self.suppress.fields)
 
     @property
+    def reads_saved_results(self) -> bool:
+        """The search starts with a generating escape<verb> command that reads what a companion maintenance search
+        saved (the Linux detections' escapefindings), instead of from a data-scope macro."""
+        return strip_comments(self.search).lstrip().startswith("|")
+
+    @property
     def suppress_period(self) -> str:
         return self.suppress.period
 
@@ -308,19 +314,24 @@ class Detection:
         return " ".join(str(getattr(self, name)).split())
 
 
+def slugs(value: Any) -> List[str]:
+    """One detection slug or a list of them."""
+    return [text(value)] if isinstance(value, str) else list_of(text)(value)
+
+
 @dataclass(frozen=True)
 class MaintenanceSearch:
-    """One content/baselines/<slug>.yml: a search that keeps state a detection reads (never alerts). `companion_of`
-    names the detection whose state it keeps: it then ships disabled and the setup page enables it with that
-    detection. `run: once` makes it an unscheduled search an admin runs by hand (a seeding search); its schedule's
-    earliest and latest are then its time range."""
+    """One content/baselines/<slug>.yml: a search that keeps state detections read (never alerts). `companion_of`
+    names the detections that read its state (one slug or a list): it then ships disabled, and the setup page enables
+    it while any of them is enabled (docs/development.md §1). `run: once` makes it an unscheduled search an admin runs
+    by hand (a seeding search); its schedule's earliest and latest are then its time range."""
     slug: str = key(text)
     title: str = key(text)
     analytic: Optional[str] = key(one_of(ANALYTICS), optional=True)
     search: str = key(text)
     schedule: Schedule = key(nested(Schedule), hint="must have exactly cron, earliest and latest")
     description: str = key(text)
-    companion_of: Optional[str] = key(text, optional=True)
+    companion_of: Optional[List[str]] = key(slugs, optional=True)
     run: Optional[str] = key(one_of(("scheduled", "once")), optional=True)
     path: Path = Path()
 
@@ -335,23 +346,14 @@ class MaintenanceSearch:
 
     @property
     def replay_pipes(self) -> int:
-        """The escape<verb> commands right after the base search (the simulation runs maintenance searches too)."""
+        """The escape<verb> commands right after the base search (the replay and the simulation run maintenance
+        searches too)."""
         return escape_pipes(self.search)
 
     @property
     def filter_macro(self) -> str:
         """None of its own: a maintenance search ends with its commands (the replay warns about any other pipe)."""
         return ""
-
-
-def escape_pipes(search: str) -> int:
-    """The number of `escape<verb>` command pipes that follow the base search (docs/development.md §1)."""
-    count = 0
-    for pipe in split_pipes(strip_comments(search).strip())[1:]:
-        if not re.match(r"escape[a-z]+\b", pipe):
-            break
-        count += 1
-    return count
 
 
 def _fail(path: Path, message: str) -> DetectionError:

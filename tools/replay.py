@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from escape_engine.allowlist import parse_allow_option
 from escape_engine.ground import Value
@@ -244,8 +244,10 @@ class Notes:
 
 
 def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
-             state_dir: Optional[Path], label: str, notes: Optional[Notes] = None) -> List[Event]:
-    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs."""
+             state_dir: Optional[Path], label: str, notes: Optional[Notes] = None,
+             info: Optional[Mapping[str, Any]] = None) -> List[Event]:
+    """Run one command over SCP v2; `rows(required_fields)` gives its input once getinfo has told what it needs.
+    `info`: searchinfo keys instead of the defaults (a reader's dispatch window)."""
     expanded = expand_macros(pipe, macros)
     name, arg_text = command_name(expanded)
     script = _command_script(app_dir, name)
@@ -258,7 +260,7 @@ def run_pipe(pipe: str, rows: Rows, macros: Mapping[str, Macro], app_dir: Path,
         return _chunks(records, CHUNK)
 
     PROGRESS.doing("{} | {}".format(label, name))
-    run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir)
+    run = run_command(script, split_args(arg_text), chunks, state_dir=state_dir, info=info)
     own = notes or Notes()
     for level, text in run.messages:
         if level != "ERROR":
@@ -335,6 +337,10 @@ class Replay:
         self.macros = macro_table(self.content_dir, self.overrides)
         self.function = self.field_function or default_field_function(self.app_dir)
         self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
+        self.companions = content.companions(self.content_dir)
+        self.produced: Set[str] = set()  # maintenance searches this replay has run
+        self.began = time.time()  # where the first saved_window of a search that reads saved results starts
+        self.last_read: Dict[str, float] = {}
 
     def fields_of(self, position: int) -> Event:
         """The event with its search-time fields, computed once and only for events a search needs them for."""
@@ -354,14 +360,17 @@ class Replay:
         """Whether the search being run can see the event (the simulation narrows this to its dispatch window)."""
         return True
 
-    def result_rows(self, detection: content.Detection) -> List[Event]:
-        """The detection's result rows: base search, replayed commands, filter hook."""
+    def result_rows(self, detection: Union[content.Detection, content.MaintenanceSearch]) -> List[Event]:
+        """The rows of a detection (or a maintenance search): base search, replayed commands, filter hook."""
         try:
             base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros,
                                                 filtered=bool(detection.filter_macro))
-            tree = parse_search_expression(base)
+            tree = parse_search_expression(base) if base else None
         except SplError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
+        if tree is None:  # no base search: the first pipe generates the rows (it reads saved results)
+            rows = self.run_pipes(detection.slug, replayed, [], self.saved_window(detection.slug))
+            return self._filter(detection, after, rows)
         needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
         PROGRESS.doing("{} | base search".format(detection.slug))
         selected = [i for i, e in enumerate(self.events)
@@ -372,6 +381,15 @@ class Replay:
         rows = self.run_pipes(detection.slug, replayed, selected)
         return self._filter(detection, after, rows)
 
+    def saved_window(self, slug: str) -> Dict[str, str]:
+        """The dispatch window of a search that reads saved results, on the clock the saves are stamped with: from
+        its previous run (the first: from the start of this replay) to now. Consecutive runs read every row saved
+        meanwhile once, as scheduled runs do; rows an earlier replay left in a reused --state folder are not read."""
+        now = time.time()
+        earliest = self.last_read.get(slug, self.began)
+        self.last_read[slug] = now
+        return {"earliest_time": repr(earliest), "latest_time": repr(now)}
+
     def first_rows(self, selected: Sequence[int], required: Optional[Sequence[str]]) -> List[Event]:
         """The base search's events as the first command receives them."""
         # Search-time fields are computed only when the command may need them.
@@ -379,16 +397,23 @@ class Replay:
             return project([self.events[i] for i in selected], required)
         return project([self.fields_of(i) for i in selected], required)
 
-    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int]) -> List[Event]:
-        """The replayed commands, one after another, over the selected events (all on the search head)."""
+    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int],
+                  info: Optional[Mapping[str, Any]] = None) -> List[Event]:
+        """The replayed commands, one after another, over the selected events (all on the search head); `info`:
+        searchinfo keys for them (a reader's window)."""
         rows: List[Event] = []
         provider: Rows = functools.partial(self.first_rows, selected)
         for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, label, self.notes)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, label, self.notes, info)
             provider = functools.partial(project, rows)
         return rows
 
     def run(self, detection: content.Detection) -> List[Dict[str, object]]:
+        if detection.reads_saved_results:  # what its companion saves is there before it reads (once per replay)
+            for maintenance in self.companions.get(detection.slug, []):
+                if maintenance.slug not in self.produced:
+                    self.produced.add(maintenance.slug)
+                    self.result_rows(maintenance)
         rows = self.result_rows(detection)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
@@ -396,7 +421,8 @@ class Replay:
             warn("{}: {} alert row(s) without escape_summary".format(detection.slug, unsummarised))
         return alerts
 
-    def _filter(self, detection: content.Detection, after: List[str], rows: List[Event]) -> List[Event]:
+    def _filter(self, detection: Union[content.Detection, content.MaintenanceSearch], after: List[str],
+                rows: List[Event]) -> List[Event]:
         """Apply the filter hook when it is `search <terms>`; other pipes after the replayed part only on Splunk."""
         for pipe in after:
             expanded = expand_macros(pipe, self.macros).strip()
@@ -537,6 +563,11 @@ def plan(content_dir: Path) -> str:
             expanded = expand_macros(pipe, table).strip()
             if not re.fullmatch(r"search\s+.*", expanded, re.DOTALL) or pipe != "`{}`".format(detection.filter_macro):
                 splunk_only.insert(0, "`` {} ``".format(pipe))
+        if detection.reads_saved_results:  # the replay runs its producer first, once
+            for maintenance in content.companions(content_dir).get(detection.slug, []):
+                replayed = ["{}: {}".format(maintenance.stanza, " | ".join(
+                    replay_plan(maintenance.search, maintenance.replay_pipes, table)[1]))] + replayed
+            splunk_only.append("the KV store between the correlation and this search")
         lines.append("| {} | {} | {} |".format(detection.stanza, "<br>".join(
             "`` {} ``".format(p) for p in replayed), "; ".join(splunk_only)))
     return "\n".join(lines)

@@ -20,7 +20,7 @@ _MACRO_CALL = re.compile(r"`([A-Za-z0-9_]+)(?:\([^`]*\))?`")
 
 
 from escape_setup import page, tunables
-from tools.content import companions
+from tools import content as content_model
 
 
 def _load(path: Path) -> Any:
@@ -37,8 +37,8 @@ def data_scope_entries(content: Path = CONTENT) -> List[Dict[str, Any]]:
 def detections(content: Path = CONTENT) -> List[Dict[str, Any]]:
     """Every detection in content/detections/*.yml, reduced to what the setup page needs, sorted by slug."""
     scope_names = {e["name"] for e in data_scope_entries(content) if "scope" in e}
+    companions = content_model.companions(content)
     result = []
-    paired = companions(content)
     for path in sorted((content / "detections").glob("*.yml")):
         entry = _load(path)
         missing = [k for k in DETECTION_KEYS if k not in entry]
@@ -47,15 +47,35 @@ def detections(content: Path = CONTENT) -> List[Dict[str, Any]]:
         if entry["type"] not in DETECTION_TYPES:
             raise ValueError("{}: type must be one of {}".format(path.name, ", ".join(DETECTION_TYPES)))
         schedule = entry["schedule"]
-        used = [m for m in dict.fromkeys(_MACRO_CALL.findall(str(entry.get("search", "")))) if m in scope_names]
+        paired = companions.get(str(entry["slug"]), [])
+        # A detection that reads what a companion saved uses the data scopes of the companion's search.
+        searches = [str(entry.get("search", ""))] + [m.search for m in paired]
+        used = [m for m in dict.fromkeys(_MACRO_CALL.findall(" ".join(searches))) if m in scope_names]
         result.append({
             "slug": str(entry["slug"]), "title": str(entry["title"]), "analytic": str(entry["analytic"]),
             "type": str(entry["type"]),
             "schedule": {k: str(schedule[k]) for k in ("cron", "earliest", "latest")},
             "scopes": used,
-            "companions": paired.get(str(entry["slug"]), []),
+            "companions": [m.stanza for m in paired],
         })
     return sorted(result, key=lambda d: d["slug"])
+
+
+def maintenance(content: Path = CONTENT) -> List[Dict[str, Any]]:
+    """The maintenance searches the setup page pairs with detections (companion_of), in the detections' form: a chain
+    when they correlate over escape_time_window (the page then moves their earliest time with it)."""
+    result: List[Dict[str, Any]] = []
+    for search in content_model.maintenance_searches(content):
+        if not search.companion_of:
+            continue
+        result.append({
+            "slug": search.slug, "title": search.title, "analytic": str(search.analytic or ""),
+            "type": "chain" if "`escape_time_window`" in search.search else "single",
+            "schedule": {"cron": search.schedule.cron, "earliest": search.schedule.earliest,
+                         "latest": search.schedule.latest},
+            "scopes": [], "saved_search": search.stanza,
+        })
+    return result
 
 
 def build_manifest(content: Path = CONTENT) -> Dict[str, Any]:
@@ -64,9 +84,10 @@ def build_manifest(content: Path = CONTENT) -> Dict[str, Any]:
         "tunables": _load(content / "tunables.yml")["tunables"],
         "data_scope": data_scope_entries(content),
         "detections": detections(content),
+        "maintenance": maintenance(content),
     }
     parsed = page.Manifest(manifest)  # the handler's own reader must accept it
-    for detection in parsed.detections:
+    for detection in parsed.detections + parsed.maintenance:
         if detection.type == "chain":
             page.chain_earliest(detection, 1)  # its schedule must be one the window can be applied to
     for spec in parsed.scopes.values():

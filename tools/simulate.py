@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from escape_setup import page
 from tools import commands, conffile, content, peers
@@ -126,9 +126,10 @@ class Simulation(Replay):
             rows.append(row)
         return project(rows, list(required) + ["splunk_server"] if required else None)
 
-    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int]) -> List[Event]:
-        if self.peer_count == 1:
-            return super().run_pipes(label, replayed, selected)
+    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int],
+                  info: Optional[Mapping[str, Any]] = None) -> List[Event]:
+        if self.peer_count == 1 or not selected:  # a search that reads saved results has no events to shard
+            return super().run_pipes(label, replayed, selected, info)
         leading = 0
         while leading < len(replayed) and command_name(expand_macros(replayed[leading], self.macros))[0] \
                 in self.distributed:

@@ -159,14 +159,23 @@ def expand_macros(spl: str, macros: Mapping[str, Macro], external: Sequence[str]
 
 
 # ---------------------------------------------------------------- a detection's search
+def escape_pipes(search: str) -> int:
+    """The number of `escape<verb>` command pipes that follow the base search (docs/development.md §1)."""
+    count = 0
+    for pipe in split_pipes(strip_comments(search).strip())[1:]:
+        if not re.match(r"escape[a-z]+\b", pipe):
+            break
+        count += 1
+    return count
+
+
 def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro],
                 filtered: bool = True) -> Tuple[str, List[str], List[str]]:
     """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded).
-    `filtered=False` for a maintenance search, which ends with its commands (no filter macro)."""
+    `filtered=False` for a maintenance search, which ends with its commands (no filter macro). A leading pipe: no
+    base search ("" is returned), the first replayed pipe generates the rows (it reads saved results)."""
     pipes = split_pipes(strip_comments(search).strip())
-    if pipes and pipes[0] == "":
-        raise SplError("a detection starts from its data-scope macro, not from a leading pipe")
-    base = expand_macros(pipes[0], macros)
+    base = expand_macros(pipes[0], macros) if pipes else ""
     if len(pipes) < (2 if filtered else 1) + replay_pipes:
         raise SplError("replay_pipes = {} but the search has only {} pipe(s) between its base search and its "
                        "filter macro".format(replay_pipes, max(0, len(pipes) - 2)))

@@ -20,6 +20,7 @@ from tools.spl import (
     SplError,
     check_balance,
     command_name,
+    escape_pipes,
     expand_macros,
     macro_references,
     outside_quotes,
@@ -81,6 +82,7 @@ class Knowledge:
     lookups: FrozenSet[str] = frozenset()
     eventtypes: FrozenSet[str] = frozenset()
     external_macros: Tuple[str, ...] = ()
+    generating: FrozenSet[str] = frozenset()  # our commands that generate rows (after a leading pipe)
 
 
 def lint_search(spl: str, knowledge: Knowledge, subsearch: bool = False) -> List[str]:
@@ -108,11 +110,12 @@ def lint_search(spl: str, knowledge: Knowledge, subsearch: bool = False) -> List
                 continue
         if name not in BUILTIN_COMMANDS and name not in knowledge.commands:
             problems.append("unknown command {!r}".format(name))
-        if leading_pipe and position == 0 and name not in GENERATING_COMMANDS:
+        generating = name in GENERATING_COMMANDS or name in knowledge.generating
+        if leading_pipe and position == 0 and not generating:
             problems.append("{!r} follows a leading pipe but is not a generating command".format(name))
         appended = name in GENERATING_ANYWHERE_WITH_APPEND and re.search(r"\bappend\s*=\s*t(rue)?\b", args,
                                                                          re.IGNORECASE)
-        if position > 0 and name in GENERATING_COMMANDS and name != "search" and not appended:
+        if position > 0 and generating and name != "search" and not appended:
             problems.append("generating command {!r} must come first, after a leading pipe".format(name))
         bare = outside_quotes(args)
         allowed = FUNCTION_COMMANDS.get(name)
@@ -209,6 +212,7 @@ class DetectionView:
     stanza: Dict[str, str]
     data_scope: Tuple[str, ...]
     time_window_seconds: int
+    producer: str = ""  # the search of the maintenance search whose saved results it reads (companion_of)
 
 
 def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
@@ -220,10 +224,28 @@ def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
         base, replayed, after = replay_plan(view.search, view.replay_pipes, knowledge.macros)
     except SplError as err:
         return problems + [str(err)]
-    first = split_pipes(strip_comments(view.search).strip())[0]
-    if not set(macro_references(first)) & set(view.data_scope):
-        problems.append("the search must start from a data-scope macro ({})".format(", ".join(view.data_scope)))
-    if has_index(expand_macros(view.search, knowledge.macros, knowledge.external_macros)):
+    if not split_pipes(strip_comments(view.search).strip())[0]:
+        problems.extend(_lint_reader(view, knowledge, replayed))
+    else:
+        problems.extend(_lint_base(view.search, view.data_scope, base, replayed, knowledge))
+    for pipe in after[:-1]:
+        name = command_name(pipe)[0] if not pipe.startswith("`") else "macro " + pipe
+        if name not in PRESENTATION_COMMANDS:
+            problems.append("{!r} sits after the replayed pipes: decisive logic (filtering, joins, thresholds, "
+                            "lookups) must be inside the replayed part".format(pipe))
+    problems.extend(lint_schedule(view, knowledge))
+    return problems
+
+
+def _lint_base(search: str, data_scope: Tuple[str, ...], base: str, replayed: List[str],
+               knowledge: Knowledge) -> List[str]:
+    """The rules over a search that reads events: a data-scope macro, no index=, a pure base search, then the
+    add-on's escape<verb> commands."""
+    problems = []
+    first = split_pipes(strip_comments(search).strip())[0]
+    if not set(macro_references(first)) & set(data_scope):
+        problems.append("the search must start from a data-scope macro ({})".format(", ".join(data_scope)))
+    if has_index(expand_macros(search, knowledge.macros, knowledge.external_macros)):
         problems.append("the search names index= (admins set indexes in the data-scope macros)")
     try:
         parse_search_expression(base)
@@ -234,13 +256,31 @@ def lint_detection(view: DetectionView, knowledge: Knowledge) -> List[str]:
         if not (name.startswith("escape") and name in knowledge.commands):
             problems.append("replayed pipe {!r} is not one of the add-on's escape<verb> commands: decisive logic "
                             "must live in the engine, where the replay runs it".format(pipe))
-    for pipe in after[:-1]:
-        name = command_name(pipe)[0] if not pipe.startswith("`") else "macro " + pipe
-        if name not in PRESENTATION_COMMANDS:
-            problems.append("{!r} sits after the replayed pipes: decisive logic (filtering, joins, thresholds, "
-                            "lookups) must be inside the replayed part".format(pipe))
-    problems.extend(lint_schedule(view, knowledge))
     return problems
+
+
+def _lint_reader(view: DetectionView, knowledge: Knowledge, replayed: List[str]) -> List[str]:
+    """A detection that starts with a leading pipe reads what its companion maintenance search saved: one generating
+    escape<verb> command of the add-on, and the producer passes every rule of a search over events, ending with its
+    commands (so the replay runs the whole path, and nothing decisive escapes it)."""
+    names = [command_name(expand_macros(p, knowledge.macros))[0] for p in replayed]
+    problems = []
+    if len(names) != 1 or names[0] not in knowledge.generating or not names[0].startswith("escape"):
+        problems.append("a search with a leading pipe must read saved results with one generating escape<verb> "
+                        "command of the add-on, then its filter macro")
+    if not view.producer:
+        return problems + ["a detection that reads saved results needs the maintenance search that saves them "
+                           "(content/baselines/, companion_of: [{}])".format(view.slug)]
+    pipes = split_pipes(strip_comments(view.producer).strip())
+    try:
+        base, produced, after = replay_plan(view.producer, escape_pipes(view.producer), knowledge.macros,
+                                            filtered=False)
+    except SplError as err:
+        return problems + ["its maintenance search: {}".format(err)]
+    if after or len(pipes) < 2:
+        problems.append("its maintenance search must end with the add-on's commands (the replay runs all of it)")
+    return problems + ["its maintenance search: " + p
+                       for p in _lint_base(view.producer, view.data_scope, base, produced, knowledge)]
 
 
 def lint_schedule(view: DetectionView, knowledge: Knowledge) -> List[str]:

@@ -173,10 +173,9 @@ def test_set_applies_a_tunable_to_every_run(built_app: Path, tmp_path: Path) -> 
 LAB_AUDIT = "linux:audit=" + str(Path(__file__).resolve().parents[1] / "data" / "lab-run1" / "audit-session1.log.gz")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16, Linux state: both Linux detections read and write the one lineage "
-                                       "collection, so the attempt run at :17 starts from the state the chain run "
-                                       "at :13 saved and finds none of the lab's 6 blocked attempts")
 def test_the_linux_detections_side_by_side_alert_as_each_alone(built_app: Path) -> None:
+    """Issue 16's Linux state, fixed by issue 17's one pass: the correlation search alone writes the lineage, so the
+    attempt detection no longer starts from the state the chain detection's own pass saved (it lost all 6)."""
     window = ("2026-11-29T03:40:00Z", "2026-11-29T05:30:00Z")
     attempt, chain = "linux_container_escape_attempt", "linux_container_escape_chain"
     alone = run([LAB_AUDIT], *window, enable=[attempt])

@@ -47,7 +47,7 @@ def test_notable_drilldown_searches_the_detections_own_data_and_passes_the_lint(
     assert keys["action.notable.param.security_domain"] in es.DOMAINS
     assert "$host$" in keys["action.notable.param.rule_title"]
     drilldown = keys["action.notable.param.drilldown_search"]
-    base = spl.split_pipes(item.search)[0]
+    base = spl.split_pipes(content.producer_search(item) or item.search)[0]  # a reader: its producer's events
     for macro in re.findall(r"`(escape_[a-z_]+)`", drilldown):
         assert "`{}`".format(macro) in base, "{} is not a scope of the base search".format(macro)
     assert spllint.lint_search(drilldown.replace("$host$", "h1"), KNOWLEDGE) == []

@@ -1,6 +1,7 @@
 """Maintenance searches (content/baselines/): searches that feed state to a detection; a detection's companion ships
 disabled and the setup page enables it with the detection."""
 from datetime import datetime, timezone
+from pathlib import Path
 
 from tests.conftest import ROOT
 from tools import conffile, content, contentlint
@@ -22,9 +23,9 @@ def test_the_seed_learns_nothing_the_detection_has_yet_to_judge() -> None:
     stanzas = conffile.parse_text(content.render_savedsearches_conf())
     for maintenance in content.maintenance_searches():
         if maintenance.companion_of and maintenance.run == "once":
-            detection = next(d for d in content.detections() if d.slug == maintenance.companion_of)
-            assert stanzas[maintenance.stanza]["dispatch.latest_time"] == \
-                stanzas[detection.stanza]["dispatch.earliest_time"]
+            for detection in [d for d in content.detections() if d.slug in maintenance.companion_of]:
+                assert stanzas[maintenance.stanza]["dispatch.latest_time"] == \
+                    stanzas[detection.stanza]["dispatch.earliest_time"]
 
 
 def test_the_setup_page_enables_a_companion_with_its_detection() -> None:
@@ -69,3 +70,42 @@ def test_ausearch_two_digit_years_are_read() -> None:
     first = next(r for r in records if "11/29/26 03:42:07.362" in r[0])
     assert first[1] == datetime(2026, 11, 29, 3, 42, 7, 362000, tzinfo=timezone.utc).timestamp()
     assert all(r[1] is not None for r in records)
+
+
+def _copy_content(folder: Path) -> Path:
+    for sub in ("detections", "baselines", "macros"):
+        (folder / sub).mkdir(parents=True)
+        for path in (content.CONTENT / sub).glob("*.yml"):
+            (folder / sub / path.name).write_text(path.read_text())
+    for path in content.CONTENT.glob("*.yml"):
+        (folder / path.name).write_text(path.read_text())
+    return folder
+
+
+CORRELATION = "linux_escape_correlation.yml"
+ATTEMPT = "linux_container_escape_attempt.yml"
+
+
+def test_a_detection_reading_saved_results_needs_its_producer(tmp_path: Path) -> None:
+    folder = _copy_content(tmp_path / "content")
+    (folder / "baselines" / CORRELATION).unlink()
+    problems = contentlint.lint_content(folder, ROOT / "package")
+    assert sum("needs the maintenance search that saves them" in p for p in problems) == 2, problems
+
+
+def test_the_producer_of_saved_results_passes_the_base_search_rules(tmp_path: Path) -> None:
+    folder = _copy_content(tmp_path / "content")
+    path = folder / "baselines" / CORRELATION
+    path.write_text(path.read_text().replace("(`escape_auditd`) OR (`escape_sysmon_linux`)", "index=main audit"))
+    problems = [p for p in contentlint.lint_content(folder, ROOT / "package") if "Blocked" in p]
+    assert any("its maintenance search: the search must start from a data-scope macro" in p for p in problems)
+    assert any("its maintenance search: the search names index=" in p for p in problems), problems
+
+
+def test_a_leading_pipe_must_be_an_add_on_generating_command(tmp_path: Path) -> None:
+    folder = _copy_content(tmp_path / "content")
+    path = folder / "detections" / ATTEMPT
+    path.write_text(path.read_text().replace("| escapefindings report=attempts", "| escapereduce"))
+    problems = [p for p in contentlint.lint_content(folder, ROOT / "package") if "Blocked" in p]
+    assert any("one generating escape<verb> command of the add-on" in p for p in problems), problems
+    assert any("'escapereduce' follows a leading pipe but is not a generating command" in p for p in problems)

@@ -131,3 +131,55 @@ def test_warnings_cover_enabled_analytics_only(manifest: page.Manifest) -> None:
         ("WARNING: Linux auditd (escape_auditd, used by the enabled linux analytic) found no events in the last 24 "
         "hours; check the indexes and sourcetypes.")]
     assert page.scope_status([], []) == page.SCOPE_OK
+
+
+# ---- companions: the Linux correlation runs while either Linux detection is enabled (issue 17) -------------------
+CHAIN = "Escape to Host - Container Escape Chain on Linux Host - Rule"
+ATTEMPT = "Escape to Host - Blocked Container Escape Attempt on Linux Host - Rule"
+CORRELATION = "Escape to Host - Linux Escape Correlation"
+
+
+@pytest.fixture(scope="module")
+def real_manifest() -> page.Manifest:
+    return page.Manifest(setup_manifest.build_manifest())
+
+
+def _all_disabled(manifest: page.Manifest) -> Dict[str, bool]:
+    return {name: True for name in page.managed_searches(manifest)}
+
+
+def test_the_linux_detections_share_one_companion_the_tab_manages(real_manifest: page.Manifest) -> None:
+    by_slug = {d.slug: d for d in real_manifest.detections}
+    assert by_slug["linux_container_escape_chain"].companions == [CORRELATION]
+    assert by_slug["linux_container_escape_attempt"].companions == [CORRELATION]
+    assert CORRELATION in page.managed_searches(real_manifest)
+    # readers show the data scope of the search they depend on (scope warnings on the Data sources tab)
+    assert by_slug["linux_container_escape_attempt"].scopes == ["escape_auditd", "escape_sysmon_linux"]
+
+
+def test_enabling_either_linux_detection_enables_the_correlation(real_manifest: page.Manifest) -> None:
+    disabled = _all_disabled(real_manifest)
+    plan = page.plan_analytics(real_manifest, {"linux_container_escape_attempt": "1"}, disabled)
+    assert plan == [(ATTEMPT, "0"), (CORRELATION, "0")]
+
+
+def test_the_correlation_stays_on_while_one_detection_is_on(real_manifest: page.Manifest) -> None:
+    disabled = dict(_all_disabled(real_manifest), **{CHAIN: False, ATTEMPT: False, CORRELATION: False})
+    assert page.plan_analytics(real_manifest, {"linux_container_escape_chain": "0"}, disabled) == [(CHAIN, "1")]
+    plan = page.plan_analytics(real_manifest, {"linux_container_escape_chain": "0",
+                                               "linux_container_escape_attempt": "0"}, disabled)
+    assert plan == [(ATTEMPT, "1"), (CHAIN, "1"), (CORRELATION, "1")]  # detections in slug order
+
+
+def test_an_upgrade_with_a_detection_enabled_turns_its_new_companion_on_at_the_next_save(
+        real_manifest: page.Manifest) -> None:
+    # after an upgrade the local/ enabled detection stays enabled and the new correlation ships disabled: a save of
+    # the tab (with nothing changed) turns it on (docs/install-upgrade-uninstall.md)
+    disabled = dict(_all_disabled(real_manifest), **{CHAIN: False})
+    values = page.analytics_values(real_manifest, disabled)
+    assert page.plan_analytics(real_manifest, values, disabled) == [(CORRELATION, "0")]
+
+
+def test_the_time_window_moves_the_correlation_earliest_time(real_manifest: page.Manifest) -> None:
+    moved = dict(page.plan_chain_windows(real_manifest, [("escape_time_window", "600")]))
+    assert moved[CORRELATION] == "-80m@m"  # -10m latest + 60 m period + 10 m window

@@ -24,6 +24,15 @@ RESULTS = ("host_exec", "helper_exec", "child_start")
 _COUNTS = {"escape": "escapes", "suspicious": "suspicious", "attempt": "attempts"}
 
 
+def reported(report: str, category: str) -> bool:
+    """Whether a chain of `category` (escape, suspicious, attempt) is among the rows of `report` (REPORTS)."""
+    if report == "escapes":
+        return category != "attempt"
+    if report == "attempts":
+        return category == "attempt"
+    return True
+
+
 class Item:
     """One event of a container's activity that a chain may rest on."""
 
@@ -194,9 +203,7 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
         socket = [i for i in triggers if i.kind == "socket_client" and i.detail]
         finding, severity = ("runtime_socket_attempt", "medium") if socket else ("escape_attempt", "low")
         category = "attempt"
-    if report == "escapes" and category == "attempt":
-        return None
-    if report == "attempts" and category != "attempt":
+    if not reported(report, category):
         return None
     evidence: List[str] = []
     for item in items:

@@ -51,6 +51,10 @@ class Collection(ABC):
         """Insert or replace each document by its `_key`, `batch` documents at a time."""
 
     @abstractmethod
+    def delete_below(self, name: str, value: float) -> None:
+        """Delete every document whose number `name` is below `value` (the KV store's query {name: {"$lt": value}})."""
+
+    @abstractmethod
     def location(self) -> str:
         """Where the documents live, for messages."""
 
@@ -123,6 +127,13 @@ class FileCollection(Collection):
                 current.append(dict(document))
         write_atomically(self.path, json.dumps(current, indent=1, sort_keys=True) + "\n")
 
+    def delete_below(self, name: str, value: float) -> None:
+        current = self.stored()
+        kept = [d for d in current if not (isinstance(d, dict) and isinstance(d.get(name), (int, float))
+                                           and not isinstance(d.get(name), bool) and d[name] < value)]
+        if len(kept) != len(current):
+            write_atomically(self.path, json.dumps(kept, indent=1, sort_keys=True) + "\n")
+
 
 class FileStore(Store):
     """Collections as JSON files in one folder (created on the first save)."""
@@ -160,6 +171,9 @@ class KVCollection(Collection):
             self.context.post(self.path + "/batch_save", owner=OWNER, app=APP,
                               headers=[("Content-Type", "application/json")],
                               body=json.dumps([dict(d) for d in documents[start:start + size]]))
+
+    def delete_below(self, name: str, value: float) -> None:
+        self.context.delete(self.path, owner=OWNER, app=APP, query=json.dumps({_checked_name(name): {"$lt": value}}))
 
 
 class KVStore(Store):

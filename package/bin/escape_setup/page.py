@@ -25,6 +25,10 @@ class Manifest:
         if not isinstance(detections, list):
             raise ValueError("settings manifest has no 'detections' list")
         self.detections = [Detection(d) for d in detections]
+        # Maintenance searches that keep what detections read (content/baselines/ with companion_of): the Analytics
+        # tab enables each while any of its detections is enabled, and a chain-window one moves with the window.
+        maintenance = data.get("maintenance", [])
+        self.maintenance = [Detection(m) for m in maintenance] if isinstance(maintenance, list) else []
 
 
 class Detection:
@@ -43,8 +47,8 @@ class Detection:
         self.latest = str(schedule["latest"])
         scopes = entry.get("scopes", [])
         self.scopes = [str(s) for s in scopes] if isinstance(scopes, list) else []
-        self.saved_search = saved_search_name(self.title)
-        # Maintenance searches that keep state only this detection reads: enabled and disabled with it.
+        self.saved_search = str(entry.get("saved_search") or saved_search_name(self.title))
+        # The maintenance searches enabled and disabled with it (the one pairing: content/baselines/ companion_of).
         companions = entry.get("companions", [])
         self.companions = [str(c) for c in companions] if isinstance(companions, list) else []
 
@@ -148,7 +152,8 @@ def plan_chain_windows(manifest: Manifest, writes: Sequence[Tuple[str, str]]) ->
     window = dict(writes).get("escape_time_window")
     if window is None:
         return []
-    return [(d.saved_search, chain_earliest(d, int(window))) for d in manifest.detections if d.type == "chain"]
+    return [(d.saved_search, chain_earliest(d, int(window))) for d in manifest.detections + manifest.maintenance
+            if d.type == "chain"]
 
 
 # --- Data sources --------------------------------------------------------------------------------------------------
@@ -277,11 +282,21 @@ def plan_analytics(manifest: Manifest, submitted: Mapping[str, str],
                 detection.title, value))
             continue
         want_disabled = text in _FALSE
-        # The detection and its companions follow the checkbox together: a baseline never learns while its detection
-        # is off, and never stays off while its detection is on.
-        for name in [detection.saved_search] + detection.companions:
-            if disabled.get(name, True) != want_disabled and (name, "1" if want_disabled else "0") not in plan:
-                plan.append((name, "1" if want_disabled else "0"))
+        if disabled.get(detection.saved_search, True) != want_disabled:
+            plan.append((detection.saved_search, "1" if want_disabled else "0"))
     if errors:
         raise ValueError(" ".join(errors))
+    # A companion runs while any detection it serves will be enabled (one no detection lists is left alone): a
+    # baseline never learns while its detection is off, and a shared correlation stays on while one of its two
+    # detections is on.
+    after = dict(disabled)
+    after.update((name, value == "1") for name, value in plan)
+    serves: Dict[str, List[str]] = {}
+    for detection in manifest.detections:
+        for name in detection.companions:
+            serves.setdefault(name, []).append(detection.saved_search)
+    for name, detections in serves.items():
+        want_disabled = all(after.get(d, True) for d in detections)
+        if disabled.get(name, True) != want_disabled:
+            plan.append((name, "1" if want_disabled else "0"))
     return plan
