@@ -42,7 +42,7 @@ def test_metadata_lets_only_admins_write(packaged: Dict[str, str]) -> None:
     assert meta[""]["access"].replace(" ", "") == "read:[*],write:[admin,sc_admin]"
     for stanza, keys in meta.items():
         if "write" in keys.get("access", ""):
-            assert keys["access"].replace(" ", "").endswith("write:[admin,sc_admin]"), stanza
+            assert keys["access"].replace(" ", "").endswith(("write:[admin,sc_admin]", "write:[admin,sc_admin,ess_admin]")), stanza
 
 
 def test_the_package_ships_our_handler_and_the_manifest_of_its_content(packaged: Dict[str, str]) -> None:
