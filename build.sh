@@ -2,6 +2,7 @@
 # ./build.sh            build with ucc-gen, render content/, package dist/TA_escape_to_host-<version>.tar.gz, run AppInspect
 # ./build.sh env        only create or refresh the virtual environments (.venv, .venv-appinspect, .venv-psa)
 # ./build.sh replay ... run the add-on's analytics over raw log files (see README)
+# ./build.sh simulate ...  run the enabled saved searches as the scheduler would, over time (docs/replay.md)
 # ./build.sh bench      benchmark the custom commands
 # ./build.sh docs [--check]          regenerate (or check) the README's detection list, docs/detections.md, docs/tunables.md
 # ./build.sh setup-page [--check]    rewrite (or check) the setup page's generated tabs in globalConfig.json
@@ -97,6 +98,7 @@ case "${1:-}" in
   env) environments;;
   fingerprint) fingerprint;;
   replay) shift; fresh_build >&2; exec .venv/bin/python -m tools.replay "$@";;
+  simulate) shift; fresh_build >&2; exec .venv/bin/python -m tools.simulate "$@";;
   bench) shift; fresh_build >&2; exec .venv/bin/python -m tools.bench "$@";;
   # The generated docs, then docs/example-alert.md from a replay of the fresh build (with no arguments: a full rewrite).
   docs) shift; environments; .venv/bin/python -m tools.docs "$@"
@@ -104,5 +106,5 @@ case "${1:-}" in
   setup-page) shift; environments; exec .venv/bin/python -m tools.setup_page "$@";;
   lint) shift; fresh_build >&2; exec .venv/bin/python -m tools.contentlint "$@";;
   record-release) shift; environments; exec .venv/bin/python -m tools.release --record-release "$@";;
-  *) log "unknown command '$1' (use: ./build.sh [env|replay|bench|docs|setup-page|lint|record-release])"; exit 2;;
+  *) log "unknown command '$1' (use: ./build.sh [env|replay|simulate|bench|docs|setup-page|lint|record-release])"; exit 2;;
 esac

@@ -85,6 +85,7 @@ class Command:
     comment: str
     distributed: bool
     options: Tuple[Option, ...]
+    placement: str = ""              # why it runs where it runs: the comment right above its @Configuration
 
     @property
     def bnf_syntax(self) -> str:
@@ -211,10 +212,16 @@ def read_command(path: Path) -> Command:
             where, ", ##".join(s.title() for s in missing)))
     name = path.stem
     example, comment = _example(sections["example"], name)
+    source_lines = path.read_text(encoding="utf-8").splitlines()
+    above = min(d.lineno for d in cls.decorator_list) - 2  # 0-based index of the line above the first decorator
+    reason: List[str] = []
+    while above >= 0 and source_lines[above].startswith("#"):
+        reason.insert(0, source_lines[above].lstrip("#").strip())
+        above -= 1
     return Command(name=name, path=path, shortdesc=shortdesc, syntax=" ".join(sections["syntax"].split()),
                    description=" ".join(sections["description"].split()), example=example,
                    comment=comment or EXAMPLE_COMMENTS.get(name, ""), distributed=bool(_literal(
-                       settings["distributed"], where)), options=tuple(options))
+                       settings["distributed"], where)), options=tuple(options), placement=" ".join(reason))
 
 
 def commands(bin_dir: Path = BIN, names: Sequence[str] = COMMANDS) -> List[Command]:

@@ -132,15 +132,30 @@ def maintenance_searches(content_dir: Path = CONTENT) -> List[MaintenanceSearch]
 
 
 def maintenance_view(maintenance: MaintenanceSearch) -> Dict[str, Any]:
-    """The values tools/templates/savedsearch_maintenance.j2 lays out. Enabled on install, unlike the detections: it
-    only records state (no alert), and a detection that reads the state is only as good as the history it has
-    gathered by the time an admin enables it."""
+    """The values tools/templates/savedsearch_maintenance.j2 lays out. A companion of a detection ships disabled, as
+    the detection does (the setup page enables both); one without a companion is enabled on install."""
     return {
         "stanza": maintenance.stanza,
         "description": "Maintenance search (never alerts). " + " ".join(maintenance.description.split()),
         "search": search_lines(maintenance.search),
         "schedule": maintenance.schedule,
+        "disabled": 1 if maintenance.companion_of else 0,
+        "scheduled": 0 if maintenance.run == "once" else 1,
     }
+
+
+def companions(content_dir: Path = CONTENT) -> Dict[str, List[str]]:
+    """Detection slug -> the stanzas of the maintenance searches enabled and disabled with it (the one pairing)."""
+    slugs = {str(load_yaml(p).get("slug")) for p in (content_dir / "detections").glob("*.yml")}
+    pairs: Dict[str, List[str]] = {}
+    for maintenance in maintenance_searches(content_dir):
+        if maintenance.companion_of is None:
+            continue
+        if maintenance.companion_of not in slugs:
+            raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path,
+                                                                              maintenance.companion_of))
+        pairs.setdefault(maintenance.companion_of, []).append(maintenance.stanza)
+    return pairs
 
 
 def maintenance_stanza(maintenance: MaintenanceSearch) -> str:

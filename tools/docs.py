@@ -209,6 +209,11 @@ def commands_md(bin_dir: Path = commands.BIN) -> str:
            "", "Each command is a thin wrapper in `package/bin/` around the engine in `package/bin/escape_engine/`.",
            "This page and the search assistant's `searchbnf.conf` are generated from the wrappers' options and",
            "docstrings, so they say what the code accepts.", "",
+           "A distributed command runs on each indexer over that indexer's events only, and forwarders spread one",
+           "host's events over every indexer (a new one every 30 s). Each distributed command must therefore give the",
+           "same alerts on three search peers as on one: `tests/integration/test_simulate_peers.py` checks it on every",
+           "bundled sample of the detections it starts (the simulation's `--peers`, docs/replay.md). A command that",
+           "keeps state across events of one host runs on the search head only.", "",
            "| command | runs | what it does |", "|---|---|---|"]
     for command in found:
         out.append("| [`{0}`](#{0}) | {1} | {2} |".format(
@@ -221,7 +226,8 @@ def commands_md(bin_dir: Path = commands.BIN) -> str:
             out += [_option_row(o) for o in command.options]
         else:
             out += ["No options."]
-        out += ["", _prose(command.description), "", "Where it runs: {}.".format(_runs(command)), "",
+        why = " Why: {}".format(_prose(command.placement)) if command.placement else ""
+        out += ["", _prose(command.description), "", "Where it runs: {}.{}".format(_runs(command), why), "",
                 "Example: {}".format(_prose(command.comment)), "", "```spl", command.example, "```"]
     return "\n".join(out) + "\n"
 

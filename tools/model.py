@@ -310,13 +310,18 @@ class Detection:
 
 @dataclass(frozen=True)
 class MaintenanceSearch:
-    """One content/baselines/<slug>.yml: a scheduled search that keeps state a detection reads (never alerts)."""
+    """One content/baselines/<slug>.yml: a search that keeps state a detection reads (never alerts). `companion_of`
+    names the detection whose state it keeps: it then ships disabled and the setup page enables it with that
+    detection. `run: once` makes it an unscheduled search an admin runs by hand (a seeding search); its schedule's
+    earliest and latest are then its time range."""
     slug: str = key(text)
     title: str = key(text)
     analytic: Optional[str] = key(one_of(ANALYTICS), optional=True)
     search: str = key(text)
     schedule: Schedule = key(nested(Schedule), hint="must have exactly cron, earliest and latest")
     description: str = key(text)
+    companion_of: Optional[str] = key(text, optional=True)
+    run: Optional[str] = key(one_of(("scheduled", "once")), optional=True)
     path: Path = Path()
 
     def __getitem__(self, name: str) -> Any:
@@ -327,6 +332,16 @@ class MaintenanceSearch:
     def stanza(self) -> str:
         """"Escape to Host - <title>": the saved-search prefix without the " - Rule" that marks a detection."""
         return SAVED_SEARCH_FORMAT.split("{}")[0] + self.title
+
+    @property
+    def replay_pipes(self) -> int:
+        """The escape<verb> commands right after the base search (the simulation runs maintenance searches too)."""
+        return escape_pipes(self.search)
+
+    @property
+    def filter_macro(self) -> str:
+        """None of its own: a maintenance search ends with its commands (the replay warns about any other pipe)."""
+        return ""
 
 
 def escape_pipes(search: str) -> int:

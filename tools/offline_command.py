@@ -5,7 +5,7 @@
 In Splunk a stateful command keeps its state in the app's KV store (escape_io.store.KVStore). The replay, the tests
 and the benchmark have no splunkd, so they start the script through this launcher: it loads the script with runpy
 under a module name other than __main__ (its own module-level `dispatch(...)` then does nothing), hands the command
-class a file store (escape_io.store.FileStore over STATE_DIR) and calls splunklib's dispatch itself. Nothing in the
+class a file store with the KV store's limits (tools/kvstandin.py over STATE_DIR) and calls splunklib's dispatch itself. Nothing in the
 add-on reads where its state lives from the environment; the choice is made here, outside the package.
 """
 import runpy
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+STANDIN = Path(__file__).resolve().with_name("kvstandin.py")  # read now: main() points __file__ at the script
 RUN_NAME = "escape_offline_command"  # anything but __main__: the script's own dispatch(...) does nothing
 
 
@@ -49,9 +50,11 @@ def main(args: Sequence[str]) -> None:
     namespace = runpy.run_path(str(script), run_name=RUN_NAME)
     from splunklib.searchcommands import dispatch
 
-    from escape_io.store import FileStore  # from the script's bin/
+    # The stand-in subclasses the script's own escape_io.store (its bin/ leads the path): loaded from this folder by
+    # path, as the script is, because tools/ is not on a command's import path.
+    standin = runpy.run_path(str(STANDIN), run_name="escape_kvstandin")
     command: Any = command_class(namespace, script)
-    command.state_store = FileStore(str(state_dir))
+    command.state_store = standin["LimitedStore"](str(state_dir))
     dispatch(command, [str(script)], sys.stdin, sys.stdout, "__main__")  # no further argv: SCP v2, as splunkd
 
 

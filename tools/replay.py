@@ -350,31 +350,46 @@ class Replay:
             self.cache[position] = extracted
         return self.cache[position]
 
-    def run(self, detection: content.Detection) -> List[Dict[str, object]]:
+    def visible(self, position: int) -> bool:
+        """Whether the search being run can see the event (the simulation narrows this to its dispatch window)."""
+        return True
+
+    def result_rows(self, detection: content.Detection) -> List[Event]:
+        """The detection's result rows: base search, replayed commands, filter hook."""
         try:
-            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros)
+            base, replayed, after = replay_plan(detection.search, detection.replay_pipes, self.macros,
+                                                filtered=bool(detection.filter_macro))
             tree = parse_search_expression(base)
         except SplError as err:
             raise ReplayError("{}: {}".format(detection.stanza, err)) from None
         needs_fields = bool(fields_used(tree) - DEFAULT_FIELDS)
         PROGRESS.doing("{} | base search".format(detection.slug))
-        selected = [i for i, e in enumerate(self.events) if matches(tree, self.fields_of(i) if needs_fields else e)]
+        selected = [i for i, e in enumerate(self.events)
+                    if self.visible(i) and matches(tree, self.fields_of(i) if needs_fields else e)]
         self.matched.update(selected)
         # Splunk hands events newest first; among equal times, the later-read event first.
         selected.sort(key=lambda i: (float(str(self.events[i]["_time"])), i), reverse=True)
+        rows = self.run_pipes(detection.slug, replayed, selected)
+        return self._filter(detection, after, rows)
 
-        def first_rows(required: Optional[Sequence[str]]) -> List[Event]:
-            # Search-time fields are computed only when the command may need them.
-            if required and set(required) <= DEFAULT_FIELDS:
-                return project([self.events[i] for i in selected], required)
-            return project([self.fields_of(i) for i in selected], required)
+    def first_rows(self, selected: Sequence[int], required: Optional[Sequence[str]]) -> List[Event]:
+        """The base search's events as the first command receives them."""
+        # Search-time fields are computed only when the command may need them.
+        if required and set(required) <= DEFAULT_FIELDS:
+            return project([self.events[i] for i in selected], required)
+        return project([self.fields_of(i) for i in selected], required)
 
+    def run_pipes(self, label: str, replayed: Sequence[str], selected: Sequence[int]) -> List[Event]:
+        """The replayed commands, one after another, over the selected events (all on the search head)."""
         rows: List[Event] = []
-        provider: Rows = first_rows
+        provider: Rows = functools.partial(self.first_rows, selected)
         for pipe in replayed:
-            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, detection.slug, self.notes)
+            rows = run_pipe(pipe, provider, self.macros, self.app_dir, self.state_dir, label, self.notes)
             provider = functools.partial(project, rows)
-        rows = self._filter(detection, after, rows)
+        return rows
+
+    def run(self, detection: content.Detection) -> List[Dict[str, object]]:
+        rows = self.result_rows(detection)
         alerts = [self.alert(detection, row) for row in rows]
         unsummarised = sum(1 for row in rows if not row.get("escape_summary"))
         if unsummarised:

@@ -20,6 +20,7 @@ _MACRO_CALL = re.compile(r"`([A-Za-z0-9_]+)(?:\([^`]*\))?`")
 
 
 from escape_setup import page, tunables
+from tools.content import companions
 
 
 def _load(path: Path) -> Any:
@@ -37,6 +38,7 @@ def detections(content: Path = CONTENT) -> List[Dict[str, Any]]:
     """Every detection in content/detections/*.yml, reduced to what the setup page needs, sorted by slug."""
     scope_names = {e["name"] for e in data_scope_entries(content) if "scope" in e}
     result = []
+    paired = companions(content)
     for path in sorted((content / "detections").glob("*.yml")):
         entry = _load(path)
         missing = [k for k in DETECTION_KEYS if k not in entry]
@@ -51,6 +53,7 @@ def detections(content: Path = CONTENT) -> List[Dict[str, Any]]:
             "type": str(entry["type"]),
             "schedule": {k: str(schedule[k]) for k in ("cron", "earliest", "latest")},
             "scopes": used,
+            "companions": paired.get(str(entry["slug"]), []),
         })
     return sorted(result, key=lambda d: d["slug"])
 

@@ -159,13 +159,15 @@ def expand_macros(spl: str, macros: Mapping[str, Macro], external: Sequence[str]
 
 
 # ---------------------------------------------------------------- a detection's search
-def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro]) -> Tuple[str, List[str], List[str]]:
-    """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded)."""
+def replay_plan(search: str, replay_pipes: int, macros: Mapping[str, Macro],
+                filtered: bool = True) -> Tuple[str, List[str], List[str]]:
+    """Split a detection's search into (expanded base search, replayed pipes, pipes after them, unexpanded).
+    `filtered=False` for a maintenance search, which ends with its commands (no filter macro)."""
     pipes = split_pipes(strip_comments(search).strip())
     if pipes and pipes[0] == "":
         raise SplError("a detection starts from its data-scope macro, not from a leading pipe")
     base = expand_macros(pipes[0], macros)
-    if len(pipes) < 2 + replay_pipes:
+    if len(pipes) < (2 if filtered else 1) + replay_pipes:
         raise SplError("replay_pipes = {} but the search has only {} pipe(s) between its base search and its "
                        "filter macro".format(replay_pipes, max(0, len(pipes) - 2)))
     return base, pipes[1:1 + replay_pipes], pipes[1 + replay_pipes:]

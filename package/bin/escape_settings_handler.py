@@ -85,26 +85,27 @@ class EscapeSettingsHandler(AdminExternalHandler):
         return definitions
 
     def _disabled(self):
-        """Saved search name -> disabled for every detection in the manifest; one not installed counts as disabled
-        and is listed in self.missing (a save that would change it fails with splunkd's 404). Each installed saved
-        search's settings are kept in self.saved_content (what a failed save restores)."""
+        """Saved search name -> disabled for every detection in the manifest and its companions (page.managed_searches);
+        one not installed counts as disabled and is listed in self.missing (a save that would change it fails with
+        splunkd's 404). Each installed saved search's settings are kept in self.saved_content (what a failed save
+        restores)."""
         states = {}
         self.missing = []
         self.saved_content = {}
-        for detection in self.manifest.detections:
+        for name in page.managed_searches(self.manifest):
             try:
-                response = self.rest.get("saved/searches/" + _quote(detection.saved_search), output_mode="json")
+                response = self.rest.get("saved/searches/" + _quote(name), output_mode="json")
             except binding.HTTPError as exc:
                 if exc.status != 404:
                     raise RestError(exc.status, "Could not read saved search {}: {}".format(
-                        detection.saved_search, _error_text(exc)))
-                states[detection.saved_search] = True
-                self.missing.append(detection.saved_search)
+                        name, _error_text(exc)))
+                states[name] = True
+                self.missing.append(name)
                 continue
             content = json.loads(response.body.read())["entry"][0]["content"]
-            self.saved_content[detection.saved_search] = content
+            self.saved_content[name] = content
             value = content.get("disabled", True)
-            states[detection.saved_search] = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
+            states[name] = value if isinstance(value, bool) else str(value).lower() in ("1", "true")
         return states
 
     def _stanza(self, tab):

@@ -6,8 +6,9 @@
     Parses ESXi syslog lines (vmkernel, vmkwarning, shell, hostd, esxupdate, vmx) from _raw. In detect mode it emits
     one row per finding (module_load, forced_vib_install, acceptance_level_change, bulk_vm_kill, vmx_crash) with
     escape_finding and escape_severity; a module is expected when it is in the shipped stock lookup, in allowed or in
-    the first-seen baseline (this app's KV store collection escape_esxi_module_baseline). In baseline mode it emits
-    nothing and adds every module it sees loaded to that baseline.
+    the host's first-seen baseline (this app's KV store collection escape_esxi_module_baseline, per host); every module
+    load it judges is added to that baseline, so an overlapping later run never reports it again. In baseline mode
+    (the one-off seeding search) it emits nothing and adds every module each host loaded to the baseline.
 ##Example
     `escape_esxi` "Loading module" | escapeesxi allowed=`escape_allowed_kernel_modules` findings=module_load
 """
@@ -28,8 +29,9 @@ STOCK_LOOKUP = "escape_esxi_stock_modules.csv"
 @Configuration(distributed=False)
 class EsxiCommand(StreamingCommand):
     mode = Option(
-        doc="**Syntax:** **mode=***<detect|baseline>* **Description:** detect emits findings; baseline emits "
-            "nothing and adds every module it sees loaded to the first-seen baseline.",
+        doc="**Syntax:** **mode=***<detect|baseline>* **Description:** detect emits findings and records each module "
+            "load it judged in its host's first-seen baseline; baseline (the one-off seeding search) emits nothing "
+            "and records every module each host loaded.",
         default="detect", validate=validators.Set("detect", "baseline"))
     allowed = Option(
         doc="**Syntax:** **allowed=***<modules>* **Description:** Comma-separated vmkernel module names expected "
@@ -60,6 +62,7 @@ class EsxiCommand(StreamingCommand):
             sys.exit(1)
         try:
             stock = [row["module"] for row in lookups.rows(STOCK_LOOKUP) if row.get("module")]
+            self.baseline_at_start = known
             self.engine = Detector(allowed=self.allowed, stock=stock, baseline=known, findings=self.findings,
                                    threshold=int(self.threshold), window=int(self.window), mode=self.mode)
         except (OSError, ValueError) as error:
@@ -70,8 +73,13 @@ class EsxiCommand(StreamingCommand):
         yield from self.engine.process(records)
         if not self._finished:  # SCP v2: the baseline is saved and the counts reported on the last chunk
             return
-        if self.mode == "baseline":
-            esxi_baseline.save(self.baseline, self.engine.learned)
+        # Both modes record what they read: the seed every load, the detection every load it judged. A failed save
+        # (KV store down, a limit hit) is a warning, never lost rows: the next run judges those loads again.
+        try:
+            esxi_baseline.save(self.baseline, self.engine.learned, self.baseline_at_start)
+        except Exception as error:  # noqa: BLE001  whatever splunkd answered, the rows above stand
+            self.write_warning("escapeesxi: could not record {} module load(s) in the first-seen baseline ({}): {}",
+                               len(self.engine.learned), self.baseline.location(), error)
         if self.engine.stats.malformed:
             self.write_warning("escapeesxi: {} malformed events skipped, e.g. {}", self.engine.stats.malformed,
                                self.engine.stats.reasons[0])

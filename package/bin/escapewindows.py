@@ -22,9 +22,13 @@ from splunklib.searchcommands import Configuration, Option, StreamingCommand, di
 from escape_engine.windows import Scanner
 
 
-# Decides per event (its markers) plus the Sysmon lineage of the events it is handed, so Splunk may run it on indexers
-# from the replicated bundle (each peer resolves lineage within its own events): import only splunklib and the engine.
-@Configuration(distributed=True)
+# Search head only: a verdict rests on the Sysmon lineage of the events it is handed (a file write is a container's
+# when an earlier event shows its process's container ancestor), and forwarders spread one host's events over every
+# indexer, so on three peers the ancestor and the write land apart and alerts are lost (tests/integration/
+# test_simulate_peers.py). The base searches keep it selective: only process creations (4688, Sysmon with a
+# ParentImage) and Sysmon file events reach it.
+# It imports only splunklib and the engine.
+@Configuration(distributed=False)
 class WindowsCommand(StreamingCommand):
     restricted = Option(
         doc="**Syntax:** **restricted=***<dirs>* **Description:** Comma-separated host directories that "

@@ -74,15 +74,15 @@ def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(bui
 def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:
     script = app_bin(built_app, tmp_path / "app") / "escapeesxi.py"
     events = records(SAMPLES / "esxi_vmkernel_oem_driver.log", "vmware:esxlog:vmkernel")
-    known = {"_key": "oldmod", "module": "oldmod", "first_seen": 5.0}
+    known = {"_key": "h1|oldmod", "host": "h1", "module": "oldmod", "first_seen": 5.0}
     with FakeSplunkd({}, {}, collections={"escape_esxi_module_baseline": [known]}) as fake:
         run = run_command(script, ["mode=baseline"], [events[:2], events[2:]], info=_info(fake))
         detect = run_command(script, ["findings=module_load"], [events], info=_info(fake))
     assert run.returncode == 0 and detect.returncode == 0, (run.messages, run.stderr[-2000:], detect.messages)
     data = PREFIX + "storage/collections/data/escape_esxi_module_baseline"
-    # baseline: read at start, read again to merge the earliest first_seen, saved once on the last chunk; detect: read
-    assert fake.requests == [("GET", data), ("GET", data), ("POST", data + "/batch_save"), ("GET", data)]
-    assert sorted(d["_key"] for d in fake.collections["escape_esxi_module_baseline"]) == ["atlantic", "oldmod"]
+    # baseline: read at start, saved once on the last chunk (merged with what it read); detect: read, nothing new to save
+    assert fake.requests == [("GET", data), ("POST", data + "/batch_save"), ("GET", data)]
+    assert sorted(d["_key"] for d in fake.collections["escape_esxi_module_baseline"]) == ["h1|atlantic", "h1|oldmod"]
     assert detect.records == []  # the module learned into the KV store is known to the next search
 
 
@@ -92,3 +92,17 @@ def test_without_a_reachable_splunkd_the_stateful_commands_fail_loudly(built_app
     assert run.returncode != 0
     assert any("cannot read the persisted lineage (KV store collection escape_linux_lineage)" in text
                for text in run.errors()), run.messages
+
+
+def test_a_failed_baseline_save_is_a_warning_and_the_alerts_stand(built_app: Path, tmp_path: Path) -> None:
+    """The detection records what it judged after its rows are out: a KV store that refuses the save (a limit, an
+    outage) costs a warning and a repeat alert next run, never this run's alert."""
+    script = app_bin(built_app, tmp_path / "app") / "escapeesxi.py"
+    events = records(SAMPLES / "esxi_vmkernel_oem_driver.log", "vmware:esxlog:vmkernel")
+    with FakeSplunkd({}, {}, collections={"escape_esxi_module_baseline": []}) as fake:
+        fake.fail[("POST", "storage/collections/data/escape_esxi_module_baseline/batch_save")] = (
+            400, "max_size_per_batch_save_mb exceeded")
+        detect = run_command(script, ["findings=module_load"], [events], info=_info(fake))
+    assert detect.returncode == 0, (detect.messages, detect.stderr[-2000:])
+    assert [r["escape_module"] for r in detect.records] == ["atlantic"]
+    assert any(level == "WARN" and "could not record 1 module load" in text for level, text in detect.messages)

@@ -60,32 +60,33 @@ def test_detection_fires_on_its_attack_samples_and_not_on_its_silent_ones(script
 
 
 def test_first_seen_baseline_two_runs_seen_then_silent(script: Path, tmp_path: Path) -> None:
-    """Run one alerts on the OEM driver; the scheduled baseline search learns it into the state; run two is silent."""
+    """Run one alerts on the OEM driver and records the load it judged; run two (an overlapping window) is silent."""
     state = tmp_path / "state"
     events = records(SAMPLES / "esxi_vmkernel_oem_driver.log", "vmware:esxlog:vmkernel")
     detect_args = command_args("esxi_unexpected_module_load")
     first = run(script, detect_args, events, state)
     assert [r["escape_module"] for r in first.records] == ["atlantic"]
-    assert not (state / "escape_esxi_module_baseline.json").exists()  # detection never writes the baseline
-
-    learn = run(script, ["mode=baseline"], events, state)
-    assert learn.records == []
     stored = json.loads((state / "escape_esxi_module_baseline.json").read_text())
-    assert stored == [{"_key": "atlantic", "module": "atlantic", "first_seen": stored[0]["first_seen"]}]
+    assert stored == [{"_key": "h1|atlantic", "host": "h1", "module": "atlantic", "first_seen": stored[0]["first_seen"]}]
 
     second = run(script, detect_args, events, state)
     assert second.records == []
     other = run(script, detect_args, records(SAMPLES / "esxi_vmkernel_module_67_attack.log", "vmware:esxlog:vmkernel"), state)
     assert [r["escape_module"] for r in other.records] == ["kmemtap"]
+    elsewhere = run(script, detect_args, records(SAMPLES / "esxi_vmkernel_oem_driver.log", "vmware:esxlog:vmkernel",
+                                                 host="esx-other"), state)
+    assert [r["escape_module"] for r in elsewhere.records] == ["atlantic"]  # the baseline is per host
 
 
 def test_baseline_merges_and_keeps_the_earliest_first_seen(script: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "escape_esxi_module_baseline.json").write_text(json.dumps(
-        [{"_key": "atlantic", "module": "atlantic", "first_seen": 1000.0},
-         {"_key": "oldmod", "module": "oldmod", "first_seen": 5.0}]))
-    run(script, ["mode=baseline"], records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel"), state)
+        [{"_key": "h1|atlantic", "host": "h1", "module": "atlantic", "first_seen": 1000.0},
+         {"_key": "h1|oldmod", "host": "h1", "module": "oldmod", "first_seen": 5.0}]))
+    seed = run(script, ["mode=baseline"], records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel"),
+               state)
+    assert seed.records == []
     documents = json.loads((state / "escape_esxi_module_baseline.json").read_text())
     stored = {d["module"]: d["first_seen"] for d in documents}
     assert stored["atlantic"] == 1000.0 and stored["oldmod"] == 5.0

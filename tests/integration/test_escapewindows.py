@@ -24,9 +24,10 @@ def sample_chunks(path: Path, sourcetype: str, source: str, size: int = 8) -> Li
     return [events[i:i + size] for i in range(0, len(events), size)] or [[]]
 
 
-def test_getinfo_is_distributed_streaming(script: Path) -> None:
+def test_getinfo_runs_on_the_search_head(script: Path) -> None:
+    """Not distributed: its lineage must see all of a host's events (tests/integration/test_simulate_peers.py)."""
     run = run_command(script, ["restricted=" + RESTRICTED], [[]])
-    assert run.getinfo["type"] == "streaming", run.stderr
+    assert run.getinfo["type"] == "stateful", run.stderr
     assert run.returncode == 0, run.stderr
 
 

@@ -67,23 +67,25 @@ def test_allowed_kernel_modules_tunable_reaches_the_command(built_app: Path) -> 
 
 
 def test_first_seen_baseline_two_replays_seen_then_silent(built_app: Path, tmp_path: Path) -> None:
-    """Run one fires on the OEM driver; the scheduled baseline search (escapeesxi mode=baseline) learns it into the
-    same state folder the replay hands the commands (--state); run two is silent."""
+    """Run one fires on the OEM driver and records the load it judged in the state folder the replay hands the
+    commands (--state); run two is silent. A seed (escapeesxi mode=baseline) of other data silences it from the start."""
     state = tmp_path / "state"
     state.mkdir()
     sample = SAMPLES / "esxi_vmkernel_oem_driver.log"
     only = ["esxi_unexpected_module_load"]
     first = run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only, state=state)
     assert len(first) == 1 and "atlantic" in str(first[0]["summary"])
+    assert run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only, state=state) == []
 
+    seeded = tmp_path / "seeded"
     baseline = content.load_yaml(ROOT / "content" / "baselines" / "esxi_module_baseline.yml")
     assert "escapeesxi mode=baseline" in baseline["search"]
+    host = str(first[0]["host"])
     learn = run_command(app_bin(built_app, tmp_path / "app") / "escapeesxi.py", ["mode=baseline"],
-                        [records(sample, "vmware:esxlog:vmkernel")], state_dir=state)
+                        [records(sample, "vmware:esxlog:vmkernel", host=host)], state_dir=seeded)
     assert learn.returncode == 0 and learn.records == [], learn.stderr
-    assert [d["module"] for d in json.loads((state / "escape_esxi_module_baseline.json").read_text())] == ["atlantic"]
-
-    assert run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only, state=state) == []
+    assert [d["module"] for d in json.loads((seeded / "escape_esxi_module_baseline.json").read_text())] == ["atlantic"]
+    assert run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only, state=seeded) == []
     # A fresh state (another environment) still alerts: the silence came from the baseline, not from the data.
     assert len(run(["vmware:esxlog:vmkernel={}".format(sample)], built_app, only)) == 1
 

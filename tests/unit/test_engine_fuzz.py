@@ -446,7 +446,7 @@ def test_esxi_a_time_that_is_no_finite_number_falls_back_to_the_line_stamp(when:
     assert esxi.epoch({"_time": when, "_raw": line}) == 1795227011.0
     learner = esxi.Detector(mode="baseline")
     list(learner.process([{"_time": when, "_raw": line}]))
-    assert learner.learned == {"vmkdrvhelper": 1795227011.0}
+    assert learner.learned == {("", "vmkdrvhelper"): 1795227011.0}
 
 
 @pytest.mark.parametrize("stamp", ["2026-13-45T10:00:00Z", "2026-02-30T10:00:00Z", "0000-01-01T00:00:00Z",
@@ -758,11 +758,13 @@ def test_esxi_baseline_documents_with_unreadable_dates_keep_their_modules(tmp_pa
     from escape_io.store import FileStore
 
     (tmp_path / "escape_esxi_module_baseline.json").write_text(json.dumps([
-        {"module": "vmkdrvhelper", "first_seen": "abc"}, {"module": "HVDBG_X", "first_seen": float("nan")},
-        {"module": "kmemtap", "first_seen": ["1"]}, {"module": "okmod", "first_seen": 12.5}, 7, None,
-        {"module": ["listed"]}, {"first_seen": 3.0}]), encoding="utf-8")
+        {"host": "h1", "module": "vmkdrvhelper", "first_seen": "abc"},
+        {"host": "h1", "module": "HVDBG_X", "first_seen": float("nan")},
+        {"host": "h1", "module": "kmemtap", "first_seen": ["1"]}, {"host": "h1", "module": "okmod", "first_seen": 12.5}, 7,
+        None, {"host": "h1", "module": ["listed"]}, {"host": "h1", "first_seen": 3.0},
+        {"module": "no_host", "first_seen": 1.0}, {"host": 5, "module": "bad_host"}]), encoding="utf-8")
     baseline = esxi_baseline.load(FileStore(str(tmp_path)).collection(esxi_baseline.COLLECTION))
-    assert baseline == {"vmkdrvhelper": 0.0, "hvdbg_x": 0.0, "kmemtap": 0.0, "okmod": 12.5}
+    assert baseline == {("h1", "vmkdrvhelper"): 0.0, ("h1", "hvdbg_x"): 0.0, ("h1", "kmemtap"): 0.0, ("h1", "okmod"): 12.5}
     events = sample_records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel")
     assert list(esxi.Detector(stock=stock_modules(), baseline=baseline).process(events)) == []
 

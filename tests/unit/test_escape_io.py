@@ -183,17 +183,21 @@ def test_lineage_round_trip_through_files_is_what_the_kv_store_holds(tmp_path: P
 # ---- the ESXi first-seen baseline --------------------------------------------------------------------------------
 
 def test_baseline_keeps_the_earliest_first_seen_and_saves_in_batches_of_500() -> None:
-    context = _Context([{"_key": "atlantic", "module": "atlantic", "first_seen": 1000.0}])
+    context = _Context([{"_key": "esx01|atlantic", "host": "esx01", "module": "atlantic", "first_seen": 1000.0}])
     collection = KVStore(context).collection(esxi_baseline.COLLECTION)
-    learned = {"atlantic": 5000.0, "kmemtap": 7.0}
-    learned.update({"mod%04d" % i: float(i) for i in range(600)})
-    esxi_baseline.save(collection, learned)
+    current = esxi_baseline.load(collection)
+    assert current == {("esx01", "atlantic"): 1000.0}
+    learned = {("esx01", "atlantic"): 5000.0, ("esx02", "atlantic"): 5000.0, ("esx01", "kmemtap"): 7.0}
+    learned.update({("esx01", "mod%04d" % i): float(i) for i in range(600)})
+    esxi_baseline.save(collection, learned, current)
     batches = context.batches()
-    assert [len(batch) for batch in batches] == [500, 102]
+    assert [len(batch) for batch in batches] == [500, 102]  # esx01|atlantic is known earlier: not written again
     saved = {d["_key"]: d for batch in batches for d in batch}
-    assert saved["atlantic"] == {"_key": "atlantic", "module": "atlantic", "first_seen": 1000.0}
-    assert saved["kmemtap"]["first_seen"] == 7.0
-    esxi_baseline.save(collection, {})
+    assert "esx01|atlantic" not in saved
+    assert saved["esx02|atlantic"] == {"_key": "esx02|atlantic", "host": "esx02", "module": "atlantic",
+                                       "first_seen": 5000.0}
+    assert saved["esx01|kmemtap"]["first_seen"] == 7.0
+    esxi_baseline.save(collection, {}, current)
     assert len(context.batches()) == 2  # nothing learned: nothing written
 
 

@@ -1,7 +1,7 @@
 """escapeesxi's engine: module loads against stock / allowed / baseline, VIB trust, bulk kills, VMX crashes."""
 import csv
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 import pytest
 
@@ -101,22 +101,39 @@ def test_allowed_option_refuses_bad_names() -> None:
         esxi.Detector(mode="learn")
 
 
-def baseline_run(name: str, baseline: Iterable[str]) -> Dict[str, float]:
+def baseline_run(name: str, baseline: Iterable[Tuple[str, str]]) -> Dict[Tuple[str, str], float]:
     learner = esxi.Detector(stock=STOCK, baseline=baseline, mode="baseline")
     assert list(learner.process(records(SAMPLES / name, "vmware:esxlog:vmkernel"))) == []  # baseline mode never alerts
     return learner.learned
 
 
 def test_first_seen_baseline_two_runs_seen_then_silent() -> None:
-    """Run one alerts on the OEM driver and the baseline search learns it; run two with that baseline is silent."""
-    state: Dict[str, float] = {}
+    """Run one alerts on the OEM driver and the seed learns it for that host; run two with that baseline is silent."""
+    state: Dict[Tuple[str, str], float] = {}
     run_one = detect("esxi_vmkernel_oem_driver.log", baseline=list(state))
     assert [r["escape_module"] for r in run_one] == ["atlantic"]
     state.update(baseline_run("esxi_vmkernel_oem_driver.log", list(state)))
-    assert list(state) == ["atlantic"] and state["atlantic"] > 1.7e9  # first_seen from the event time
+    assert list(state) == [("h1", "atlantic")] and state[("h1", "atlantic")] > 1.7e9  # first_seen from the event time
     assert detect("esxi_vmkernel_oem_driver.log", baseline=list(state)) == []
     # The baseline does not hide a different module.
     assert [r["escape_module"] for r in detect("esxi_vmkernel_module_67_attack.log", baseline=list(state))] == ["kmemtap"]
+
+
+def test_the_baseline_is_per_host() -> None:
+    """A module learnt on one host is still new on another."""
+    learnt_elsewhere = [("another-host", "atlantic")]
+    assert [r["escape_module"] for r in detect("esxi_vmkernel_oem_driver.log", baseline=learnt_elsewhere)] == [
+        "atlantic"]
+
+
+def test_detect_mode_learns_exactly_the_loads_it_judged() -> None:
+    """The detection records each load it judged (not the stock ones), so the next, overlapping run is silent."""
+    detector = esxi.Detector(stock=STOCK)
+    rows = list(detector.process(records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel")))
+    assert sorted(str(r["escape_module"]) for r in rows) == ["hvdbg_x", "vmkdrvhelper"]
+    assert sorted(m for _, m in detector.learned) == ["hvdbg_x", "vmkdrvhelper"]
+    again = esxi.Detector(stock=STOCK, baseline=list(detector.learned))
+    assert list(again.process(records(SAMPLES / "esxi_vmkernel_module_attack.log", "vmware:esxlog:vmkernel"))) == []
 
 
 def test_baseline_learns_only_vmkernel_loads_not_shell_commands() -> None:

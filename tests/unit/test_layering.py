@@ -32,8 +32,9 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("render/release", ("tools.release", "tools.contentlint", "tools.docs", "tools.setup_manifest", "tools.setup_page",
                         "tools.appinspect_summary")),
     # Running the add-on's commands offline: the SCP v2 driver, the replay and its inputs, the benchmark.
-    ("replay/bench", ("tools.offline_command", "tools.scp", "tools.inputs", "tools.peers", "tools.replay",
-                      "tools.workload", "tools.fleet", "tools.benchscp", "tools.bench")),
+    ("replay/bench", ("tools.offline_command", "tools.scp", "tools.inputs", "tools.peers", "tools.replay", "tools.schedule",
+                      "tools.kvstandin", "tools.simulate", "tools.workload", "tools.fleet", "tools.benchscp",
+                      "tools.bench")),
     # Docs made from a replay: the example alert.
     ("replay docs", ("tools.example_alert",)),
 )

@@ -284,13 +284,19 @@ class Activity:
             self.clients[table.host] = [c for c in self.clients[table.host] if c is not client]
             return
 
-    def syscall(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
-        name, success = facts.syscall, facts.success
+    def _container_call(self, table: HostLineage, running: Running) -> Optional[Attribution]:
+        """The attribution of a call by a container process; None for the runtime's own calls (counted) and for the
+        host's."""
         found = attribute_running(table, running, self.skew)
         if found.runtime:
             self.summary["runtime_suppressed"] += 1
-            return
-        if not found.key:
+            return None
+        return found if found.key else None
+
+    def syscall(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
+        name, success = facts.syscall, facts.success
+        found = self._container_call(table, running)
+        if found is None:
             return
         if name in self.allowlist:
             self.summary["allowlisted"] += 1
@@ -303,11 +309,8 @@ class Activity:
 
     def family_call(self, event: Event, table: HostLineage, running: Running, facts: AuditFacts) -> None:
         """A call of escape_engine.families by a container process, when it means something for its container."""
-        found = attribute_running(table, running, self.skew)
-        if found.runtime:
-            self.summary["runtime_suppressed"] += 1
-            return
-        if not found.key:
+        found = self._container_call(table, running)
+        if found is None:
             return
         detail = families.call_detail(facts, table, found.key, running.time, self.skew)
         if detail is not None:

@@ -10,7 +10,11 @@ Reads ESXi syslog lines (vmkernel, vmkwarning, shell, hostd, esxupdate, vmx) fro
 - ``vmx_crash``: a VMX panic or unrecoverable error, or at least `threshold` vmkwarning lines on one host within
   `window` seconds.
 
-The engine is pure: the wrapper hands it the stock list and the baseline, and persists what `baseline` mode learns.
+The first-seen baseline is per host: a (host, module) pair. In `baseline` mode (the one-off seed) the engine learns
+every vmkernel load it reads; in `detect` mode it learns every module load it has judged, so that the next run, whose
+window overlaps this one, does not judge it again, and nothing is learnt that was not judged (docs/detections.md,
+esxi_unexpected_module_load). The engine is pure: the wrapper hands it the stock list and the baseline, and persists
+`learned`.
 Events arrive in any order (Splunk hands search-head commands newest first); windows use absolute time distance.
 """
 import calendar
@@ -188,7 +192,7 @@ def parse_findings(value: str) -> Tuple[str, ...]:
 class Detector:
     """Keeps what one search has seen across chunks: reported modules and the per-host burst windows."""
 
-    def __init__(self, *, allowed: str = "", stock: Iterable[str] = (), baseline: Iterable[str] = (),
+    def __init__(self, *, allowed: str = "", stock: Iterable[str] = (), baseline: Iterable[Tuple[str, str]] = (),
                  findings: str = "all", threshold: int = 5, window: int = 600, mode: str = "detect") -> None:
         if mode not in MODES:
             raise ValueError("mode: use detect (alerts) or baseline (learns module names)")
@@ -198,27 +202,34 @@ class Detector:
             raise ValueError("window: use a number of seconds of 1 or more")
         self.allowed = parse_modules(allowed)
         self.stock = {s.strip().lower() for s in stock if s.strip()}
-        self.baseline = {s.strip().lower() for s in baseline if s.strip()}
+        self.baseline = {(host, module.strip().lower()) for host, module in baseline if module.strip()}
         self.findings = parse_findings(findings)
         self.threshold = threshold
         self.window = window
         self.mode = mode
         self.stats = Stats()
-        self.learned: Dict[str, float] = {}  # baseline mode: module -> earliest time seen
+        self.learned: Dict[Tuple[str, str], float] = {}  # (host, module) -> earliest time seen or judged
         self._reported: Set[Tuple[str, str]] = set()
         self._bursts: Dict[Tuple[str, str], List[Tuple[float, str, str]]] = {}
         self._burst_alerted: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
 
-    def known(self, module: str) -> str:
-        """Why a module is expected ('stock', 'allowed', 'baseline') or '' when it is not."""
+    def known(self, host: str, module: str) -> str:
+        """Why a module is expected on `host` ('stock', 'allowed', 'baseline') or '' when it is not."""
         name = module.lower()
         if name in self.stock:
             return "stock"
         if name in self.allowed:
             return "allowed"
-        if name in self.baseline:
+        if (host, name) in self.baseline:
             return "baseline"
         return ""
+
+    def _learn(self, record: Record, host: str, module: str) -> None:
+        seen = epoch(record)
+        stamp = seen if seen is not None else 0.0
+        key = (host, module.lower())
+        if key not in self.learned or stamp < self.learned[key]:
+            self.learned[key] = stamp
 
     def process(self, records: Iterable[Record]) -> Iterator[Dict[str, Value]]:
         for record in records:
@@ -233,11 +244,7 @@ class Detector:
                 continue
             if self.mode == "baseline":
                 if event.finding == "module_load" and event.detail == "vmkernel":
-                    seen = epoch(record)
-                    stamp = seen if seen is not None else 0.0
-                    name = event.subject.lower()
-                    if name not in self.learned or stamp < self.learned[name]:
-                        self.learned[name] = stamp
+                    self._learn(record, first_text(record.get("host")), event.subject)
                 continue
             if event.finding not in self.findings:
                 continue
@@ -248,8 +255,9 @@ class Detector:
     def _decide(self, record: Record, event: EsxiEvent) -> Optional[Dict[str, Value]]:
         host = first_text(record.get("host"))
         if event.finding == "module_load":
-            if self.known(event.subject):
+            if self.known(host, event.subject):
                 return None
+            self._learn(record, host, event.subject)  # judged: the next, overlapping run knows it
             key = (host, event.subject.lower())
             if key in self._reported:
                 return None
@@ -259,7 +267,7 @@ class Detector:
                 "{} ran '{}' to load module {}".format(event.user or "a shell user", event.detail, event.subject))
             return _alert(record, event, severity, [first_text(record.get("_cd"))],
                           "On {}, {}, which is not stock, not in escape_allowed_kernel_modules and not in "
-                          "the first-seen baseline.".format(host or "an ESXi host", how),
+                          "this host's first-seen baseline.".format(host or "an ESXi host", how),
                           escape_module=event.subject)
         if event.finding == "forced_vib_install":
             return _alert(record, event, "high", [first_text(record.get("_cd"))],

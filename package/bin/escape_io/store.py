@@ -95,6 +95,10 @@ class FileCollection(Collection):
         return self.path
 
     def load(self) -> List[Any]:
+        return self.stored()
+
+    def stored(self) -> List[Any]:
+        """Every document in the file (load() is what a query returns; an offline stand-in may limit it)."""
         if not os.path.exists(self.path):
             return []
         with open(self.path, encoding="utf-8") as handle:
@@ -105,7 +109,7 @@ class FileCollection(Collection):
 
     def save(self, documents: Sequence[Mapping[str, Any]], batch: int) -> None:
         _checked_batch(batch)
-        current = self.load()
+        current = self.stored()
         position = {d["_key"]: i for i, d in enumerate(current)
                     if isinstance(d, dict) and isinstance(d.get("_key"), str)}
         for document in documents:

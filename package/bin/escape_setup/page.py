@@ -44,6 +44,18 @@ class Detection:
         scopes = entry.get("scopes", [])
         self.scopes = [str(s) for s in scopes] if isinstance(scopes, list) else []
         self.saved_search = saved_search_name(self.title)
+        # Maintenance searches that keep state only this detection reads: enabled and disabled with it.
+        companions = entry.get("companions", [])
+        self.companions = [str(c) for c in companions] if isinstance(companions, list) else []
+
+
+def managed_searches(manifest: Manifest) -> List[str]:
+    """Every saved search the Analytics tab turns on or off: each detection's, then its companions'."""
+    names: Dict[str, None] = {}
+    for detection in manifest.detections:
+        names[detection.saved_search] = None
+        names.update(dict.fromkeys(detection.companions))
+    return list(names)
 
 
 # --- Tunables ------------------------------------------------------------------------------------------------------
@@ -265,8 +277,11 @@ def plan_analytics(manifest: Manifest, submitted: Mapping[str, str],
                 detection.title, value))
             continue
         want_disabled = text in _FALSE
-        if disabled.get(detection.saved_search, True) != want_disabled:
-            plan.append((detection.saved_search, "1" if want_disabled else "0"))
+        # The detection and its companions follow the checkbox together: a baseline never learns while its detection
+        # is off, and never stays off while its detection is on.
+        for name in [detection.saved_search] + detection.companions:
+            if disabled.get(name, True) != want_disabled and (name, "1" if want_disabled else "0") not in plan:
+                plan.append((name, "1" if want_disabled else "0"))
     if errors:
         raise ValueError(" ".join(errors))
     return plan
