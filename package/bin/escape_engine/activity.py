@@ -26,6 +26,7 @@ from .auditfacts import (
     agent_target,
     facts_of,
     is_helper_call,
+    runtime_socket,
     sysmon_matters,
 )
 from .chains import Clusters, Item
@@ -174,6 +175,10 @@ class Activity:
             return
         if name in FAMILY_CALLS:
             self.family_call(event, table, running, facts)
+            return
+        socket = runtime_socket(facts)
+        if socket:
+            self.socket_connect(event, table, running, socket)
             return
         target = agent_target(facts)
         if target:
@@ -325,6 +330,28 @@ class Activity:
         self.clusters.add(table.host, key, Item(running.time, "syscall", cds, text.strip(), success, name, detail,
                                                 source=event.source, sourcetype=event.sourcetype,
                                                 attribution=found.evidence, identity=found.identity))
+
+    def socket_connect(self, event: Event, table: HostLineage, running: Running, socket: str) -> None:
+        """A container process reached a runtime's API socket (the kernel's connect record): a command of it shaped
+        like a plain container request (held until its container starts) is a runtime client by that fact, whatever
+        its file name: a trigger now. A connect without such a request (listing containers, a monitoring agent)
+        adds nothing: what it asked for is not in the record."""
+        found = attribute_running(table, running, self.skew)
+        if found.runtime or not found.key:
+            return
+        held = self.clients.get(table.host, [])
+        client = next((c for c in reversed(held) if c.item is None and c.pid == running.pid and c.key == found.key
+                       and 0.0 <= running.time - c.time <= self.window), None)
+        if client is None:
+            return
+        command = " ".join(client.argv)[:200]
+        item = Item(running.time, "socket_client", list(event.cds), "pid %s (%s) connected to the runtime socket %s "
+                    "and asked: %s" % (running.pid, running.comm, socket, command), True,
+                    basename(client.argv[0]) if client.argv else running.comm, "connect:" + socket,
+                    source=event.source, sourcetype=event.sourcetype, attribution=found.evidence,
+                    identity=found.identity)
+        self.clusters.add(table.host, found.key, item)
+        held[held.index(client)] = client._replace(item=item, risky=client.risky or "connect:" + socket)
 
     def crash(self, event: Event, facts: AuditFacts) -> None:
         """A container process dumped core: the kernel runs a core_pattern pipe program now, which arms the trap

@@ -23,13 +23,16 @@ ARCH_NAMES = {"c000003e": "x86_64", "c00000b7": "aarch64", "40000003": "i386", "
 SYSCALL_NUMBERS: Dict[str, Dict[int, str]] = {
     "x86_64": {272: "unshare", 308: "setns", 165: "mount", 166: "umount2", 155: "pivot_root", 161: "chroot",
                250: "keyctl", 248: "add_key", 249: "request_key", 175: "init_module", 313: "finit_module",
-               304: "open_by_handle_at", 101: "ptrace", 59: "execve", 322: "execveat", 257: "openat", 2: "open"},
+               304: "open_by_handle_at", 101: "ptrace", 59: "execve", 322: "execveat", 257: "openat", 2: "open",
+               42: "connect"},
     "aarch64": {97: "unshare", 268: "setns", 40: "mount", 39: "umount2", 41: "pivot_root", 51: "chroot",
                 219: "keyctl", 217: "add_key", 218: "request_key", 105: "init_module", 273: "finit_module",
-                265: "open_by_handle_at", 117: "ptrace", 221: "execve", 281: "execveat", 56: "openat"},
+                265: "open_by_handle_at", 117: "ptrace", 221: "execve", 281: "execveat", 56: "openat",
+                203: "connect"},
     "i386": {310: "unshare", 346: "setns", 21: "mount", 52: "umount2", 217: "pivot_root", 61: "chroot",
              288: "keyctl", 286: "add_key", 287: "request_key", 128: "init_module", 350: "finit_module",
-             342: "open_by_handle_at", 26: "ptrace", 11: "execve", 358: "execveat", 295: "openat", 5: "open"},
+             342: "open_by_handle_at", 26: "ptrace", 11: "execve", 358: "execveat", 295: "openat", 5: "open",
+             362: "connect"},
 }
 
 # Fields whose value is an encoded string (quoted, or bare hex).

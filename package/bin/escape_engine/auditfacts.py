@@ -17,6 +17,7 @@ from . import auditd
 from .ground import ESCAPE_SYSCALLS, Value
 from .lineage.helper import KTHREADD
 from .scalars import first_text
+from .specrules import RUNTIME_SOCKETS
 
 # Process creation: the syscalls whose success starts a new process image in the lineage.
 EXEC_SYSCALLS = frozenset(("execve", "execveat"))
@@ -35,6 +36,10 @@ SYSMON_PROCESS, SYSMON_FILE = "1", "11"
 # whose records arrived apart, and is handed on for the search head to join (escape_engine.spoolline.events).
 COMPANION_TYPES = frozenset(("EXECVE", "PATH", "PROCTITLE", "CWD", "CONTAINER_ID", "OBJ_PID"))
 BLOCK_MODE = "060"  # a PATH item's mode= of a block device (octal S_IFBLK)
+# connect() to a unix socket: the kernel logs the socket file it resolved as a PATH item (mode S_IFSOCK, octal 014...;
+# "socket" in the interpreted form) beside the SOCKADDR record.
+CONNECT_CALL = "connect"
+SOCKET_MODES = ("014", "socket")
 _ESCAPE = frozenset(ESCAPE_SYSCALLS)
 
 
@@ -123,6 +128,19 @@ def agent_target(facts: AuditFacts) -> str:
     return next((p.name for p in facts.paths if p.name.endswith(AGENT_FILES)), "")
 
 
+def runtime_socket(facts: AuditFacts) -> str:
+    """The runtime API socket a successful connect() reached (the kernel's PATH item: a socket file of a runtime's
+    socket name, resolved against the CWD record when relative), else ""."""
+    if facts.syscall != CONNECT_CALL or not facts.success:
+        return ""
+    for path in facts.paths:
+        if path.mode.startswith(SOCKET_MODES) and path.name.rsplit("/", 1)[-1] in RUNTIME_SOCKETS:
+            if path.name.startswith("/") or not facts.cwd:
+                return path.name
+            return facts.cwd.rstrip("/") + "/" + path.name
+    return ""
+
+
 def audit_matters(facts: AuditFacts) -> bool:
     """Whether the correlation can act on this event: a successful process creation, an escape syscall (failed
     ones are attempts), a write to a trap file, a family call (an open only of a block device), a usermode helper's
@@ -134,6 +152,8 @@ def audit_matters(facts: AuditFacts) -> bool:
         return facts.success
     if facts.syscall in OPEN_CALLS:
         return opens_block_device(facts) or bool(agent_target(facts))
+    if facts.syscall == CONNECT_CALL:
+        return bool(runtime_socket(facts))
     return facts.syscall in _ESCAPE or facts.syscall in FAMILY_CALLS or bool(agent_target(facts))
 
 

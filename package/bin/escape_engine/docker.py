@@ -236,7 +236,9 @@ def _host_config(workload: Workload, container: Container, host_config: Dict[str
             read_only = "ro" in options.split(",")
             workload.host_paths.append((source, "bind to " + (target or "?"), read_only))
         elif isinstance(bind, str) and bind:
-            workload.volumes.append(bind.partition(":")[0])
+            name, _, rest = bind.partition(":")
+            target, _, options = rest.partition(":")
+            workload.volumes.append((name, target or "?", "ro" in options.split(",")))
     for mount in _list(host_config.get("Mounts")):
         kind = _text(_dict(mount).get("Type")).lower()
         if kind == "bind":
@@ -250,7 +252,8 @@ def _host_config(workload: Workload, container: Container, host_config: Dict[str
                     _text(mount.get("Source")) or "(anonymous)", _text(mount.get("Target"))),
                     mount.get("ReadOnly") is True))
             elif _text(mount.get("Source")):
-                workload.volumes.append(_text(mount.get("Source")))
+                workload.volumes.append((_text(mount.get("Source")), _text(mount.get("Target")) or "?",
+                                         mount.get("ReadOnly") is True))
     for device in _list(host_config.get("Devices")):
         if _text(_dict(device).get("PathOnHost")):
             workload.devices.append(_text(device.get("PathOnHost")))

@@ -4,7 +4,7 @@ Records in, rows out. Each output row is the input record plus `escape_` fields 
 evidence, workload). A record with no isolation-breaking setting yields nothing. State kept across chunks is
 only the pairing of a dockerd "form data" line with its "Calling POST" line (escape_engine.dockerpair).
 """
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import docker, kube
 from .allowlist import AllowRule, judge, need_token
@@ -16,6 +16,7 @@ from .containers import (
     parse_runtime_event,
 )
 from .dockerpair import DaemonPairing, Match, Pending
+from .dockervolumes import MAX_HELD, VolumeDefinition, VolumeDefinitions
 from .ground import Record, Row
 from .incident import incident_key, pod_identity
 from .registry import Registry
@@ -54,6 +55,8 @@ class Inspector:
         self._pairing = DaemonPairing(lambda: self._count("event_unparseable"))
         self._join = CreateJoin()           # container create events, for a docker create call's container id
         self.registry = Registry()          # mode=registry: what the runtimes said about each container
+        self._volumes = VolumeDefinitions()  # docker volume creates, for the creates that mount them by name
+        self._held: List[Tuple[Pending, Optional[Pending], Workload]] = []     # creates waiting for their volumes
 
     # -- bookkeeping -------------------------------------------------------------------------------------------
     def _count(self, what: str) -> None:
@@ -70,9 +73,12 @@ class Inspector:
             "docker_denied": "{} docker call(s) refused by an authorization plugin were not rated (nothing ran)",
             "dry_run": "{} Kubernetes write(s) with dryRun=All were not rated (nothing was stored)",
             "registry_dropped": "{} create call(s) past the registry's per-search bound were not joined",
+            "volumes_dropped": "{} docker volume create(s) past the per-search bound were not joined to their mounts",
         }
         if self.registry.dropped:
             self.counts["registry_dropped"] = self.registry.dropped
+        if self._volumes.dropped:
+            self.counts["volumes_dropped"] = self._volumes.dropped
         return [text.format(self.counts[key]) for key, text in notes.items() if self.counts.get(key)]
 
     # -- rows ----------------------------------------------------------------------------------------------------
@@ -269,6 +275,21 @@ class Inspector:
         if self.mode == "health":
             return
         host = first_text(form.record.get("host"))
+        if form.kind == "volume":
+            self._volumes.add(host, name, VolumeDefinition(form.time, list(workload.host_paths),
+                                                           first_text(form.record.get("_cd"))))
+        elif form.kind == "create" and workload.volumes:
+            # its named volumes may be defined by volume creates logged before it (seen later: newest first)
+            self._held.append((form, call, workload))
+            if len(self._held) > MAX_HELD:
+                yield from self._container_row(*self._held.pop(0))
+            return
+        yield from self._container_row(form, call, workload, action)
+
+    def _container_row(self, form: Pending, call: Optional[Pending], workload: Workload,
+                       action: str = "docker create of") -> Iterator[Row]:
+        name = call.name if call is not None else workload.name
+        host = first_text(form.record.get("host"))
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
         if form.kind == "create":
@@ -281,6 +302,8 @@ class Inspector:
         if call is not None:
             evidence.append(first_text(call.record.get("_cd")))
         when = call.time if call is not None else form.time
+        if form.kind == "create" and workload.volumes:
+            evidence.extend(self._volumes.resolve(host, workload, when))
         created = self._join.find(host, name, when) if form.kind == "create" and name else None
         row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra, when,
                         created.container_id if created is not None else "")
@@ -337,6 +360,9 @@ class Inspector:
         in registry mode, one row per container."""
         for match in self._pairing.flush():
             yield from self._docker_match(match)
+        held, self._held = self._held, []
+        for form, call, workload in held:
+            yield from self._container_row(form, call, workload)
         if self.mode == "registry":
             yield from self.registry.rows()
 

@@ -177,7 +177,8 @@ class Workload:
         self.host_paths: List[Tuple[str, str, bool]] = []
         self.devices: List[str] = []
         self.device_rules: List[str] = []   # docker DeviceCgroupRules ("b *:* rwm")
-        self.volumes: List[str] = []        # docker named volumes mounted (their definition is elsewhere)
+        # docker named volumes mounted: (name, target, read-only); their definition is a volume create elsewhere
+        self.volumes: List[Tuple[str, str, bool]] = []
         self.container_id = ""              # docker inspect: the container's ID
         self.actor = ""                     # Kubernetes: the user who wrote it
         self.pod_write = False              # Kubernetes: a write of a pod itself (not of a workload template)
