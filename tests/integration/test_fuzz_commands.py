@@ -17,6 +17,7 @@ Longer runs: ESCAPE_FUZZ_EXAMPLES=200 ./test.sh tests/integration/test_fuzz_comm
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -241,8 +242,11 @@ def _body(records: Sequence[Event]) -> bytes:
 def _run(bin_dir: Path, name: str, content: bench.Content,
          chunks: Sequence[Sequence[Event]]) -> benchscp.RawRun:
     command, args = bench.command_args(bench.COMMANDS[name], content)
+    # a fresh state per run: a stateful command (escapeesxi records the loads it judged) must not see the baseline
+    # run's saves, or a valid event would alert once only and read as lost
+    state = Path(tempfile.mkdtemp(dir=bin_dir.parent, prefix="state-"))
     run = benchscp.run_raw(bin_dir / (command + ".py"), args, [_body(c) for c in chunks],
-                           state_dir=bin_dir.parent / "state", keep_bodies=True, timeout=300)
+                           state_dir=state, keep_bodies=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert not [m for m in run.messages if m[0] == "ERROR"], run.messages
     assert run.replies == len(chunks) or not chunks, "one reply per execute chunk"
