@@ -7,6 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from escape_engine.correlate import run
+from escape_engine.ground import SEVERITIES
 from tests.conftest import DATA
 
 LAB = DATA / "lab-run1"
@@ -90,29 +92,30 @@ def interpreted_records(path: Path) -> List[Dict[str, str]]:
     return records
 
 
-# ---- lab-run2: the escape families of issue 20 (tests/data/lab-run2/README.md) ----------------------------------
-LAB2 = DATA / "lab-run2"
-LAB2_HOST = "labvm2"
+# ---- lab-run2 and lab-run3: the escape families of issue 20 (tests/data/<capture>/README.md) ----------------------
+# A capture of tests/lab/escape_lab.sh: audit.log.gz, timeline.tsv (the lab's step markers) and labels.tsv.
+LAB2, LAB2_HOST = "lab-run2", "labvm2"
+LAB3, LAB3_HOST = "lab-run3", "labvm3"
 
 
 @cache
-def lab2_lines() -> Tuple[bytes, ...]:
-    return tuple(gzip.decompress((LAB2 / "audit.log.gz").read_bytes()).split(b"\n"))
+def capture_lines(capture: str) -> Tuple[bytes, ...]:
+    return tuple(gzip.decompress((DATA / capture / "audit.log.gz").read_bytes()).split(b"\n"))
 
 
 @cache
-def lab2_records() -> Tuple[Dict[str, str], ...]:
-    return tuple(to_records(list(enumerate(lab2_lines())), host=LAB2_HOST))
+def capture_records(capture: str, host: str) -> Tuple[Dict[str, str], ...]:
+    return tuple(to_records(list(enumerate(capture_lines(capture))), host=host))
 
 
 @cache
-def lab2_steps() -> Tuple[Tuple[float, float, str, Dict[str, str]], ...]:
+def capture_steps(capture: str) -> Tuple[Tuple[float, float, str, Dict[str, str]], ...]:
     """(begin, end, step, its labels.tsv row) per step of timeline.tsv."""
-    with (LAB2 / "labels.tsv").open(encoding="utf-8", newline="") as handle:
+    with (DATA / capture / "labels.tsv").open(encoding="utf-8", newline="") as handle:
         labels = {row["step"]: row for row in csv.DictReader(handle, delimiter="\t")}
     begins: Dict[str, float] = {}
     steps = []
-    for line in (LAB2 / "timeline.tsv").read_text(encoding="utf-8").splitlines():
+    for line in (DATA / capture / "timeline.tsv").read_text(encoding="utf-8").splitlines():
         when, kind, step, _label, _ = line.split("\t", 4)
         if kind == "BEGIN":
             begins[step] = float(when)
@@ -122,11 +125,59 @@ def lab2_steps() -> Tuple[Tuple[float, float, str, Dict[str, str]], ...]:
 
 
 @cache
-def lab2_times() -> Dict[str, float]:
+def capture_times(capture: str) -> Dict[str, float]:
     """_cd -> the audit time of that record."""
     times = {}
-    for index, line in enumerate(lab2_lines()):
+    for index, line in enumerate(capture_lines(capture)):
         key = stamp_serial(line)
         if key:
             times["0:%d" % index] = float(key[0])
     return times
+
+
+def lab2_records() -> Tuple[Dict[str, str], ...]:
+    return capture_records(LAB2, LAB2_HOST)
+
+
+def lab2_steps() -> Tuple[Tuple[float, float, str, Dict[str, str]], ...]:
+    return capture_steps(LAB2)
+
+
+def lab2_times() -> Dict[str, float]:
+    return capture_times(LAB2)
+
+
+Steps = Dict[str, Tuple[float, float, Dict[str, str]]]
+
+
+def capture_alerts(records: List[Dict[str, str]], times: Dict[str, float]) -> List[Dict]:
+    """What the chain and the attempt detections read (report=escapes, report=attempts) from a capture's records,
+    each row with the audit times of its evidence (`_times`)."""
+    found = list(run(records, report="escapes")) + list(run(records, report="attempts"))
+    for row in found:
+        row["_times"] = [times[cd] for cd in row["escape_evidence_cd"] if cd in times]
+    return found
+
+
+def rows_in(rows: List[Dict], steps: Steps, step: str) -> List[Dict]:
+    """The rows with evidence inside a step's marker window."""
+    begin, end, _ = steps[step]
+    return [r for r in rows if any(begin <= t <= end for t in r["_times"])]
+
+
+def check_step_alerts(rows: List[Dict], steps: Steps, step: str) -> None:
+    """An escape, suspicious or attempt step alerts with its stated finding and severity and nothing above it; an
+    attempt step only as an attempt."""
+    labels = steps[step][2]
+    found = rows_in(rows, steps, step)
+    assert any(r["escape_finding"] == labels["finding"] and r["escape_severity"] == labels["severity"]
+               for r in found), (step, [(r["escape_finding"], r["escape_severity"]) for r in found])
+    assert max(SEVERITIES.index(r["escape_severity"]) for r in found) == SEVERITIES.index(labels["severity"]), step
+    if labels["label"] == "attempt":
+        assert {r["escape_category"] for r in found} == {"attempt"}, step
+
+
+def outside_steps(rows: List[Dict], steps: Steps) -> List[str]:
+    """The summaries of rows with no evidence inside any step's window."""
+    return [r["escape_summary"] for r in rows
+            if not any(begin <= t <= end for begin, end, _ in steps.values() for t in r["_times"])]

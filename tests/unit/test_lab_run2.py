@@ -9,41 +9,25 @@ from typing import Dict, List
 
 import pytest
 
-from escape_engine.correlate import Correlator, run
-from escape_engine.ground import SEVERITIES
-from tests.unit.linux_lab import lab2_records, lab2_steps, lab2_times
+from escape_engine.correlate import Correlator
+from tests.unit.linux_lab import (capture_alerts, check_step_alerts, lab2_records, lab2_steps, lab2_times,
+                                  outside_steps, rows_in)
 
 STEPS = {step: (begin, end, labels) for begin, end, step, labels in lab2_steps()}
 
 
 @pytest.fixture(scope="module")
 def rows() -> List[Dict]:
-    records = [dict(r) for r in lab2_records()]
-    found = list(run(records, report="escapes")) + list(run(records, report="attempts"))
-    times = lab2_times()
-    for row in found:
-        row["_times"] = [times[cd] for cd in row["escape_evidence_cd"] if cd in times]
-    return found
+    return capture_alerts([dict(r) for r in lab2_records()], lab2_times())
 
 
 def _in(rows: List[Dict], step: str) -> List[Dict]:
-    begin, end, _ = STEPS[step]
-    return [r for r in rows if any(begin <= t <= end for t in r["_times"])]
-
-
-def _rank(severity: str) -> int:
-    return SEVERITIES.index(severity)
+    return rows_in(rows, STEPS, step)
 
 
 @pytest.mark.parametrize("step", [s for s, (_, _, labels) in STEPS.items() if labels["finding"] != "-"])
 def test_each_step_alerts_at_its_stated_severity(rows: List[Dict], step: str) -> None:
-    labels = STEPS[step][2]
-    found = _in(rows, step)
-    assert any(r["escape_finding"] == labels["finding"] and r["escape_severity"] == labels["severity"]
-               for r in found), (step, [(r["escape_finding"], r["escape_severity"]) for r in found])
-    assert max(_rank(r["escape_severity"]) for r in found) == _rank(labels["severity"]), step
-    if labels["label"] == "attempt":
-        assert {r["escape_category"] for r in found} == {"attempt"}, step
+    check_step_alerts(rows, STEPS, step)
 
 
 @pytest.mark.parametrize("step", [s for s, (_, _, labels) in STEPS.items() if labels["label"] == "benign"])
@@ -98,6 +82,4 @@ def test_a_container_started_before_the_search_keeps_its_helper_by_the_persisted
 
 def test_nothing_outside_the_steps_alerts(rows: List[Dict]) -> None:
     """Image imports, container starts and the other sessions' processes on the VM between the steps stay quiet."""
-    outside = [r["escape_summary"] for r in rows
-               if not any(begin <= t <= end for begin, end, _ in STEPS.values() for t in r["_times"])]
-    assert not outside
+    assert not outside_steps(rows, STEPS)

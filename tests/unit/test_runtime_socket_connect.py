@@ -57,13 +57,18 @@ def test_the_connect_makes_the_request_a_trigger_before_any_container_starts() -
 
 
 def test_benign_twins_stay_quiet() -> None:
-    # listing containers read-only through the socket: a connect, but no container request (the connect adds
-    # nothing to what the command is: `ctr` by its name stays the low escape-tool attempt it was before)
-    for argv in (["x", "containers", "ls"], ["ctr", "containers", "ls"]):
+    # a monitoring container reading through the socket (lab-run3 B21): connects, but no container request; a
+    # runtime client that only reads (version, ls, ps, get ...) is no escape tool either
+    for argv in (["x", "containers", "ls"], ["ctr", "containers", "ls"], ["ctr", "version"],
+                 ["ctr", "-n", "k8s.io", "tasks", "ls"], ["crictl", "--runtime-endpoint",
+                                                            "unix:///run/crio/crio.sock", "ps", "-a"],
+                 ["docker", "ps", "--format", "{{.ID}}"], ["kubectl", "get", "pods", "-A"]):
         listing = ATTACKER + _client(10, 110.0, argv)
         connect = _connect(11, 110.2, 80, argv[0], "/tmp/" + argv[0], CONTAINERD_SOCK)
-        assert _findings(listing + connect) == _findings(listing)
-    assert _findings(ATTACKER + _client(10, 110.0, ["x", "containers", "ls"])) == []
+        assert _findings(listing + connect) == [], argv
+    # a named client asking for something else than a read stays the low escape-tool attempt
+    assert _findings(ATTACKER + _client(10, 110.0, ["ctr", "images", "import", "/tmp/i.tar"])) == [
+        {"finding": "escape_attempt", "severity": "low", "container": "abc123"}]
     # a refused connect, another socket, a regular file of a runtime socket's name
     for connect in (_connect(11, 110.2, 80, "x", "/tmp/x", CONTAINERD_SOCK, success="no"),
                     _connect(11, 110.2, 80, "x", "/tmp/x", "/run/app/app.sock"),

@@ -58,6 +58,10 @@ CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
 # Verbs that start a container created before (`ctr task start <id>`, `crictl start <id>`, `docker start <id>`):
 # the client names the new container's id.
 START_VERBS = frozenset(("start",))
+# Verbs of a client that only reads (a monitoring container's `ctr version`, `ctr containers ls`, `docker ps`, `crictl
+# ps`, `kubectl get`): a runtime client asking for no container and only for one of these is no escape tool.
+READ_VERBS = frozenset(("version", "info", "ls", "list", "ps", "get", "describe", "inspect", "logs", "stats", "top",
+                        "events"))
 RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "/:/", "-v=/:", "docker.sock", "containerd.sock",
                         "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
                         "--userns=host", "--ipc=host", "--net-host", "--with-ns", "src=/,", "source=/,")
@@ -255,7 +259,7 @@ class Activity:
             held.append(Client(when, key, "", argv, request[0], None, pid))
             if len(held) > CLIENTS_PER_HOST:
                 del held[:len(held) - CLIENTS_PER_HOST]
-        if tool in ESCAPE_TOOLS:
+        if tool in ESCAPE_TOOLS and not (tool in RUNTIME_CLIENTS and request is None and READ_VERBS & set(argv[1:])):
             self.clusters.add(table.host, key, Item(when, "tool", list(event.cds),
                                                     "pid %s executed %s" % (pid, command), True, tool, **labels))
 
