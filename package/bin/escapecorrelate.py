@@ -9,8 +9,9 @@
     app's escape_linux_lineage KV store collection), attributes processes to containers and emits one row per chain
     on the last chunk, with escape_severity, escape_finding, escape_category (escape, suspicious or attempt),
     escape_summary, escape_chain_id, escape_container, escape_attribution, escape_syscalls, escape_tools,
-    escape_host_binaries and escape_evidence_cd. Events may arrive newest first; out-of-order, out-of-range and
-    malformed events, and unusable entries of the persisted lineage, are counted in the search inspector. With
+    escape_host_binaries, escape_new_containers (the containers its runtime client started) and
+    escape_evidence_cd. Events may arrive newest first; out-of-order, out-of-range and malformed events, and
+    unusable entries of the persisted lineage, are counted in the search inspector. With
     findings=save it also saves its rows in the escape_linux_findings KV store collection, where the Linux detections
     read them with escapefindings (one correlation pass per schedule for both).
 ##Example

