@@ -11,7 +11,8 @@ from escape_engine.correlate import Correlator
 from escape_engine.ground import Row, Value
 from escape_engine.reduce import Reducer
 from tests.conftest import DATA
-from tests.unit.linux_lab import interpreted_records, lab2_records, lab_records, public_text, to_records
+from tests.unit.linux_lab import (LAB3, LAB3_HOST, capture_records, interpreted_records, lab2_records, lab_records,
+                                  public_text, to_records)
 from tools.peers import shard
 
 SAMPLES = DATA.parent / "knowledge" / "samples"
@@ -54,7 +55,7 @@ def _inputs() -> Dict[str, List[Mapping[str, Value]]]:
               for path in sorted((DATA / "public" / "linux_auditd").glob("*.log"))}
     sample = list(enumerate((SAMPLES / "linux_audit_lab-run1.log").read_bytes().split(b"\n")))
     podman = gzip.decompress((DATA / "lab-podman" / "audit.log.gz").read_bytes()).split(b"\n")
-    return {"lab-run1": list(lab_records()), "lab-run2": list(lab2_records()),
+    return {"lab-run1": list(lab_records()), "lab-run2": list(lab2_records()), LAB3: list(capture_records(LAB3, LAB3_HOST)),
             "lab-podman": list(to_records(list(enumerate(podman)))), "linux_audit_lab-run1.log": list(to_records(sample)),
             "auditd_ausearch-i_lab-run1.log": list(interpreted_records(SAMPLES / "auditd_ausearch-i_lab-run1.log")),
             "sysmon_linux_handwritten.log": list(_sysmon_records()), **public}
@@ -71,6 +72,10 @@ def test_reduced_rows_give_the_alerts_evidence_and_lineage_of_the_raw_events(nam
         assert raw["counts"] == {"escapes": 7, "suspicious": 3, "attempts": 6}  # the capture's alerts are all there
     if name == "lab-run2":  # the escape families' calls (issue 20) reach the search head
         assert raw["counts"]["escapes"] >= 6
+    if name == LAB3:  # so do the runtime-socket chains (the clients' connects, the new containers' starts)
+        started = {c for r in raw["rows"] if r["escape_finding"] == "runtime_socket_escape"
+                   for c in r["escape_new_containers"]}
+        assert started >= {"lab-e16-child", "lab-e16a-child"}
 
 
 def test_the_lab_capture_ships_a_fraction_of_its_records() -> None:
