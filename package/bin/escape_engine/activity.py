@@ -59,9 +59,10 @@ CLIENT_VERBS = frozenset(("run", "create", "exec", "debug"))
 # the client names the new container's id.
 START_VERBS = frozenset(("start",))
 # Verbs of a client that only reads (a monitoring container's `ctr version`, `ctr containers ls`, `docker ps`, `crictl
-# ps`, `kubectl get`): a runtime client asking for no container and only for one of these is no escape tool.
-READ_VERBS = frozenset(("version", "info", "ls", "list", "ps", "get", "describe", "inspect", "logs", "stats", "top",
-                        "events"))
+# ps`, `crictl pods`, `kubectl get`): a runtime client that asks for no container and names one of these is no escape
+# tool.
+READ_VERBS = frozenset(("version", "info", "ls", "list", "ps", "pods", "get", "describe", "inspect", "logs", "stats",
+                        "top", "events"))
 RISKY_CLIENT_MARKERS = ("--privileged", "--pid=host", "/:/", "-v=/:", "docker.sock", "containerd.sock",
                         "crio.sock", "--cap-add", "seccomp=unconfined", "apparmor=unconfined", "--net=host",
                         "--userns=host", "--ipc=host", "--net-host", "--with-ns", "src=/,", "source=/,")
