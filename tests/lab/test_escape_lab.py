@@ -17,7 +17,7 @@ from escape_engine.correlate import Correlator
 from tests.unit.linux_lab import stamp_serial, to_records
 
 LAB = Path(__file__).resolve().parent
-LABELS = LAB.parent / "data" / "lab-run2" / "labels.tsv"
+LABELS = LAB.parent / "data" / "lab-run3" / "labels.tsv"  # lab-run2's steps and the runtime-socket steps
 RUNTIME = ("dockerd", "containerd", "containerd-shim-runc-v2", "runc")
 
 pytestmark = pytest.mark.skipif(
@@ -109,8 +109,8 @@ def test_a_call_refused_before_the_audit_hook_gives_no_escape_or_suspicious_aler
         assert not categories - {"attempt"}, (step, categories)
 
 
-def test_the_family_steps_alert_at_the_severity_lab_run2_states(replay) -> None:
-    """The escape families of issue 20: the finding and severity tests/data/lab-run2/labels.tsv states per step."""
+def test_the_family_steps_alert_at_the_severity_lab_run3_states(replay) -> None:
+    """The escape families of issue 20: the finding and severity tests/data/lab-run3/labels.tsv states per step."""
     with LABELS.open(encoding="utf-8", newline="") as handle:
         labels = {row["step"]: row for row in csv.DictReader(handle, delimiter="\t") if row["family"] != "-"}
     rows = replay[0]
