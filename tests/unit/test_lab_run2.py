@@ -10,8 +10,15 @@ from typing import Dict, List
 import pytest
 
 from escape_engine.correlate import Correlator
-from tests.unit.linux_lab import (capture_alerts, check_step_alerts, lab2_records, lab2_steps, lab2_times,
-                                  outside_steps, rows_in)
+from tests.unit.linux_lab import (
+    capture_alerts,
+    check_step_alerts,
+    lab2_records,
+    lab2_steps,
+    lab2_times,
+    outside_steps,
+    rows_in,
+)
 
 STEPS = {step: (begin, end, labels) for begin, end, step, labels in lab2_steps()}
 

@@ -14,8 +14,19 @@ import pytest
 from escape_engine import auditfacts
 from escape_engine.auditd import parse_line
 from escape_engine.reduce import Reducer
-from tests.unit.linux_lab import (LAB3, LAB3_HOST, capture_alerts, capture_lines, capture_records, capture_steps,
-                                  capture_times, check_step_alerts, outside_steps, rows_in, stamp_serial)
+from tests.unit.linux_lab import (
+    LAB3,
+    LAB3_HOST,
+    capture_alerts,
+    capture_lines,
+    capture_records,
+    capture_steps,
+    capture_times,
+    check_step_alerts,
+    outside_steps,
+    rows_in,
+    stamp_serial,
+)
 
 STEPS = {step: (begin, end, labels) for begin, end, step, labels in capture_steps(LAB3)}
 SOCKET = "/run/containerd/containerd.sock"

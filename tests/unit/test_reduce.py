@@ -11,8 +11,16 @@ from escape_engine.correlate import Correlator
 from escape_engine.ground import Row, Value
 from escape_engine.reduce import Reducer
 from tests.conftest import DATA
-from tests.unit.linux_lab import (LAB3, LAB3_HOST, capture_records, interpreted_records, lab2_records, lab_records,
-                                  public_text, to_records)
+from tests.unit.linux_lab import (
+    LAB3,
+    LAB3_HOST,
+    capture_records,
+    interpreted_records,
+    lab2_records,
+    lab_records,
+    public_text,
+    to_records,
+)
 from tools.peers import shard
 
 SAMPLES = DATA.parent / "knowledge" / "samples"
