@@ -88,3 +88,14 @@ def test_only_a_successful_connect_to_a_runtime_socket_matters() -> None:
     assert auditfacts.audit_matters(facts(_connect(1, 1.0, 80, "x", "/tmp/x", "/run/crio/crio.sock")))
     assert not auditfacts.audit_matters(facts(_connect(1, 1.0, 80, "x", "/tmp/x", "/dev/log")))
     assert not auditfacts.audit_matters(facts(_connect(1, 1.0, 80, "x", "/tmp/x", CONTAINERD_SOCK, success="no")))
+
+
+def test_a_renamed_crictl_run_that_reached_cri_o_is_a_medium_attempt() -> None:
+    # `crictl run` takes the command and privileges from JSON files (docs/audit-rules.md): no container is linked,
+    # but the kernel's connect makes the renamed request a trigger, an attempt by what it asked for
+    run = ["x", "--runtime-endpoint", "unix:///run/crio/crio.sock", "run", "/tmp/container.json", "/tmp/pod.json"]
+    base = ATTACKER + _client(10, 110.0, run)
+    assert _findings(base, report="attempts") == []
+    connect = _connect(11, 110.2, 80, "x", "/tmp/x", "/run/crio/crio.sock")
+    assert _findings(base + connect, report="attempts") == [
+        {"finding": "runtime_socket_attempt", "severity": "medium", "container": "abc123"}]
