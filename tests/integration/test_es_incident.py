@@ -3,7 +3,7 @@ finding settings group by it (tools/es.py INCIDENT_ANALYTICS), checked both ways
 samples, and the built savedsearches.conf carries those settings."""
 import json
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
 
 import pytest
 
@@ -11,15 +11,7 @@ from escape_engine.incident import FIELD
 from tools import conffile, content, es, replay
 
 
-def _sample_groups() -> List[List[content.Detection]]:
-    groups: Dict[Tuple[object, ...], List[content.Detection]] = {}
-    for detection in content.detections(content.CONTENT):
-        key = tuple(tuple(sorted(s.items())) for s in detection.samples["fires"])
-        groups.setdefault(key, []).append(detection)
-    return list(groups.values())
-
-
-@pytest.mark.parametrize("members", _sample_groups(), ids=lambda m: "+".join(d.slug for d in m))
+@pytest.mark.parametrize("members", replay.sample_groups(), ids=lambda m: "+".join(d.slug for d in m))
 def test_the_rows_carry_an_incident_exactly_where_es_groups_by_it(members: List[content.Detection],
                                                                   built_app: Path) -> None:
     alerts = replay.replay(replay.sample_specs(members[0], "fires"), content.CONTENT, built_app,

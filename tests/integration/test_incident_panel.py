@@ -55,7 +55,7 @@ def _term(term: str, row: Row) -> Optional[str]:
     if value is None:
         return None
     stamp = float(value)
-    fmt = args[1][1:-1].replace("%3N", "%03d" % int(round(stamp % 1 * 1000)))
+    fmt = args[1][1:-1].replace("%3N", "%03d" % (round(stamp * 1000) % 1000))
     return time.strftime(fmt, time.gmtime(stamp))
 
 
