@@ -121,7 +121,8 @@ def detection_view(detection: Detection) -> Dict[str, Any]:
         "suppress": detection.suppress,
         "alert_severity": alert_severity(detection.severity),
         "mitre_attack": detection.mitre_attack,
-        "es": es.keys(title=detection.title, severity=detection.severity, description=detection.text("description"),
+        "es": es.keys(title=detection.title, analytic=detection.analytic, severity=detection.severity,
+                      description=detection.text("description"),
                       # a reader's notable drills down into the events its producer searched (the same scopes)
                       search=producer_search(detection, detection.path.parent.parent) or detection.search,
                       scopes=data_scope_names(detection.path.parent.parent),

@@ -56,8 +56,10 @@ def _cell(text: str) -> str:
 def _notable(keys: Dict[str, str]) -> str:
     if "action.notable.param.rule_title" not in keys:
         return "none (risk records only)"
-    return "{} domain, title `{}`, drilldown `` {} ``".format(
+    entity = json.loads(keys["action.notable.param._entities"])[0]
+    return "{} domain, title `{}`, entity `{}` ({}), drilldown `` {} ``".format(
         keys["action.notable.param.security_domain"], keys["action.notable.param.rule_title"],
+        entity["risk_object_field"], entity["risk_object_type"],
         keys["action.notable.param.drilldown_search"].replace("|", "\\|"))
 
 

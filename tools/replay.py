@@ -533,15 +533,20 @@ def sample_specs(detection: content.Detection, kind: str, root: Path = ROOT) -> 
             for s in detection.samples[kind]]
 
 
-def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
-    """Replay every detection over its own `samples.fires`; return alert counts per analytic.
-    Detections with the same samples are replayed in one run (events and fields are read once)."""
-    counts = {a: 0 for a in content.ANALYTICS}
+def sample_groups(content_dir: Path = content.CONTENT) -> List[List[content.Detection]]:
+    """The detections grouped by their `samples.fires` (the same samples are replayed in one run)."""
     groups: Dict[Tuple[object, ...], List[content.Detection]] = {}
     for detection in content.detections(content_dir):
         key = tuple(tuple(sorted(s.items())) for s in detection.samples["fires"])
         groups.setdefault(key, []).append(detection)
-    for members in groups.values():
+    return list(groups.values())
+
+
+def replay_samples(content_dir: Path, app_dir: Path) -> Dict[str, int]:
+    """Replay every detection over its own `samples.fires`; return alert counts per analytic.
+    Detections with the same samples are replayed in one run (events and fields are read once)."""
+    counts = {a: 0 for a in content.ANALYTICS}
+    for members in sample_groups(content_dir):
         alerts = replay(sample_specs(members[0], "fires"), content_dir, app_dir, only=[d.slug for d in members],
                         require_time=False)
         for detection in members:

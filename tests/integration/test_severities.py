@@ -54,15 +54,7 @@ def test_readme_docs_and_savedsearches_name_the_same_detections_with_the_same_se
             assert keys["action.notable.param.severity"] == severity, stanza
 
 
-def _sample_groups() -> List[List[content.Detection]]:
-    groups: Dict[Tuple[object, ...], List[content.Detection]] = {}
-    for detection in content.detections(content.CONTENT):
-        key = tuple(tuple(sorted(s.items())) for s in detection.samples["fires"])
-        groups.setdefault(key, []).append(detection)
-    return list(groups.values())
-
-
-@pytest.mark.parametrize("members", _sample_groups(), ids=lambda m: "+".join(d.slug for d in m))
+@pytest.mark.parametrize("members", replay.sample_groups(), ids=lambda m: "+".join(d.slug for d in m))
 def test_the_declared_severity_is_the_highest_an_alert_row_carries(members: List[content.Detection],
                                                                     built_app: Path) -> None:
     alerts = replay.replay(replay.sample_specs(members[0], "fires"), content.CONTENT, built_app,

@@ -81,3 +81,31 @@ def test_bad_es_blocks_are_refused_with_a_clear_message(block: dict, message: st
     data = dict(DETECTIONS[0].data, es=block)
     with pytest.raises(content.DetectionError, match=message):
         content.validate_detection(data, DETECTIONS[0].path)
+
+
+@pytest.mark.parametrize("item", DETECTIONS, ids=[d.slug for d in DETECTIONS])
+def test_risk_and_findings_group_by_the_incident_where_the_rows_carry_one(item: content.Detection) -> None:
+    """Issue 18: every alert about one container carries escape_incident; ES groups by risk object (risk-based
+    alerting's risk incident rules, ES 8's finding groups by entity), so the incident is a risk object and the
+    finding's entity. tests/integration/test_es_incident.py checks which analytics' rows carry it."""
+    keys = content.saved_search(item)
+    risk = json.loads(keys["action.risk.param._risk"])
+    incident = [r for r in risk if r.get("risk_object_field") == "escape_incident"]
+    host = next(r for r in risk if r.get("risk_object_field") == "host")
+    if item.analytic in ("container", "linux"):
+        assert incident == [{"risk_object_field": "escape_incident", "risk_object_type": "other",
+                             "risk_score": host["risk_score"]}]
+        entity = {"risk_object_field": "escape_incident", "risk_object_type": "other", "risk_score": 0}
+    else:
+        assert incident == []
+        entity = {"risk_object_field": "host", "risk_object_type": "system", "risk_score": 0}
+    if (item.data.get("es") or {}).get("notable", True):
+        assert json.loads(keys["action.notable.param._entities"]) == [entity]
+    else:
+        assert "action.notable.param._entities" not in keys
+    assert "escape_incident" not in keys.get("alert.suppress.fields", "")  # throttling stays per alert
+
+
+def test_an_es_block_may_not_name_the_incident_itself() -> None:
+    with pytest.raises(ValueError, match="added by tools/es.py"):
+        es.validate({"risk_objects": [{"field": "escape_incident", "type": "other"}]}, "x.yml")

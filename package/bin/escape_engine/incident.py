@@ -16,6 +16,7 @@ the overview dashboard lists them together. The key is built here only; the comm
 """
 from typing import Optional
 
+FIELD = "escape_incident"  # the alert-row field; Enterprise Security's risk and finding settings name it (tools/es.py)
 _HEX = frozenset("0123456789abcdef")
 ID_LENGTH = 64          # docker, containerd, CRI-O and podman container ids: 32 random bytes in hex
 
