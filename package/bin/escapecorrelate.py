@@ -43,7 +43,8 @@ def _epoch(value):
 # send it the fields the engine reads (required_fields: of raw events, or of escapereduce's compact rows), not every
 # search-time field of every audit record.
 @Configuration(distributed=False,
-               required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd"] + list(ROW_FIELDS))
+               required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd", "index", "splunk_server"]
+               + list(ROW_FIELDS))
 class CorrelateCommand(StreamingCommand):
     input = Option(
         doc="**Syntax:** **input=***raw|reduced* **Description:** reduced reads the compact rows of escapereduce "
