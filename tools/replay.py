@@ -531,7 +531,7 @@ def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[obje
         for spec in specs:
             stat = spec.path.stat()
             parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source,
-                          spec.host))
+                          spec.host, spec.index))
         return tuple(parts)
     except OSError:
         return None  # load_events reports the unreadable file
