@@ -2,7 +2,7 @@
 
 A `_cd` (`<bucket>:<offset>`) is unique only within one index on one indexer, so an alert row names each event it
 rests on by all three. Inside a search the engines carry each event as one opaque reference (`reference`), kept in
-the lists they already keep for `_cd`s; the alert row gets two aligned multivalue fields (`fields`):
+the lists they already keep for `_cd`s; the alert row gets two aligned multivalue fields (`row_fields`):
 `escape_evidence_cd`, the bare `_cd`s, as before, and `escape_evidence`, one `index=<index> splunk_server=<server>
 _cd=<_cd>` per event (a value is quoted only when it holds a character outside letters, digits and `_.:-`). The
 search that finds an event again is in docs/commands.md.
