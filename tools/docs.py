@@ -211,6 +211,30 @@ def _runs(command: commands.Command) -> str:
             "search")
 
 
+# What every alert row says about its evidence and how to find those events again (escape_engine.evidence).
+EVIDENCE_SECTION = [
+    "", "## Evidence: finding an alert's events again", "",
+    "Every alert row of every command names the events it rests on in two aligned multivalue fields:",
+    "`escape_evidence_cd`, the `_cd` of each event (`<bucket>:<offset>`, as in earlier versions), and",
+    "`escape_evidence`, one `index=<index> splunk_server=<search peer> _cd=<_cd>` per event, in the same order. A",
+    "`_cd` is unique only within one index on one indexer, so only the three together name one event; a value is",
+    "written in double quotes only if it holds a character other than letters, digits and `_.:-`.",
+    "escapereduce's compact rows carry `escape_evidence_cd` only: all records of one row are in the row's own",
+    "`index` and `splunk_server`, which escapecorrelate reads with them.", "",
+    "To find one event again, search the alert's time range (a notable's drilldown offsets) with the index and peer",
+    "of its `escape_evidence` value, and keep `_cd` after the first pipe (it is no term of the event's text):", "",
+    "```spl", "index=main splunk_server=idx2 | where _cd=\"412:1048576\"", "```", "",
+    "Every evidence event of one alert row at once (its `escape_evidence` values in the `IN` list):", "",
+    "```spl",
+    "(index=main splunk_server=idx2) OR (index=containers splunk_server=idx1)",
+    "| eval escape_evidence=\"index=\".index.\" splunk_server=\".splunk_server.\" _cd=\"._cd",
+    ("| where escape_evidence IN (\"index=main splunk_server=idx2 _cd=412:1048576\", "
+    "\"index=containers splunk_server=idx1 _cd=37:2310\")"),
+    "```", "",
+    "The replay (docs/replay.md) resolves each `escape_evidence` value back to its event's `_raw` the same way.",
+]
+
+
 def commands_md(bin_dir: Path = commands.BIN) -> str:
     """docs/commands.md: one section per custom search command, from its wrapper (tools/commands.py)."""
     found = commands.commands(bin_dir)
@@ -227,6 +251,7 @@ def commands_md(bin_dir: Path = commands.BIN) -> str:
     for command in found:
         out.append("| [`{0}`](#{0}) | {1} | {2} |".format(
             command.name, "distributed" if command.distributed else "search head", _cell(command.shortdesc)))
+    out += EVIDENCE_SECTION
     for command in found:
         out += ["", "## {}".format(command.name), "", _prose(command.shortdesc), "",
                 "```", command.syntax, "```", ""]

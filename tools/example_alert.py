@@ -87,8 +87,8 @@ def render(row: Mapping[str, object], printed: Mapping[str, object], detection: 
         "## The alert row",
         "",
         ("Activity > Triggered Alerts > the alert > View results shows one row per alert, with these fields "
-        "(`_time` in epoch seconds; `escape_evidence_cd` addresses the evidence events, `<bucket>:<offset>`; the "
-        "replay numbers them `0:<n>`):"),
+        "(`_time` in epoch seconds; `escape_evidence` names each evidence event by index, search peer and `_cd`, "
+        "the search that finds it again is in docs/commands.md; the replay numbers `_cd` `0:<n>`):"),
         "",
         "| field | value |",
         "|---|---|",

@@ -1,6 +1,7 @@
-"""The replay's inputs (docs/replay.md, docs/development.md §3): `--input SOURCETYPE[,source=S][,host=H]=PATH`,
+"""The replay's inputs (docs/replay.md, docs/development.md §3): `--input SOURCETYPE[,source=S][,host=H][,index=I]=PATH`,
 event breaking and timestamps. Owned sourcetypes go through the built app's props.conf (tools/indextime.py), the
-others through the documented record format of their source (READERS below). Every event gets `_cd = 0:<n>`.
+others through the documented record format of their source (READERS below). Every event gets `_cd = 0:<n>`, its
+input's `index` (default main) and `splunk_server = peer0`.
 """
 import gzip
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from escape_engine.ground import Row
-from tools import conffile, indextime
+from tools import conffile, indextime, peers
 
 OWNED = ("docker:daemon", "docker:events", "docker:inspect")
 DEFAULT_HOST = "replay"
@@ -33,15 +34,17 @@ class InputSpec:
     path: Path
     source: Optional[str] = None
     host: Optional[str] = None
+    index: Optional[str] = None
 
 
-_INPUT = re.compile(r"(?P<st>[^,=]+)(?P<opts>(?:,(?:source|host)=[^,=]*)*)=(?P<path>.+)")
+DEFAULT_INDEX = "main"  # Splunk's default index: where an input without index= goes
+_INPUT = re.compile(r"(?P<st>[^,=]+)(?P<opts>(?:,(?:source|host|index)=[^,=]*)*)=(?P<path>.+)")
 
 
 def parse_input(text: str) -> InputSpec:
     match = _INPUT.fullmatch(text)
     if not match:
-        raise ReplayError("--input {!r} is not SOURCETYPE[,source=SOURCE][,host=HOST]=PATH".format(text))
+        raise ReplayError("--input {!r} is not SOURCETYPE[,source=SOURCE][,host=HOST][,index=INDEX]=PATH".format(text))
     spec = InputSpec(match.group("st").strip(), Path(match.group("path")))
     for option in filter(None, match.group("opts").split(",")):
         key, value = option.split("=", 1)
@@ -385,7 +388,8 @@ def load_inputs(specs: Sequence[InputSpec], app_dir: Path,
             stamp = previous if stamp is None else stamp
             previous = stamp
             events.append({
-                "_raw": raw, "_time": repr(stamp), "_cd": "0:{}".format(len(events)), "index": "main",
+                "_raw": raw, "_time": repr(stamp), "_cd": "0:{}".format(len(events)),
+                "index": spec.index or DEFAULT_INDEX, "splunk_server": peers.server_name(0),
                 "sourcetype": spec.sourcetype, "source": spec.source or defaults.get("source") or str(spec.path),
                 "host": spec.host or defaults.get("host") or DEFAULT_HOST,
             })

@@ -1,6 +1,6 @@
 """Offline replay of the add-on's analytics over raw log files (docs/replay.md, docs/development.md §3).
 
-    ./build.sh replay --input SOURCETYPE[,source=S][,host=H]=PATH [--input ...] [--set MACRO=VALUE ...] [--state DIR]
+    ./build.sh replay --input SOURCETYPE[,source=S][,host=H][,index=I]=PATH [--input ...] [--set MACRO=VALUE ...] [--state DIR]
 
 1. Event breaking and timestamps: owned sourcetypes through the built app's props.conf (tools/indextime.py), the
    documented record format of the source otherwise (tools/inputs.py). Every event gets `_cd = 0:<n>`.
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from escape_engine.allowlist import parse_allow_option
+from escape_engine.evidence import address, addresses, reference
 from escape_engine.ground import Value
 from escape_engine.windows import HOSTPROCESS_MODES
 from escape_setup import tunables
@@ -336,11 +337,17 @@ class Replay:
     def __post_init__(self) -> None:
         self.macros = macro_table(self.content_dir, self.overrides)
         self.function = self.field_function or default_field_function(self.app_dir)
-        self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
+        self.index_evidence()
         self.companions = content.companions(self.content_dir)
         self.produced: Set[str] = set()  # maintenance searches this replay has run
         self.began = time.time()  # where the first saved_window of a search that reads saved results starts
         self.last_read: Dict[str, float] = {}
+
+    def index_evidence(self) -> None:
+        """Each event's _raw by where an alert row says it is: escape_evidence (index, splunk_server, _cd), or
+        the bare _cd for a row that gives only escape_evidence_cd."""
+        self.by_address = {address(reference(e)): str(e["_raw"]) for e in self.events}
+        self.by_cd = {str(e["_cd"]): str(e["_raw"]) for e in self.events}
 
     def fields_of(self, position: int) -> Event:
         """The event with its search-time fields, computed once and only for events a search needs them for."""
@@ -436,13 +443,15 @@ class Replay:
         return rows
 
     def alert(self, detection: content.Detection, row: Event) -> Dict[str, object]:
+        found_at = addresses(row)
         cds = row.get("escape_evidence_cd") or row.get("_cd") or []
+        known, places = (self.by_address, found_at) if found_at else (self.by_cd, [cds] if isinstance(cds, str) else cds)
         evidence = []
-        for cd in [cds] if isinstance(cds, str) else cds:
-            if cd in self.by_cd:
-                evidence.append(self.by_cd[cd])
+        for place in places:
+            if place in known:
+                evidence.append(known[place])
             else:
-                warn("{}: evidence {!r} is no replayed event".format(detection.slug, cd))
+                warn("{}: evidence {!r} is no replayed event".format(detection.slug, place))
         try:
             stamp = datetime.fromtimestamp(float(str(row.get("_time", "0"))), timezone.utc)
             when = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -522,7 +531,7 @@ def _input_key(specs: Sequence[InputSpec], app_dir: Path) -> Optional[Tuple[obje
         for spec in specs:
             stat = spec.path.stat()
             parts.append((spec.sourcetype, str(spec.path.resolve()), stat.st_size, stat.st_mtime_ns, spec.source,
-                          spec.host))
+                          spec.host, spec.index))
         return tuple(parts)
     except OSError:
         return None  # load_events reports the unreadable file
@@ -629,7 +638,7 @@ ALERT_KEYS = ("analytic", "detection", "time", "host", "severity", "summary", "e
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
+    parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H][,index=I]=PATH")
     parser.add_argument("--set", action="append", default=[], metavar="MACRO=VALUE")
     parser.add_argument("--state", type=Path, help="state folder (JSON files, not the KV store); default: fresh")
     parser.add_argument("--detection", action="append", default=[], metavar="SLUG", help="only these detections")
@@ -652,7 +661,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warn("alerts on the bundled samples: " + ", ".join("{} {}".format(a, n) for a, n in counts.items()))
             return 0
         if not args.input:
-            raise ReplayError("give at least one --input SOURCETYPE[,source=S][,host=H]=PATH")
+            raise ReplayError("give at least one --input SOURCETYPE[,source=S][,host=H][,index=I]=PATH")
         bad = [f for f in fields if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]*", f)]
         if bad:
             raise ReplayError("--fields: {!r} is not a field name".format(bad[0]))

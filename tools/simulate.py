@@ -1,6 +1,6 @@
 """The scheduler simulation: the add-on's enabled saved searches run as Splunk's scheduler runs them (docs/replay.md).
 
-    ./build.sh simulate --input SOURCETYPE[,source=S][,host=H]=PATH ... --from ISO --to ISO [--lag SECONDS]
+    ./build.sh simulate --input SOURCETYPE[,source=S][,host=H][,index=I]=PATH ... --from ISO --to ISO [--lag SECONDS]
                         [--peers N] [--set MACRO=VALUE ...] [--enable SLUG ...]
 
 Every saved search of the built savedsearches.conf that is enabled and scheduled (after `--enable SLUG`, which
@@ -116,6 +116,9 @@ class Simulation(Replay):
         for shard in peers.shard(stand_ins, count):
             for event in shard:
                 self.peer_of[int(str(event["position"]))] = str(event["splunk_server"])
+        for position, server in self.peer_of.items():  # where an alert's evidence says the event is
+            self.events[position]["splunk_server"] = server
+        self.index_evidence()
         self.distributed = {c.name for c in commands.commands(self.app_dir / "bin") if c.distributed}
 
     def peer_rows(self, selected: Sequence[int], required: Optional[Sequence[str]]) -> List[Event]:
@@ -165,8 +168,9 @@ def _suppression_key(row: Mapping[str, object], fields: Sequence[str]) -> Tuple[
 
 def simulate(specs: Sequence[InputSpec], start: datetime, end: datetime, lag: float = DEFAULT_LAG, peer_count: int = 1,
              settings: Sequence[str] = (), enable: Sequence[str] = (), content_dir: Path = content.CONTENT,
-             app_dir: Path = APP_DIR, state_dir: Optional[Path] = None) -> Tuple[List[Dict[str, object]], List[str]]:
-    """The alerts of every run in [start, end) and the failed runs (one message each)."""
+             app_dir: Path = APP_DIR, state_dir: Optional[Path] = None,
+             fields: Sequence[str] = ()) -> Tuple[List[Dict[str, object]], List[str]]:
+    """The alerts of every run in [start, end) and the failed runs (one message each); `fields` as the replay's."""
     if end <= start:
         raise ReplayError("--to must be after --from")
     if lag < 0 or peer_count < 1:
@@ -179,7 +183,7 @@ def simulate(specs: Sequence[InputSpec], start: datetime, end: datetime, lag: fl
     failures: List[str] = []
     suppressed_until: Dict[Tuple[str, Tuple[str, ...]], float] = {}
     with tempfile.TemporaryDirectory(prefix="escape-simulate-state-") as fresh:
-        engine = Simulation(events, content_dir, app_dir, overrides, state_dir or Path(fresh))
+        engine = Simulation(events, content_dir, app_dir, overrides, state_dir or Path(fresh), fields=fields)
         engine.lag = lag
         if peer_count > 1:
             engine.setup_peers(peer_count)
@@ -216,7 +220,7 @@ def simulate(specs: Sequence[InputSpec], start: datetime, end: datetime, lag: fl
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="./build.sh simulate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H]=PATH")
+    parser.add_argument("--input", action="append", default=[], metavar="SOURCETYPE[,source=S][,host=H][,index=I]=PATH")
     parser.add_argument("--from", dest="start", required=True, metavar="ISO", help="first run time (UTC if no zone)")
     parser.add_argument("--to", dest="end", required=True, metavar="ISO", help="runs strictly before this time")
     parser.add_argument("--lag", type=float, default=DEFAULT_LAG, metavar="SECONDS",
@@ -231,7 +235,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if not args.input:
-            raise ReplayError("give at least one --input SOURCETYPE[,source=S][,host=H]=PATH")
+            raise ReplayError("give at least one --input SOURCETYPE[,source=S][,host=H][,index=I]=PATH")
         if args.state:
             args.state.mkdir(parents=True, exist_ok=True)
         alerts, failures = simulate([parse_input(i) for i in args.input], parse_iso(args.start), parse_iso(args.end),

@@ -5,15 +5,15 @@
 ##Description
     Reads escapereduce's compact rows (input=reduced, as the Linux detections run it: the search peers join and
     reduce the records) or raw audit and Sysmon events (input=raw, the default: joins the audit records of each
-    event itself), rebuilds per-host process lineage (persisted between searches in this
-    app's escape_linux_lineage KV store collection), attributes processes to containers and emits one row per chain
-    on the last chunk, with escape_severity, escape_finding, escape_category (escape, suspicious or attempt),
-    escape_summary, escape_chain_id, escape_container, escape_attribution, escape_syscalls, escape_tools,
-    escape_host_binaries, escape_new_containers (the containers its runtime client started) and
-    escape_evidence_cd. Events may arrive newest first; out-of-order, out-of-range and malformed events, and
-    unusable entries of the persisted lineage, are counted in the search inspector. With
-    findings=save it also saves its rows in the escape_linux_findings KV store collection, where the Linux detections
-    read them with escapefindings (one correlation pass per schedule for both).
+    event itself), rebuilds per-host process lineage (persisted between searches in this app's escape_linux_lineage
+    KV store collection), attributes processes to containers and emits one row per chain on the last chunk, with
+    escape_severity, escape_finding, escape_category (escape, suspicious or attempt), escape_summary,
+    escape_chain_id, escape_container, escape_attribution, escape_syscalls, escape_tools, escape_host_binaries,
+    escape_new_containers (the containers its runtime client started), escape_evidence_cd and escape_evidence.
+    Events may arrive newest first; out-of-order, out-of-range and malformed events, and unusable entries of the
+    persisted lineage, are counted in the search inspector. With findings=save it also saves its rows in the
+    escape_linux_findings KV store collection, where the Linux detections read them with escapefindings (one
+    correlation pass per schedule for both).
 ##Example
     (`escape_auditd`) OR (`escape_sysmon_linux`) | escapereduce | escapecorrelate input=reduced window=`escape_time_window` allowlist=`escape_syscall_allowlist` runtime=`escape_container_runtime_processes`
 """
@@ -44,7 +44,8 @@ def _epoch(value):
 # send it the fields the engine reads (required_fields: of raw events, or of escapereduce's compact rows), not every
 # search-time field of every audit record.
 @Configuration(distributed=False,
-               required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd"] + list(ROW_FIELDS))
+               required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd", "index", "splunk_server"]
+               + list(ROW_FIELDS))
 class CorrelateCommand(StreamingCommand):
     input = Option(
         doc="**Syntax:** **input=***raw|reduced* **Description:** reduced reads the compact rows of escapereduce "

@@ -5,10 +5,11 @@
 ##Description
     Parses ESXi syslog lines (vmkernel, vmkwarning, shell, hostd, esxupdate, vmx) from _raw. In detect mode it emits
     one row per finding (module_load, forced_vib_install, acceptance_level_change, bulk_vm_kill, vmx_crash) with
-    escape_finding and escape_severity; a module is expected when it is in the shipped stock lookup, in allowed or in
-    the host's first-seen baseline (this app's KV store collection escape_esxi_module_baseline, per host); every module
-    load it judges is added to that baseline, so an overlapping later run never reports it again. In baseline mode
-    (the one-off seeding search) it emits nothing and adds every module each host loaded to the baseline.
+    escape_finding, escape_severity, escape_evidence_cd and escape_evidence; a module is expected when it is in the
+    shipped stock lookup, in allowed or in the host's first-seen baseline (this app's KV store collection
+    escape_esxi_module_baseline, per host); every module load it judges is added to that baseline, so an overlapping
+    later run never reports it again. In baseline mode (the one-off seeding search) it emits nothing and adds every
+    module each host loaded to the baseline.
 ##Example
     `escape_esxi` "Loading module" | escapeesxi allowed=`escape_allowed_kernel_modules` findings=module_load
 """

@@ -6,10 +6,11 @@
     Reads the rows that the Linux Escape Correlation search (escapecorrelate report=all findings=save) saved in the
     escape_linux_findings KV store collection and returns those saved within this search's time range (earliest
     inclusive, latest exclusive: consecutive scheduled runs read every saved row once, whenever the correlation
-    finished), newest event first: escapes (chains and suspicious calls), attempts (calls the kernel refused) or all.
-    Each row is the correlation's row as it returned it (escape_severity, escape_summary, escape_chain_id,
-    escape_evidence_cd, ...). Saved documents that are not findings are skipped and counted in the search inspector;
-    a time range in which the correlation saved no run at all (it is disabled, or failed) is a warning there.
+    finished), newest event first: escapes (chains and suspicious calls), attempts (calls the kernel refused) or
+    all. Each row is the correlation's row as it returned it (escape_severity, escape_summary, escape_chain_id,
+    escape_evidence_cd, escape_evidence, ...). Saved documents that are not findings are skipped and counted in the
+    search inspector; a time range in which the correlation saved no run at all (it is disabled, or failed) is a
+    warning there.
 ##Example
     | escapefindings report=attempts | `escape_linux_container_escape_attempt_filter`
 """

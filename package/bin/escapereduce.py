@@ -11,7 +11,8 @@
     the process (escape_pid, escape_ppid, escape_uid, escape_comm, escape_exe, escape_subj), the call
     (escape_syscall, escape_success, escape_exit, escape_a0 to escape_a3), escape_argv, escape_title, escape_cwd,
     escape_contid, escape_paths (with the executable's device), escape_opid and escape_ocomm (a ptrace target),
-    escape_abend (a crash's signal), escape_sysmon and escape_evidence_cd (the _cd of every record of the event).
+    escape_abend (a crash's signal), escape_sysmon and escape_evidence_cd (the _cd of every record of the event,
+    all in the row's index and splunk_server).
     Every other event (USER_*, CRED_*, SERVICE_*, LOGIN, other syscalls whatever rule logged them, failed execs,
     their companion records) is dropped and counted in the search inspector, as are records that are no audit
     record or Sysmon event.

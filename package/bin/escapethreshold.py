@@ -6,7 +6,7 @@
     Counts the distinct privileged launches among escapeinspect rows (escape_launch=1 with finding privileged or
     host_process) per value of <by> (default host) and per period of <period> seconds aligned to the epoch, and
     returns one row per group with more than <threshold> launches: escape_count, escape_workload and
-    escape_evidence_cd.
+    escape_evidence_cd and escape_evidence (the first evidence event of each launch).
 ##Example
     `escape_kube_audit` objectRef.resource=pods verb=create | escapeinspect allowed=`escape_allowed_host_paths` suppressed=include | escapethreshold threshold=`escape_privileged_threshold` period=`escape_privileged_period` by=`escape_kube_cluster`
 """

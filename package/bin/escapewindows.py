@@ -4,13 +4,14 @@ r"""Reports Windows container processes that reach restricted host directories o
     escapewindows restricted=<comma-separated directories> [findings=<list>] [hostprocess=<record|alert>]
 ##Description
     Parses Security 4688 (text or XML) and Sysmon 1 / 11 (XML) from _raw. For processes in container context
-    (CExecSvc.exe lineage, User Manager\ContainerAdministrator or ContainerUser, container-volume images) it emits one
-    row per finding (restricted_dir_write, restricted_dir_exec, symlink_abuse) with escape_finding and escape_severity.
-    Windows paths are compared normalised (case, \\?\ and \??\ prefixes, \Device\HarddiskVolumeN, slashes,
-    %SystemRoot%-style variables, trailing separators, PROGRA~1-style short names). A Sysmon descendant handed over
-    before its container ancestor (Splunk sends newest first) waits for it, at most 1,000 events per ancestor and
-    20,000 in all; every event given up is counted in a search warning. HostProcess containers leave low-severity
-    records with escape_exception=hostprocess unless hostprocess=alert.
+    (CExecSvc.exe lineage, User Manager\ContainerAdministrator or ContainerUser, container-volume images) it emits
+    one row per finding (restricted_dir_write, restricted_dir_exec, symlink_abuse) with escape_finding,
+    escape_severity, escape_evidence_cd and escape_evidence. Windows paths are compared normalised (case, \\?\ and
+    \??\ prefixes, \Device\HarddiskVolumeN, slashes, %SystemRoot%-style variables, trailing separators,
+    PROGRA~1-style short names). A Sysmon descendant handed over before its container ancestor (Splunk sends newest
+    first) waits for it, at most 1,000 events per ancestor and 20,000 in all; every event given up is counted in a
+    search warning. HostProcess containers leave low-severity records with escape_exception=hostprocess unless
+    hostprocess=alert.
 ##Example
     `escape_windows_sysmon` | escapewindows restricted=`escape_restricted_host_dirs` findings=file_write
 """

@@ -21,7 +21,7 @@ from tests.unit.linux_lab import (
     public_text,
     to_records,
 )
-from tools.peers import shard
+from tools.peers import peer_of, server_name, shard
 
 SAMPLES = DATA.parent / "knowledge" / "samples"
 
@@ -72,7 +72,9 @@ def _inputs() -> Dict[str, List[Mapping[str, Value]]]:
 @pytest.mark.parametrize("peers", [1, 3])
 @pytest.mark.parametrize("name", sorted(_inputs()))
 def test_reduced_rows_give_the_alerts_evidence_and_lineage_of_the_raw_events(name: str, peers: int) -> None:
-    records = _inputs()[name]
+    # each record on the peer shard() puts it on: the raw correlation sees the same index, splunk_server and _cd
+    records = [dict(r, splunk_server=server_name(peer_of(str(r.get("host", "")), float(str(r["_time"])), peers)))
+               for r in _inputs()[name]]
     raw = _correlate(records, "raw")
     reduced = _correlate(_reduced(records, peers), "reduced")
     assert reduced == raw
@@ -145,5 +147,6 @@ def test_an_event_whose_records_reached_two_peers_is_joined_on_the_search_head()
     joined, raw = _correlate(rows, "reduced"), _correlate(records, "raw")
     for result in (joined, raw):  # the parts' records come last in the evidence: the same records, in another order
         for row in result["rows"]:  # type: ignore[attr-defined]
-            row["escape_evidence_cd"] = sorted(row["escape_evidence_cd"])
+            for field in ("escape_evidence_cd", "escape_evidence"):
+                row[field] = sorted(row[field])
     assert joined == raw

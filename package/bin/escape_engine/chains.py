@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from .auditfacts import INJECTION_CALLS, OPEN_CALLS
 from .containers import ContainerFacts
+from .evidence import cd_of, row_fields
 from .ground import CONTAINER_ID_FIELD, CONTAINER_IDENTITIES, IDENTITY_FIELD, Row, Value
 from .incident import container_id, incident_key
 
@@ -227,7 +228,7 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
         "escape_category": category,
         "escape_summary": "",  # these three read the container table: filled in by _row
         "escape_chain_id": chain_id,
-        "escape_evidence_cd": evidence,
+        **row_fields(evidence),  # escape_evidence_cd and escape_evidence
         "escape_container": key,
         CONTAINER_ID_FIELD: "",
         IDENTITY_FIELD: weakest_identity(i.identity for i in items),
@@ -242,7 +243,7 @@ def classify(host: str, key: str, items: List[Item], skew: float, report: str) -
                          if i.kind != "host_exec" or i.time >= first_trigger.time - skew][:50],
     }
     if first_trigger.cds:
-        row["_cd"] = first_trigger.cds[0]
+        row["_cd"] = cd_of(first_trigger.cds[0])
     attribution = next((i.attribution for i in triggers + helpers if i.attribution), "")
     result_texts: List[str] = []
     for item in results:

@@ -21,7 +21,7 @@ MAX_DEFINITIONS = 4096
 class VolumeDefinition(NamedTuple):
     time: float
     host_paths: List[Tuple[str, str, bool]]     # what volume_workload found: (device, "volume <name>", False)
-    evidence: str                               # the _cd of the volume create's form data line
+    evidence: str                               # where the volume create's form data line is (escape_engine.evidence)
 
 
 class VolumeDefinitions:

@@ -22,6 +22,7 @@ import re
 import time
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
+from escape_engine.evidence import reference, row_fields
 from escape_engine.ground import Record, Value
 from escape_engine.runstats import Stats, choose_findings
 from escape_engine.scalars import finite_float, first_text
@@ -265,17 +266,17 @@ class Detector:
             severity = "high" if event.detail == "vmkernel" else "medium"
             how = "vmkernel loaded module {}".format(event.subject) if event.detail == "vmkernel" else (
                 "{} ran '{}' to load module {}".format(event.user or "a shell user", event.detail, event.subject))
-            return _alert(record, event, severity, [first_text(record.get("_cd"))],
+            return _alert(record, event, severity, [reference(record)],
                           "On {}, {}, which is not stock, not in escape_allowed_kernel_modules and not in "
                           "this host's first-seen baseline.".format(host or "an ESXi host", how),
                           escape_module=event.subject)
         if event.finding == "forced_vib_install":
-            return _alert(record, event, "high", [first_text(record.get("_cd"))],
+            return _alert(record, event, "high", [reference(record)],
                           "On {}, {} installed software skipping signature or acceptance checks: {}.".format(
                               host or "an ESXi host", event.user or "ESXi", event.subject))
         if event.finding == "acceptance_level_change":
             severity = _ACCEPTANCE_SEVERITY.get(event.subject.lower(), "medium")
-            return _alert(record, event, severity, [first_text(record.get("_cd"))],
+            return _alert(record, event, severity, [reference(record)],
                           "On {}, {} set the host's VIB acceptance level to {}.".format(
                               host or "an ESXi host", event.user or "a shell user", event.subject),
                           escape_acceptance_level=event.subject)
@@ -286,7 +287,7 @@ class Detector:
                 return None  # the same crash logged by vmkernel and by the VMX itself
             if when is not None:
                 crashes.append((when, when))
-            return _alert(record, event, "high", [first_text(record.get("_cd"))],
+            return _alert(record, event, "high", [reference(record)],
                           "On {}, a VM's VMX process crashed or panicked, which a VM-to-hypervisor escape attempt "
                           "can cause.".format(host or "an ESXi host"))
         kind = "vmkwarning" if event.finding == "vmx_crash" else "vm_kill"
@@ -302,7 +303,7 @@ class Detector:
             if start - self.window <= when <= end + self.window:
                 return None  # part of a burst already reported
         events = [e for e in self._bursts.get(key, []) if abs(e[0] - when) <= self.window]
-        events.append((when, first_text(record.get("_cd")), event.subject))
+        events.append((when, reference(record), event.subject))
         self._bursts[key] = events
         targets = {e[2] for e in events}
         if (len(targets) if kind == "vm_kill" else len(events)) < self.threshold:
@@ -332,7 +333,7 @@ def _alert(record: Record, event: EsxiEvent, severity: str, cds: List[str], summ
     result["escape_finding"] = finding or event.finding
     result["escape_severity"] = severity
     result["escape_summary"] = summary
-    result["escape_evidence_cd"] = [c for c in cds if c]
+    result.update(row_fields(cds))
     result["escape_host"] = first_text(record.get("host"))
     if event.user:
         result["escape_user"] = event.user

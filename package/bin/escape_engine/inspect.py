@@ -17,6 +17,7 @@ from .containers import (
 )
 from .dockerpair import DaemonPairing, Match, Pending
 from .dockervolumes import MAX_HELD, VolumeDefinition, VolumeDefinitions
+from .evidence import CD_FIELD, address, reference, row_fields
 from .ground import Record, Row
 from .incident import incident_key, pod_identity
 from .registry import Registry
@@ -125,9 +126,9 @@ class Inspector:
             row["escape_namespace"] = workload.namespace
         if workload.platform == "kubernetes":
             row["escape_service_account"] = workload.service_account
-        cds = [cd for cd in dict.fromkeys(evidence) if cd]
-        if cds:
-            row["escape_evidence_cd"] = _one_or_many(cds)
+        found_at = row_fields(evidence)
+        if found_at[CD_FIELD]:
+            row.update((name, _one_or_many(values)) for name, values in found_at.items())
         row.update(extra)
         actor = extra.get("escape_actor", "")
         summary = "{}{} {}: {}.{}".format(prefix, extra.get("escape_action", "write of"), label, "; ".join(details),
@@ -155,9 +156,7 @@ class Inspector:
         row["escape_finding"] = finding
         row["escape_severity"] = "low"
         row["escape_summary"] = detail
-        cd = first_text(record.get("_cd"))
-        if cd:
-            row["escape_evidence_cd"] = cd
+        row.update((name, values[0]) for name, values in row_fields([reference(record)]).items() if values)
         row.update(extra)
         if extra.get("escape_workload"):
             row["escape_incident"] = incident_key(first_text(record.get("host")), workload=extra["escape_workload"])
@@ -210,10 +209,9 @@ class Inspector:
             return
         launch = event.resource == "pods" and event.verb == "create" and not event.subresource
         extra["escape_launch"] = "1" if launch else "0"
-        if launch:
-            extra["escape_launch_id"] = event.audit_id or "{}/{}/{}".format(
-                first_text(record.get("host")), workload.namespace, event.name or first_text(record.get("_cd")))
-        row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra)
+        if launch:  # the request's audit ID, else the event itself (never a name: pods may reuse one over time)
+            extra["escape_launch_id"] = event.audit_id or address(reference(record))
+        row = self._row(record, workload, findings(workload, self.allowed), [reference(record)], extra)
         if row is not None:
             yield row
 
@@ -238,13 +236,12 @@ class Inspector:
             state = item.get("State") if isinstance(item.get("State"), dict) else {}
             extra = {"escape_action": "docker inspect of", "escape_launch": "1",
                      # the container's ID: containers may share a name over time (and --rm ones reuse it)
-                     "escape_launch_id": "docker:{}/{}".format(host, workload.container_id or "{}@{}".format(
-                         workload.name, first_text(record.get("_cd")))),
+                     "escape_launch_id": _container_launch(host, workload.container_id, record),
                      "escape_container": workload.name}
             status = state.get("Status") if isinstance(state, dict) else None
             if isinstance(status, str):
                 extra["escape_state"] = status
-            row = self._row(record, workload, findings(workload, self.allowed), [first_text(record.get("_cd"))], extra,
+            row = self._row(record, workload, findings(workload, self.allowed), [reference(record)], extra,
                             cid=workload.container_id)
             if row is not None:
                 yield row
@@ -276,8 +273,7 @@ class Inspector:
             return
         host = first_text(form.record.get("host"))
         if form.kind == "volume":
-            self._volumes.add(host, name, VolumeDefinition(form.time, list(workload.host_paths),
-                                                           first_text(form.record.get("_cd"))))
+            self._volumes.add(host, name, VolumeDefinition(form.time, list(workload.host_paths), reference(form.record)))
         elif form.kind == "create" and workload.volumes:
             # its named volumes may be defined by volume creates logged before it (seen later: newest first)
             self._held.append((form, call, workload))
@@ -292,19 +288,18 @@ class Inspector:
         host = first_text(form.record.get("host"))
         extra = {"escape_action": action, "escape_container": name,
                  "escape_launch": "1" if form.kind == "create" else "0"}
-        if form.kind == "create":
-            # one create call: its log, its time to the nanosecond and the name asked for (twenty creates of
-            # containers all named "job" are twenty launches)
-            extra["escape_launch_id"] = "docker:{}/{}/{:.9f}/{}".format(
-                host, first_text(form.record.get("source")), call.time if call is not None else form.time,
-                name or first_text(form.record.get("_cd")))
-        evidence = [first_text(form.record.get("_cd"))]
+        evidence = [reference(form.record)]
         if call is not None:
-            evidence.append(first_text(call.record.get("_cd")))
+            evidence.append(reference(call.record))
         when = call.time if call is not None else form.time
         if form.kind == "create" and workload.volumes:
             evidence.extend(self._volumes.resolve(host, workload, when))
         created = self._join.find(host, name, when) if form.kind == "create" and name else None
+        if form.kind == "create":
+            # one create call: the container its create event names, else the call's own form data event (twenty
+            # creates of containers all named "job" are twenty launches)
+            extra["escape_launch_id"] = _container_launch(
+                host, created.container_id if created is not None else "", form.record)
         row = self._row(form.record, workload, findings(workload, self.allowed), evidence, extra, when,
                         created.container_id if created is not None else "")
         if row is not None:
@@ -365,6 +360,11 @@ class Inspector:
             yield from self._container_row(form, call, workload)
         if self.mode == "registry":
             yield from self.registry.rows()
+
+
+def _container_launch(host: str, container_id: str, record: Record) -> str:
+    """escape_launch_id of a docker launch: its container ID when the data names it, else the event that shows it."""
+    return "docker:{}/{}".format(host, container_id) if container_id else address(reference(record))
 
 
 def _one_or_many(values: List[str]) -> Union[str, List[str]]:

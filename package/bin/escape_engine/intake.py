@@ -9,6 +9,7 @@ may well spell `<Event` and `<EventID>`).
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import auditd, auditfacts, spoolline, sysmon_linux
+from .evidence import reference, reference_of
 from .ground import Record
 from .scalars import finite_float, first_text, is_ascii_digits
 
@@ -72,7 +73,7 @@ class Intake:
                 summary["malformed"] += 1
                 continue
             host = first_text(record.get("host"))
-            cd = first_text(record.get("_cd"))
+            cd = reference(record)  # the spool's _cd field holds where the event is (escape_engine.evidence)
             source, sourcetype = first_text(record.get("source")), first_text(record.get("sourcetype"))
             if labels_key != (source, sourcetype):
                 labels_key = (source, sourcetype)
@@ -124,7 +125,9 @@ class Intake:
             labels = spoolline.labels(source, sourcetype)
             kind = first_text(row.get(auditfacts.KIND_FIELD))
             evidence = row.get(auditfacts.EVIDENCE_FIELD) or []
-            cds = [c for c in ([evidence] if isinstance(evidence, str) else evidence) if isinstance(c, str) and c]
+            index, server = first_text(row.get("index")), first_text(row.get("splunk_server"))
+            cds = [reference_of(index, server, c) for c in ([evidence] if isinstance(evidence, str) else evidence)
+                   if isinstance(c, str) and c]
             if kind == auditfacts.KIND_SYSMON:
                 data = auditfacts.sysmon_data(row)
                 line = self._sysmon_data(row, data, first_text(row.get("host")), cds[0] if cds else "", labels)

@@ -11,7 +11,8 @@ Nothing is kept across events: an event is handed on when a record at least JOIN
 than MAX_OPEN events are open, or at the end. So the result does not depend on which peer holds which event (a host's
 events spread over several peers). An event whose records arrived apart anyway (out of order, or on two peers) is
 handed on in parts when a part holds a record that only accompanies a SYSCALL (auditfacts.COMPANION_TYPES); the search
-head joins the parts (escape_engine.spoolline.events).
+head joins the parts (escape_engine.spoolline.events). The records of one row are in one index on one peer (the row's
+`index` and `splunk_server`), so its escape_evidence_cd needs nothing more to find each of them again.
 """
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -56,7 +57,7 @@ class Reducer:
     def __init__(self) -> None:
         self.summary: Dict[str, int] = {"records": 0, "malformed": 0, "events": 0, "kept": 0, "rows": 0,
                                         "dropped_no_syscall": 0, "dropped_syscall": 0, "dropped_sysmon": 0}
-        self._open: OrderedDict[Tuple[str, str, str], _Open] = OrderedDict()
+        self._open: OrderedDict[Tuple[str, str, str, str, str], _Open] = OrderedDict()
 
     def feed(self, records: Iterable[Record]) -> List[Row]:
         out: List[Row] = []
@@ -75,6 +76,8 @@ class Reducer:
             splunk_time: Optional[float] = None
             host = first_text(record.get("host"))
             cd = first_text(record.get("_cd"))
+            # index and peer are part of the key: a row's _cds are all in the index and on the peer it names
+            index, server = first_text(record.get("index")), first_text(record.get("splunk_server"))
             for text in raw.split("\n"):
                 parsed = auditd.parse_line(text)
                 if parsed is None:
@@ -86,7 +89,7 @@ class Reducer:
                     if splunk_time is None:
                         splunk_time = finite_float(first_text(record.get("_time")))
                     when = splunk_time if splunk_time is not None else float("nan")
-                key = (parsed.node or host, parsed.stamp, parsed.serial)
+                key = (parsed.node or host, parsed.stamp, parsed.serial, index, server)
                 group = self._open.get(key)
                 if group is None:
                     self._close_older(when, out)

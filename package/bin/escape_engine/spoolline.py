@@ -1,6 +1,7 @@
 """The spool line: escapecorrelate's compact, tab-separated form of one event record, and its way back.
 
-A line holds host, time key, serial, stamp, arrival, _cd, source, sourcetype, record type and payload, in that order.
+A line holds host, time key, serial, stamp, arrival, _cd, source, sourcetype, record type and payload, in that order
+(the _cd field and a compact row's list hold escape_engine.evidence references: index, splunk_server and _cd).
 Text fields are escaped (backslash, tab, CR, LF) so that a line is one line and its fields split on tabs. The first
 five fields are encoded so that plain string order of whole lines is the replay order: per host, oldest first, then
 serial, stamp and arrival. Sysmon events carry SYSMON_SERIAL and their kept fields as compact JSON; an audit record

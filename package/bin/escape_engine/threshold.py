@@ -4,9 +4,14 @@ Counts distinct privileged launches (rows of `escapeinspect` with escape_launch=
 fixed period (periods aligned to multiples of `period` seconds since the epoch, so consecutive scheduled runs with
 a window of one period count the same way). A group with more launches than `threshold` gives one row with the
 count and the workloads. State is explicit: `feed()` once per chunk, `results()` after the last.
+
+A launch is counted once by its identity, escape_launch_id (escapeinspect: the Kubernetes audit ID, the docker
+container ID, else the event's index, splunk_server and _cd); a row without one counts by its event's index,
+splunk_server and _cd, never by a name or a bare _cd (unique only within one index on one indexer).
 """
 from typing import Dict, Iterable, Iterator, List, Tuple
 
+from .evidence import ADDRESS_FIELD, CD_FIELD, address, addresses, reference
 from .ground import Record, Row
 from .incident import plural
 from .scalars import finite_float, first_text
@@ -20,9 +25,17 @@ def _values(value: object) -> List[str]:
     return [value] if isinstance(value, str) and value else []
 
 
+def _first_evidence(record: Record) -> Tuple[str, str]:
+    """The first evidence _cd of a launch row and its address ("", "" when it has none)."""
+    cds, found_at = _values(record.get(CD_FIELD)), addresses(record)
+    if not cds:
+        return "", ""
+    return cds[0], found_at[0] if len(found_at) == len(cds) else address(cds[0])
+
+
 class _Group:
     def __init__(self) -> None:
-        self.launches: Dict[str, Tuple[str, str]] = {}     # launch id -> (workload, evidence _cd)
+        self.launches: Dict[str, Tuple[str, str, str]] = {}  # launch id -> (workload, evidence _cd, its address)
         self.incidents: Dict[str, None] = {}                # escape_incident of each launch, in arrival order
         self.hosts: Dict[str, None] = {}
 
@@ -56,10 +69,8 @@ class ThresholdCounter:
             key = first_text(record.get(self.by)) or first_text(record.get("host"))
             bucket = int(when // self.period) * self.period
             group = self.groups.setdefault((key, bucket), _Group())
-            launch = first_text(record.get("escape_launch_id")) or first_text(record.get("_cd"))
-            evidence = _values(record.get("escape_evidence_cd"))
-            workload = first_text(record.get("escape_workload"))
-            group.launches.setdefault(launch, (workload, evidence[0] if evidence else ""))
+            launch = first_text(record.get("escape_launch_id")) or address(reference(record))
+            group.launches.setdefault(launch, (first_text(record.get("escape_workload")),) + _first_evidence(record))
             group.hosts[first_text(record.get("host"))] = None
             incident = first_text(record.get("escape_incident"))
             if incident and len(group.incidents) < MAX_LISTED:
@@ -70,8 +81,8 @@ class ThresholdCounter:
             count = len(group.launches)
             if count <= self.threshold:
                 continue
-            workloads = sorted({w for w, _ in group.launches.values() if w})
-            evidence = [cd for _, cd in group.launches.values() if cd]
+            workloads = sorted({w for w, _, _ in group.launches.values() if w})
+            evidence = [(cd, at) for _, cd, at in group.launches.values() if cd][:MAX_LISTED]
             row: Row = {
                 "_time": str(bucket),
                 "host": next(iter(group.hosts)) if len(group.hosts) == 1 else key,
@@ -89,7 +100,8 @@ class ThresholdCounter:
             if group.incidents:     # each launch's incident: this alert belongs to every one of them
                 row["escape_incident"] = sorted(group.incidents)
             if evidence:
-                row["escape_evidence_cd"] = evidence[:MAX_LISTED]
+                row[CD_FIELD] = [cd for cd, _ in evidence]
+                row[ADDRESS_FIELD] = [at for _, at in evidence]
             yield row
 
 

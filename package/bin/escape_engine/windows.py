@@ -19,6 +19,7 @@ any container.
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from escape_engine import winpath
+from escape_engine.evidence import reference, row_fields
 from escape_engine.ground import Record, Value
 from escape_engine.runstats import Stats, choose_findings
 from escape_engine.scalars import first_text
@@ -154,8 +155,7 @@ def _alert(record: Record, event: WinEvent, context: str, reasons: List[str], ro
            hostprocess: str) -> Dict[str, Value]:
     result: Dict[str, Value] = dict(record)
     result.update(row)
-    cd = first_text(record.get("_cd"))
-    result["escape_evidence_cd"] = [cd] if cd else []
+    result.update(row_fields([reference(record)]))
     result["escape_analytic"] = "windows"
     result["escape_context"] = context
     result["escape_container_marker"] = list(reasons)
