@@ -197,6 +197,27 @@ def test_a_privileged_patch_of_an_unprivileged_agent_is_a_full_alert(case: Manif
     assert verdict(event) == full_alert(event) == [("0", "critical")]
 
 
+
+@pytest.mark.parametrize("case, sidecar, volume, mount", [
+    # kube-rbac-proxy may share node-exporter's pod, not its read-only view of the host's root
+    (CASES[0], "kube-rbac-proxy", "root", {"mountPath": "/host/root", "readOnly": True}),
+    # falcoctl fetches rules; the runtime socket is Falco's need
+    (CASES[-1], "falcoctl-artifact-follow", "container-engine-socket-0", {"mountPath": "/host/var/run/docker.sock"}),
+    # the driver loader reads /proc; only the falco container may write it
+    (CASES[-1], "falco-driver-loader", "proc-fs", {"mountPath": "/host/proc", "readOnly": False}),
+])
+def test_a_container_may_not_borrow_a_host_path_its_own_entry_does_not_need(
+        case: Manifest, sidecar: str, volume: str, mount: Dict[str, Any]) -> None:
+    obj = daemonset(case)
+    spec = obj["spec"]["template"]["spec"]
+    container = next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == sidecar)
+    mounts = [m for m in container.get("volumeMounts") or [] if m["name"] != volume]
+    container["volumeMounts"] = mounts + [dict(mount, name=volume)]
+    for event in (daemonset_create(obj), pod_of(obj)):
+        assert verdict(event) == full_alert(event) == [("0", "critical")]
+        beyond = inspect(event)[0]["escape_allowlist_exceeded"]
+        assert any("volume " + volume in text for text in ([beyond] if isinstance(beyond, str) else beyond))
+
 # -- docker: the vendors' documented `docker run` as the create body dockerd logs ---------------------------------
 # The docker CLI sends each flag as one HostConfig field (--volume: Binds as written, --net=host: NetworkMode,
 # --cap-add: CapAdd as written, --privileged, --device: Devices, --init: Init). The body around them is the lab's
