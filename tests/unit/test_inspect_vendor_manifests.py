@@ -218,6 +218,25 @@ def test_a_container_may_not_borrow_a_host_path_its_own_entry_does_not_need(
         beyond = inspect(event)[0]["escape_allowlist_exceeded"]
         assert any("volume " + volume in text for text in ([beyond] if isinstance(beyond, str) else beyond))
 
+
+@pytest.mark.parametrize("logged", ["Request", "RequestResponse"])
+def test_a_patch_of_the_agents_daemonset_to_privileged_with_a_writable_root_is_a_full_alert(logged: str) -> None:
+    obj = daemonset(CASES[0])      # node-exporter: neither privileged nor writing the host's root
+    event = daemonset_create(obj)
+    event["verb"], event["level"] = "patch", logged
+    event["objectRef"]["name"] = obj["metadata"]["name"]
+    # kubectl patch --type=strategic: only what changes, containers merged by name
+    event["requestObject"] = {"spec": {"template": {"spec": {
+        "containers": [{"name": "node-exporter", "securityContext": {"privileged": True},
+                        "volumeMounts": [{"name": "root", "mountPath": "/host/root", "readOnly": False}]}]}}}}
+    if logged == "RequestResponse":     # the DaemonSet as stored after the patch
+        patched = copy.deepcopy(obj)
+        agent = patched["spec"]["template"]["spec"]["containers"][0]
+        context(agent)["privileged"] = True
+        agent["volumeMounts"] = [dict(m, readOnly=False) if m["name"] == "root" else m for m in agent["volumeMounts"]]
+        event["responseObject"] = patched
+    assert verdict(event) == full_alert(event) == [("0", "critical")]
+
 # -- docker: the vendors' documented `docker run` as the create body dockerd logs ---------------------------------
 # The docker CLI sends each flag as one HostConfig field (--volume: Binds as written, --net=host: NetworkMode,
 # --cap-add: CapAdd as written, --privileged, --device: Devices, --init: Init). The body around them is the lab's
