@@ -4,7 +4,8 @@ An entry names the identity (Kubernetes: namespace + service account + image rep
 with a digest where the data has one) and the findings the workload needs (`needs`: privileged, host_network,
 capability:NET_ADMIN, host_path:/proc:ro, ...). A workload is allowlisted only when every container matches an entry
 and every finding is one its entries need (container findings, and a host path for each container that mounts it:
-the entry of that container; other pod-level findings: any entry of the pod). A finding beyond those leaves the workload a full-severity alert that names its entry.
+the entry of that container; other pod-level findings: any entry of the pod). A finding beyond those leaves the
+workload a full-severity alert that names its entry.
 
 Images: registry, repository and digest must agree. A docker image named without a registry (`amazon/amazon-ecs-agent`)
 may be any local tag (`docker tag alpine amazon/amazon-ecs-agent`), so it never matches an entry that names a
