@@ -15,6 +15,7 @@ from escape_engine import docker
 from escape_engine.allowlist import AllowRule, allow_rules, parse_allow_option, parse_need
 from escape_engine.inspect import run
 from tests.conftest import DATA, ROOT
+from tests.unit.test_inspect_vendor_manifests import ECS_README, docker_run
 
 ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 LOOKUP = ROOT / "package" / "lookups" / "escape_privileged_workloads.csv"
@@ -146,7 +147,8 @@ def lab_create(name: str, image: str) -> List[Dict[str, Any]]:
     ("evil.io/amazon/amazon-ecs-agent:latest", False),
 ])
 def test_a_local_tag_never_matches_a_registry_qualified_docker_entry(image: str, suppressed: bool) -> None:
-    rows = list(run(lab_create("ben14-priv-agent", image), allowed_host_paths=ALLOWED, allowlist=shipped(),
+    # the agent's documented `docker run` (its runtime socket: critical unless allowlisted)
+    rows = list(run(docker_run(image, ECS_README), allowed_host_paths=ALLOWED, allowlist=shipped(),
                     suppressed="include"))
     assert rows[0]["escape_suppressed"] == ("1" if suppressed else "0")
     assert rows[0]["escape_severity"] == ("informational" if suppressed else "critical")
@@ -179,6 +181,9 @@ def test_needs_parse_and_refuse_unknown_words() -> None:
 def test_every_shipped_row_names_its_needs() -> None:
     with LOOKUP.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    helpers = {"quay.io/brancz/kube-rbac-proxy"}   # a sidecar with no host access: identity only
+    # sidecars and init containers with no host access of their own: identity only (their manifests in
+    # tests/data/public/manifests/, checked by test_inspect_vendor_manifests.py)
+    helpers = {"quay.io/brancz/kube-rbac-proxy", "docker.io/falcosecurity/falcoctl",
+               "docker.io/longhornio/longhorn-share-manager"}
     assert all(r["needs"] for r in rows if r["image"] not in helpers)
     assert all("/" in r["image"].split("/", 1)[1] or "." in r["image"].split("/")[0] for r in rows)

@@ -3,8 +3,9 @@
 An entry names the identity (Kubernetes: namespace + service account + image repository; docker: image repository,
 with a digest where the data has one) and the findings the workload needs (`needs`: privileged, host_network,
 capability:NET_ADMIN, host_path:/proc:ro, ...). A workload is allowlisted only when every container matches an entry
-and every finding is one its entries need (container findings: the entry of that container; pod-level findings:
-any entry of the pod). A finding beyond those leaves the workload a full-severity alert that names its entry.
+and every finding is one its entries need (container findings, and a host path for each container that mounts it:
+the entry of that container; other pod-level findings: any entry of the pod). A finding beyond those leaves the
+workload a full-severity alert that names its entry.
 
 Images: registry, repository and digest must agree. A docker image named without a registry (`amazon/amazon-ecs-agent`)
 may be any local tag (`docker tag alpine amazon/amazon-ecs-agent`), so it never matches an entry that names a
@@ -36,13 +37,16 @@ class Need(NamedTuple):
     subject: str = ""
     read_only: bool = False     # host_path:<dir>:ro covers only read-only mounts
 
-    def covers(self, found: Finding) -> bool:
+    def covers(self, found: Finding, read_only: Optional[bool] = None) -> bool:
+        """Whether this need covers `found`; `read_only` says how one container mounts a host path (default: as
+        every container does)."""
         if found.finding != self.finding:
             return False
         if self.finding == "capability":
             return found.subject == self.subject
         if self.finding == "host_path":
-            return path_within(found.subject, self.subject) and (found.read_only or not self.read_only)
+            mounted_read_only = found.read_only if read_only is None else read_only
+            return path_within(found.subject, self.subject) and (mounted_read_only or not self.read_only)
         if self.finding == "device":
             return found.subject == self.subject
         return True
@@ -139,8 +143,8 @@ class AllowRule:
             return False
         return image_matches(container.image, self.image)
 
-    def covers(self, found: Finding) -> bool:
-        return any(need.covers(found) for need in self.needs)
+    def covers(self, found: Finding, read_only: Optional[bool] = None) -> bool:
+        return any(need.covers(found, read_only) for need in self.needs)
 
 
 class Verdict(NamedTuple):
@@ -164,6 +168,10 @@ def judge(workload: Workload, found: Sequence[Finding], rules: Sequence[AllowRul
         if finding.container:
             rule = matched.get(finding.container)
             covered = rule is not None and rule.covers(finding)
+        elif finding.mounted_by:
+            # a host path counts for every container that mounts it: a sidecar may not borrow the agent's mount
+            covered = all(matched.get(name) is not None and matched[name].covers(finding, read_only)
+                          for name, read_only in finding.mounted_by)
         else:
             covered = any(r.covers(finding) for r in pooled)
         if not covered:

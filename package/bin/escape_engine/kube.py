@@ -326,19 +326,24 @@ def workload(event: AuditEvent) -> Optional[Workload]:
                     == "unconfined":
                 container.seccomp_unconfined = True
             result.containers.append(container)
-    # A volume is read-only when every container that mounts it mounts it readOnly (and at least one does).
-    mounts: Dict[str, List[bool]] = {}
+    # A volume is read-only when every container that mounts it mounts it readOnly (and at least one does); the
+    # allowlist also reads each container's own mounts (specrules.Workload.mounted_by).
+    mounters: Dict[str, Dict[str, bool]] = {}      # volume -> container -> read-only in all its mounts
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for item in _list(spec.get(key)):
             for mount in _list(_dict(item).get("volumeMounts")):
                 if isinstance(mount, dict):
-                    mounts.setdefault(_text(mount.get("name")), []).append(mount.get("readOnly") is True)
+                    by_container = mounters.setdefault(_text(mount.get("name")), {})
+                    container_name = _text(_dict(item).get("name"))
+                    by_container[container_name] = by_container.get(container_name, True) and \
+                        mount.get("readOnly") is True
     for volume in _list(spec.get("volumes")):
         if not isinstance(volume, dict):
             continue
         host_path = volume.get("hostPath")
         if isinstance(host_path, dict) and isinstance(host_path.get("path"), str):
             name = _text(volume.get("name"))
-            read_only = bool(mounts.get(name)) and all(mounts[name])
-            result.host_paths.append((host_path["path"], "volume " + name, read_only))
+            mounted = mounters.get(name, {})
+            result.host_paths.append((host_path["path"], "volume " + name, bool(mounted) and all(mounted.values())))
+            result.mounted_by["volume " + name] = tuple(mounted.items())
     return result

@@ -175,6 +175,9 @@ class Workload:
         self.apparmor_unconfined = False
         # (path, where: volume name or bind target, read-only everywhere it is mounted)
         self.host_paths: List[Tuple[str, str, bool]] = []
+        # Kubernetes: where (as in host_paths) -> (container, read-only) of each container that mounts it, so an
+        # allowlist entry covers a host path only for its own containers (a volume no container mounts stays the pod's)
+        self.mounted_by: Dict[str, Tuple[Tuple[str, bool], ...]] = {}
         self.devices: List[str] = []
         self.device_rules: List[str] = []   # docker DeviceCgroupRules ("b *:* rwm")
         # docker named volumes mounted: (name, target, read-only); their definition is a volume create elsewhere
@@ -187,16 +190,18 @@ class Workload:
 
 class Finding:
     """One isolation-breaking setting. `subject` (capability, path, device, rule) and `read_only` say what exactly, so
-    an allowlist entry can name it; `container` is the container it belongs to ("" for pod-level settings)."""
+    an allowlist entry can name it; `container` is the container it belongs to ("" for pod-level settings), and
+    `mounted_by` the containers that mount a pod's host path."""
 
     def __init__(self, finding: str, severity: str, detail: str, subject: str = "", read_only: bool = False,
-                 container: str = "") -> None:
+                 container: str = "", mounted_by: Tuple[Tuple[str, bool], ...] = ()) -> None:
         self.finding = finding
         self.severity = severity
         self.detail = detail
         self.subject = subject
         self.read_only = read_only
         self.container = container
+        self.mounted_by = mounted_by        # a pod's host path: (container, read-only) of each that mounts it
 
     def __repr__(self) -> str:
         return "Finding({!r}, {!r}, {!r})".format(self.finding, self.severity, self.detail)
@@ -268,7 +273,7 @@ def findings(workload: Workload, allowed_paths: Sequence[str]) -> List[Finding]:
         if rated is not None and not (read_only and rated != "critical"):
             result.append(Finding("host_path", rated, "host path {} ({}{})".format(
                 normalise_path(path), where, ", read-only" if read_only else ""),
-                subject=canonical_path(path), read_only=read_only))
+                subject=canonical_path(path), read_only=read_only, mounted_by=workload.mounted_by.get(where, ())))
     for device in workload.devices:
         normalised = normalise_path(device)
         severity = "critical" if normalised.startswith(_BLOCK_DEVICE_PREFIXES) else "high"
