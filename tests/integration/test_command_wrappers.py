@@ -60,15 +60,18 @@ def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(bui
     fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
     events = [{k: r[k] for k in fields} for r in lab_records()[:300]]
     cut = {"_key": "cut{0}", "state": '{"procs": [1'}
-    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": [cut]}) as fake:
+    cut_here = {"_key": "labvm", "state": '{"procs": [1'}
+    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": [cut, cut_here]}) as fake:
         run = run_command(script, ["report=all"], [events[:150], events[150:]], info=_info(fake))
     assert run.returncode == 0, (run.messages, run.stderr[-2000:])
     data = PREFIX + "storage/collections/data/escape_linux_lineage"
     assert fake.requests == [("GET", data), ("POST", data + "/batch_save")]
+    query = [params for method, path, params in fake.log if method == "GET"][0]["query"]
+    assert json.loads(query) == {"$or": [{"_key": "labvm"}]}  # only the hosts of the search's events are read
     stored = {d["_key"]: d for d in fake.collections["escape_linux_lineage"]}
-    assert stored["cut{0}"] == cut  # an unreadable document is reported, never overwritten by another host
-    assert json.loads(str(stored["labvm"]["state"]))["procs"]
-    assert any(level == "WARN" and "not JSON" in text and "cut{0}" in text for level, text in run.messages)
+    assert stored["cut{0}"] == cut  # another host's document is neither read nor overwritten
+    assert json.loads(str(stored["labvm"]["state"]))["procs"]  # an unreadable one starts afresh, reported
+    assert any(level == "WARN" and "not JSON" in text and "labvm" in text for level, text in run.messages)
 
 
 def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:
@@ -88,7 +91,9 @@ def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(bui
 
 def test_without_a_reachable_splunkd_the_stateful_commands_fail_loudly(built_app: Path, tmp_path: Path) -> None:
     script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
-    run = run_command(script, [], [[]])  # as splunkd starts it; the default searchinfo's splunkd_uri refuses
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    events = [{k: r[k] for k in fields} for r in lab_records()[:20]]  # it reads only the lineage of their host
+    run = run_command(script, [], [events])  # as splunkd starts it; the default searchinfo's splunkd_uri refuses
     assert run.returncode != 0
     assert any("cannot read the persisted lineage (KV store collection escape_linux_lineage)" in text
                for text in run.errors()), run.messages
