@@ -33,7 +33,8 @@ from escape_io.kvlimits import (
 from escape_io.store import Collection, FileCollection, FileStore
 
 __all__ = ["MAX_DOCUMENT_SIZE", "MAX_DOCUMENTS_PER_BATCH_SAVE", "MAX_ROWS_PER_QUERY", "MAX_SIZE_PER_BATCH_SAVE",
-           "MAX_SIZE_PER_RESULT", "MB", "KVStoreLimitError", "LimitedCollection", "LimitedStore"]
+           "MAX_SIZE_PER_RESULT", "MB", "KVStoreLimitError", "LimitedCollection", "LimitedStore", "check_batch",
+           "check_result"]
 REFUSE_FILE = "kvstore-refuses-saves.txt"
 
 
@@ -43,6 +44,32 @@ class KVStoreLimitError(ValueError):
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def check_result(name: str, documents: List[Any]) -> List[Any]:
+    """A query's result as splunkd returns it: refused over max_size_per_result_mb (the caller cuts the rows)."""
+    size = _size(documents)
+    if size > MAX_SIZE_PER_RESULT:
+        raise KVStoreLimitError("{}: a query result of {:,} bytes is over max_size_per_result_mb = 50".format(
+            name, size))
+    return documents
+
+
+def check_batch(name: str, documents: List[Dict[str, Any]]) -> None:
+    """Refuse a batch_save request as splunkd does: too many documents, a document over 16 MB, a body over 50 MB."""
+    if not 1 <= len(documents) <= MAX_DOCUMENTS_PER_BATCH_SAVE:
+        raise KVStoreLimitError("{}: a batch_save of {} documents is outside 1..{} (max_documents_per_batch_save)"
+                                .format(name, len(documents), MAX_DOCUMENTS_PER_BATCH_SAVE))
+    total = 2
+    for document in documents:
+        size = _size(document)
+        if size > MAX_DOCUMENT_SIZE:
+            raise KVStoreLimitError("{}: document {!r} of {:,} bytes is over the 16 MB document limit".format(
+                name, document.get("_key"), size))
+        total += size + 1
+    if total > MAX_SIZE_PER_BATCH_SAVE:
+        raise KVStoreLimitError("{}: a batch_save of {:,} bytes is over max_size_per_batch_save_mb = 50"
+                                .format(name, total))
 
 
 class LimitedCollection(FileCollection):
@@ -56,11 +83,7 @@ class LimitedCollection(FileCollection):
         return self._result(super().query(query, skip, rows))
 
     def _result(self, documents: List[Any]) -> List[Any]:
-        size = _size(documents)
-        if size > MAX_SIZE_PER_RESULT:
-            raise KVStoreLimitError("{}: a query result of {:,} bytes is over max_size_per_result_mb = 50".format(
-                self.name, size))
-        return documents
+        return check_result(self.name, documents)
 
     def save_batch(self, documents: List[Dict[str, Any]]) -> None:
         refused = os.path.join(os.path.dirname(self.path), REFUSE_FILE)
@@ -69,18 +92,7 @@ class LimitedCollection(FileCollection):
                 if self.name in handle.read().split():
                     raise KVStoreLimitError("{}: splunkd refused the batch_save (HTTP 503: KV Store is not ready)"
                                             .format(self.name))
-        if not 1 <= len(documents) <= MAX_DOCUMENTS_PER_BATCH_SAVE:
-            raise KVStoreLimitError("{}: a batch_save of {} documents is outside 1..{} (max_documents_per_batch_save)"
-                                    .format(self.name, len(documents), MAX_DOCUMENTS_PER_BATCH_SAVE))
-        for document in documents:
-            size = _size(document)
-            if size > MAX_DOCUMENT_SIZE:
-                raise KVStoreLimitError("{}: document {!r} of {:,} bytes is over the 16 MB document limit".format(
-                    self.name, document.get("_key"), size))
-        size = _size(documents)
-        if size > MAX_SIZE_PER_BATCH_SAVE:
-            raise KVStoreLimitError("{}: a batch_save of {:,} bytes is over max_size_per_batch_save_mb = 50"
-                                    .format(self.name, size))
+        check_batch(self.name, documents)
         super().save_batch(documents)
 
 

@@ -19,7 +19,7 @@ from escape_io.store import Collection
 
 COLLECTION = "escape_linux_lineage"
 BATCH = 100
-DOCUMENT_CAP = 2 * MB
+DOCUMENT_CAP = 4 * MB
 STATE_CHARS = (DOCUMENT_CAP - 4096) // 2  # 4096: the _key (a host name) and the document's framing
 HOSTS_PER_QUERY = int(MAX_SIZE_PER_RESULT * MARGIN) // DOCUMENT_CAP
 
@@ -56,6 +56,7 @@ def _read(documents: List[Any], states: Dict[str, Any], unreadable: List[str]) -
 
 
 def save(collection: Collection, state: Mapping[str, Any]) -> None:
-    """Store every host's state, one document per host, in batches of documents and bytes."""
-    documents = [{"_key": host, "state": json.dumps(value, sort_keys=True)} for host, value in state.items()]
-    collection.save(documents, BATCH)
+    """Store every host's state, one document per host, in batches of documents and bytes (each document made when
+    its batch is, so memory holds one batch of JSON text)."""
+    collection.save(({"_key": host, "state": json.dumps(value, sort_keys=True)} for host, value in state.items()),
+                    BATCH)

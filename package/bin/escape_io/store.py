@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from escape_io import kvlimits
@@ -50,7 +50,7 @@ def encoded_size(value: Any) -> int:
     return len(json.dumps(value))
 
 
-def batches(documents: Sequence[Mapping[str, Any]], most: int, max_bytes: int = BATCH_BYTES,
+def batches(documents: Iterable[Mapping[str, Any]], most: int, max_bytes: int = BATCH_BYTES,
             ) -> Iterator[List[Dict[str, Any]]]:
     """The documents in batch_save requests of at most `most` documents and `max_bytes` bytes of body each, in their
     order. A document over the KV store's 16 MB raises DocumentTooLarge before anything of its batch is sent."""
@@ -121,8 +121,9 @@ class Collection(ABC):
         """The documents `query` selects, sorted by `_key`, from the `skip`th on, at most `limit` (0: as many as the
         KV store returns, max_rows_per_query)."""
 
-    def save(self, documents: Sequence[Mapping[str, Any]], batch: int) -> None:
-        """Insert or replace each document by its `_key`, at most `batch` documents and BATCH_BYTES at a time."""
+    def save(self, documents: Iterable[Mapping[str, Any]], batch: int) -> None:
+        """Insert or replace each document by its `_key`, at most `batch` documents and BATCH_BYTES at a time (a
+        generator of documents is read one batch ahead: memory holds one batch, not every document)."""
         for part in batches(documents, batch):
             self.save_batch(part)
 
