@@ -111,3 +111,22 @@ def test_a_failed_baseline_save_is_a_warning_and_the_alerts_stand(built_app: Pat
     assert detect.returncode == 0, (detect.messages, detect.stderr[-2000:])
     assert [r["escape_module"] for r in detect.records] == ["atlantic"]
     assert any(level == "WARN" and "could not record 1 module load" in text for level, text in detect.messages)
+
+
+def test_a_refused_lineage_save_is_a_warning_and_the_rows_stand(built_app: Path, tmp_path: Path) -> None:
+    """Issue 16: the correlation emits its rows before it saves the lineage, and a KV store that refuses the save
+    (splunkd's HTTP 400, here for a batch over max_size_per_batch_save_mb) costs a warning, never the rows. Before,
+    the save came first and its error ended the search without a row."""
+    script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    events = [{k: r[k] for k in fields} for r in lab_records()]
+    events.sort(key=lambda e: float(e["_time"]), reverse=True)
+    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": []}) as fake:
+        fake.fail[("POST", "storage/collections/data/escape_linux_lineage/batch_save")] = (
+            400, "max_size_per_batch_save_mb exceeded")
+        run = run_command(script, ["report=all"], [events[i:i + 20000] for i in range(0, len(events), 20000)],
+                          info=_info(fake))
+    assert run.returncode == 0 and not run.errors(), (run.messages, run.stderr[-2000:])
+    assert len(run.records) == 16  # every chain and attempt of the capture (test_escapefindings counts them too)
+    assert any(level == "WARN" and "the lineage was not saved" in text and "max_size_per_batch_save_mb" in text
+               for level, text in run.messages), run.messages
