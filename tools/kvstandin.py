@@ -32,9 +32,19 @@ from escape_io.kvlimits import (
 )
 from escape_io.store import Collection, FileCollection, FileStore
 
-__all__ = ["MAX_DOCUMENT_SIZE", "MAX_DOCUMENTS_PER_BATCH_SAVE", "MAX_ROWS_PER_QUERY", "MAX_SIZE_PER_BATCH_SAVE",
-           "MAX_SIZE_PER_RESULT", "MB", "KVStoreLimitError", "LimitedCollection", "LimitedStore", "check_batch",
-           "check_result"]
+__all__ = [
+    "MAX_DOCUMENTS_PER_BATCH_SAVE",
+    "MAX_DOCUMENT_SIZE",
+    "MAX_ROWS_PER_QUERY",
+    "MAX_SIZE_PER_BATCH_SAVE",
+    "MAX_SIZE_PER_RESULT",
+    "MB",
+    "KVStoreLimitError",
+    "LimitedCollection",
+    "LimitedStore",
+    "check_batch",
+    "check_result",
+]
 REFUSE_FILE = "kvstore-refuses-saves.txt"
 
 

@@ -5,8 +5,9 @@ processes kept, by why they are kept, for captures given on the command line or 
 
 Each PATH (linux:audit, raw or gzip) is correlated as one search (escape_engine.correlate over every event, window
 300 s); --busy N correlates N copies of the lab-run1 log stacked on one host within the same minutes (pids offset,
-tools/workload.generate_audit): a host N times as busy. For each host it prints the processes in the table, the
-document of the state kept right after that search (host processes seen in the last window included) and of the
+tools/workload.generate_audit): a host N times as busy. For each host it prints the bytes and processes of the
+document of every process's newest image (what was persisted before the state was bounded), of the state kept
+right after that search (host processes seen in the last window included) and of the
 floor that stays once those are older than the window (container-side processes, runtime shims and monitors, their
 ancestors), each with the processes kept; and whether the cap dropped anything.
 """
@@ -40,11 +41,13 @@ def measure(label: str, events: List[Row]) -> List[str]:
     for host, table in sorted(correlator.hosts.items()):
         kept, capped = persist.bounded_state(table, correlator.ttl, WINDOW, linux_lineage.STATE_CHARS)
         floor, _ = persist.bounded_state(table, correlator.ttl, 0.0, linux_lineage.STATE_CHARS)
-        lines.append("{} host={} events={:,} table_processes={:,} | after the search: {:,} bytes, {:,} processes "
-                     "(capped: {} processes, {} containers) | floor: {:,} bytes, {:,} processes, {} containers".format(
-                         label, host, len(events), len(table.procs), document_bytes(host, kept), len(kept["procs"]),
-                         capped.processes, capped.containers, document_bytes(host, floor), len(floor["procs"]),
-                         len(floor["containers"])))
+        every = table.to_json(correlator.ttl)  # every process's newest image, as persisted before the bound
+        lines.append("{} host={} events={:,} | every image: {:,} bytes, {:,} processes | after the search: {:,} bytes, "
+                     "{:,} processes (capped: {} processes, {} containers) | floor: {:,} bytes, {:,} processes, {} "
+                     "containers".format(label, host, len(events), document_bytes(host, every), len(every["procs"]),
+                                         document_bytes(host, kept), len(kept["procs"]), capped.processes,
+                                         capped.containers, document_bytes(host, floor), len(floor["procs"]),
+                                         len(floor["containers"])))
     return lines
 
 

@@ -66,7 +66,7 @@ def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(bui
     assert run.returncode == 0, (run.messages, run.stderr[-2000:])
     data = PREFIX + "storage/collections/data/escape_linux_lineage"
     assert fake.requests == [("GET", data), ("POST", data + "/batch_save")]
-    query = [params for method, path, params in fake.log if method == "GET"][0]["query"]
+    query = next(params for method, path, params in fake.log if method == "GET")["query"]
     assert json.loads(query) == {"$or": [{"_key": "labvm"}]}  # only the hosts of the search's events are read
     stored = {d["_key"]: d for d in fake.collections["escape_linux_lineage"]}
     assert stored["cut{0}"] == cut  # another host's document is neither read nor overwritten

@@ -94,7 +94,7 @@ def test_a_refused_lineage_save_still_lets_the_detections_alert(built_app: Path,
     (state / kvstandin.REFUSE_FILE).write_text(linux_lineage.COLLECTION + "\n", encoding="utf-8")
     alerts = run(LAB, "2026-11-29T03:40:00Z", "2026-11-29T05:30:00Z", state)
     assert len(alerts) == 16
-    assert sorted({str(a["detection"])[16:] for a in alerts}) == [
-        "Blocked Container Escape Attempt on Linux Host - Rule", "Container Escape Chain on Linux Host - Rule"]
+    assert sorted({str(a["detection"]).split(" - ")[1] for a in alerts}) == [
+        "Blocked Container Escape Attempt on Linux Host", "Container Escape Chain on Linux Host"]
     assert "the lineage was not saved" in capsys.readouterr().err
     assert not (state / "escape_linux_lineage.json").exists()

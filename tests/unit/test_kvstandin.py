@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import kvstandin
 from escape_io.store import DocumentTooLarge
+from tools import kvstandin
 from tools.kvstandin import KVStoreLimitError, LimitedStore
 
 

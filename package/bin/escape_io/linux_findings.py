@@ -29,7 +29,7 @@ def load(collection: Collection, page: Optional[int] = None) -> List[Any]:
     while True:
         try:
             part = collection.query(skip=len(documents), limit=size)
-        except Exception:  # noqa: BLE001  a result over a byte limit: smaller pages; a query of one failing is final
+        except Exception:  # a result over a byte limit, most likely: smaller pages; a page of one failing is final
             if size == 1:
                 raise
             size = max(1, size // 2)

@@ -34,7 +34,7 @@ def load(collection: Collection, hosts: Iterable[str], unreadable: List[str]) ->
         group = wanted[start:start + HOSTS_PER_QUERY]
         try:
             documents = collection.query({"$or": [{"_key": host} for host in group]})
-        except Exception:  # noqa: BLE001  over a limit, most likely: one query per host; its failure is the caller's
+        except Exception:  # over a limit, most likely: one query per host; its failure is the caller's
             if len(group) == 1:
                 raise
             documents = [d for host in group for d in collection.query({"_key": host})]

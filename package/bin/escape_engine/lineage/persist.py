@@ -18,7 +18,7 @@ container ones, oldest activity first within each; last, containers (oldest last
 Every dropped entry is counted (`Capped`).
 """
 import json
-from typing import Any, Dict, List, NamedTuple, Set, Tuple
+from typing import Any, Dict, NamedTuple, Set, Tuple
 
 from .attribution import MONITOR_COMM, is_shim
 from .table import HostLineage, Proc, key_of_newest
