@@ -18,7 +18,7 @@ container ones, oldest activity first within each; last, containers (oldest last
 Every dropped entry is counted (`Capped`).
 """
 import json
-from typing import Any, Dict, NamedTuple, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Set, Tuple
 
 from .attribution import MONITOR_COMM, is_shim
 from .table import HostLineage, Proc, key_of_newest
@@ -79,26 +79,24 @@ def bounded_state(table: HostLineage, ttl: float, recent: float, max_chars: int)
     state["procs"] = []
     total = _size(state) + sum(sizes.values())
     dropped = 0
-    if total > max_chars:
-        order = sorted((p for p, (why, _) in kept.items() if why == _RECENT), key=lambda p: kept[p][1].last)
+
+    def drop(order: List[str]) -> None:
+        nonlocal total, dropped
         for pid in order:
             if total <= max_chars:
-                break
+                return
             total -= sizes.pop(pid)
             del kept[pid]
             dropped += 1
+
+    if total > max_chars:
+        drop(sorted((p for p, (why, _) in kept.items() if why == _RECENT), key=lambda p: kept[p][1].last))
     while total > max_chars and kept:
         parents = {proc.ppid for _, proc in kept.values()}
         leaves = sorted((p for p in kept if p not in parents),
                         key=lambda p: (kept[p][0] == _CONTAINER, kept[p][1].last))
-        if not leaves:  # a ppid cycle (pid reuse): every process is someone's parent
-            leaves = sorted(kept, key=lambda p: kept[p][1].last)
-        for pid in leaves:
-            if total <= max_chars:
-                break
-            total -= sizes.pop(pid)
-            del kept[pid]
-            dropped += 1
+        # a ppid cycle (pid reuse) leaves no leaf: every process is someone's parent
+        drop(leaves or sorted(kept, key=lambda p: kept[p][1].last))
     state["procs"] = [entries[pid] for pid in table.procs if pid in kept]  # the table's order, as to_json's
     containers = 0
     if total > max_chars:
