@@ -45,7 +45,7 @@ class FindingsCommand(GeneratingCommand):
         store = self.state_store or KVStore.connect(info.splunkd_uri, info.session_key)
         collection = store.collection(linux_findings.COLLECTION)
         try:
-            saved = linux_findings.load(collection)
+            saved = linux_findings.load(collection)  # a page at a time
         except Exception as error:  # noqa: BLE001  KV store unreachable or unreadable: fail loudly, never empty
             self.write_error("escapefindings: cannot read the findings ({}): {}", collection.location(), error)
             sys.exit(1)

@@ -60,15 +60,18 @@ def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(bui
     fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
     events = [{k: r[k] for k in fields} for r in lab_records()[:300]]
     cut = {"_key": "cut{0}", "state": '{"procs": [1'}
-    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": [cut]}) as fake:
+    cut_here = {"_key": "labvm", "state": '{"procs": [1'}
+    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": [cut, cut_here]}) as fake:
         run = run_command(script, ["report=all"], [events[:150], events[150:]], info=_info(fake))
     assert run.returncode == 0, (run.messages, run.stderr[-2000:])
     data = PREFIX + "storage/collections/data/escape_linux_lineage"
     assert fake.requests == [("GET", data), ("POST", data + "/batch_save")]
+    query = next(params for method, path, params in fake.log if method == "GET")["query"]
+    assert json.loads(query) == {"$or": [{"_key": "labvm"}]}  # only the hosts of the search's events are read
     stored = {d["_key"]: d for d in fake.collections["escape_linux_lineage"]}
-    assert stored["cut{0}"] == cut  # an unreadable document is reported, never overwritten by another host
-    assert json.loads(str(stored["labvm"]["state"]))["procs"]
-    assert any(level == "WARN" and "not JSON" in text and "cut{0}" in text for level, text in run.messages)
+    assert stored["cut{0}"] == cut  # another host's document is neither read nor overwritten
+    assert json.loads(str(stored["labvm"]["state"]))["procs"]  # an unreadable one starts afresh, reported
+    assert any(level == "WARN" and "not JSON" in text and "labvm" in text for level, text in run.messages)
 
 
 def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:
@@ -88,7 +91,9 @@ def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(bui
 
 def test_without_a_reachable_splunkd_the_stateful_commands_fail_loudly(built_app: Path, tmp_path: Path) -> None:
     script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
-    run = run_command(script, [], [[]])  # as splunkd starts it; the default searchinfo's splunkd_uri refuses
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    events = [{k: r[k] for k in fields} for r in lab_records()[:20]]  # it reads only the lineage of their host
+    run = run_command(script, [], [events])  # as splunkd starts it; the default searchinfo's splunkd_uri refuses
     assert run.returncode != 0
     assert any("cannot read the persisted lineage (KV store collection escape_linux_lineage)" in text
                for text in run.errors()), run.messages
@@ -106,3 +111,22 @@ def test_a_failed_baseline_save_is_a_warning_and_the_alerts_stand(built_app: Pat
     assert detect.returncode == 0, (detect.messages, detect.stderr[-2000:])
     assert [r["escape_module"] for r in detect.records] == ["atlantic"]
     assert any(level == "WARN" and "could not record 1 module load" in text for level, text in detect.messages)
+
+
+def test_a_refused_lineage_save_is_a_warning_and_the_rows_stand(built_app: Path, tmp_path: Path) -> None:
+    """Issue 16: the correlation emits its rows before it saves the lineage, and a KV store that refuses the save
+    (splunkd's HTTP 400, here for a batch over max_size_per_batch_save_mb) costs a warning, never the rows. Before,
+    the save came first and its error ended the search without a row."""
+    script = app_bin(built_app, tmp_path / "app") / "escapecorrelate.py"
+    fields = ("_raw", "_time", "host", "_cd", "source", "sourcetype")
+    events = [{k: r[k] for k in fields} for r in lab_records()]
+    events.sort(key=lambda e: float(e["_time"]), reverse=True)
+    with FakeSplunkd({}, {}, collections={"escape_linux_lineage": []}) as fake:
+        fake.fail[("POST", "storage/collections/data/escape_linux_lineage/batch_save")] = (
+            400, "max_size_per_batch_save_mb exceeded")
+        run = run_command(script, ["report=all"], [events[i:i + 20000] for i in range(0, len(events), 20000)],
+                          info=_info(fake))
+    assert run.returncode == 0 and not run.errors(), (run.messages, run.stderr[-2000:])
+    assert len(run.records) == 16  # every chain and attempt of the capture (test_escapefindings counts them too)
+    assert any(level == "WARN" and "the lineage was not saved" in text and "max_size_per_batch_save_mb" in text
+               for level, text in run.messages), run.messages

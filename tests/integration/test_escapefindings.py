@@ -8,6 +8,7 @@ from typing import Dict, List
 import pytest
 
 from escape_engine.findings import documents
+from escape_io import kvlimits
 from tests.integration.harness.scp import run_command
 from tests.unit.linux_lab import LAB
 from tools import replay
@@ -73,3 +74,19 @@ def test_the_replay_correlates_once_for_both_linux_detections(built_app: Path, t
                           only=["linux_container_escape_chain", "linux_container_escape_attempt"])
     assert again == [] and len([d for d in json.loads((state / "escape_linux_findings.json").read_text())
                                 if d["category"] == "run"]) == 2
+
+
+def test_escapefindings_reads_past_max_rows_per_query(bin_dir: Path, tmp_path: Path) -> None:
+    """More saved documents than one KV store query returns (max_rows_per_query, 50,000; the stand-in cuts there as
+    splunkd does, silently): every row in the window is still read, a page at a time. Fails when the command reads
+    the collection with one query (main's code returned 998 of the 1,000 rows)."""
+    state = tmp_path / "state"
+    old = documents([dict(ESCAPE, escape_chain_id="old%05d" % i) for i in range(49000)], 500.0)
+    new = documents([dict(ESCAPE, escape_chain_id="new%05d" % i) for i in range(1000)], 1000.0)
+    _saved(state, old + new)
+    assert len(old + new) > kvlimits.MAX_ROWS_PER_QUERY
+    run = run_command(bin_dir / "escapefindings.py", ["report=escapes"], [[]], state_dir=state,
+                      info={"earliest_time": "900", "latest_time": "1100"})
+    assert run.returncode == 0 and not run.errors(), run.stderr[-2000:]
+    assert len(run.records) == 1000 and {r["escape_chain_id"] for r in run.records} == {
+        "new%05d" % i for i in range(1000)}

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from escape_io import esxi_baseline, linux_lineage, store
+from escape_io import esxi_baseline, kvlimits, linux_lineage, store
 from escape_io.store import APP, OWNER, FileStore, KVStore
 
 
@@ -155,18 +155,39 @@ def test_a_collection_name_or_batch_size_outside_what_splunkd_takes_is_refused()
 def test_lineage_is_one_document_per_host_saved_in_batches_of_100() -> None:
     context = _Context([{"_key": "h1", "state": json.dumps({"max_time": 5.0}), "_user": "nobody"}, {"_key": "junk"}])
     collection = KVStore(context).collection(linux_lineage.COLLECTION)
-    assert linux_lineage.load(collection, []) == {"h1": {"max_time": 5.0}}
+    assert linux_lineage.load(collection, ["h1"], []) == {"h1": {"max_time": 5.0}}
+    assert json.loads(context.calls[0][2]["query"]) == {"$or": [{"_key": "h1"}]}  # only the hosts asked for
     linux_lineage.save(collection, {"host%d" % i: {"max_time": float(i)} for i in range(250)})
     batches = context.batches()
     assert [len(batch) for batch in batches] == [100, 100, 50]
     assert batches[0][0]["_key"] == "host0" and json.loads(batches[0][0]["state"]) == {"max_time": 0.0}
 
 
+def test_lineage_reads_hosts_in_groups_whose_documents_fit_one_query_result() -> None:
+    context = _Context([])
+    hosts = ["host%03d" % i for i in range(100)]
+    linux_lineage.load(KVStore(context).collection(linux_lineage.COLLECTION), hosts, [])
+    groups = [json.loads(k["query"])["$or"] for _, _, k in context.calls]
+    assert sorted(d["_key"] for g in groups for d in g) == hosts
+    assert max(len(g) for g in groups) * linux_lineage.DOCUMENT_CAP <= kvlimits.MAX_SIZE_PER_RESULT
+    assert linux_lineage.STATE_CHARS * 2 + 4096 <= linux_lineage.DOCUMENT_CAP
+
+
+def test_saves_are_split_by_bytes_as_well_as_documents() -> None:
+    context = _Context([])
+    collection = KVStore(context).collection(linux_lineage.COLLECTION)
+    big = "x" * (linux_lineage.DOCUMENT_CAP - 100)
+    collection.save([{"_key": "h%d" % i, "state": big} for i in range(60)], 100)
+    sizes = [len(k["body"]) for m, _, k in context.calls if m == "POST"]
+    assert sum(len(b) for b in context.batches()) == 60 and len(sizes) > 1
+    assert max(sizes) <= kvlimits.MAX_SIZE_PER_BATCH_SAVE * kvlimits.MARGIN
+
+
 def test_a_lineage_document_whose_state_is_not_json_is_skipped_and_named() -> None:
     context = _Context([{"_key": "h1", "state": json.dumps({"max_time": 5.0})},
                         {"_key": "cut", "state": '{"procs": [1'}, {"_key": "h{2}", "state": None}, {"state": "{}"}])
     unreadable: List[str] = []
-    assert linux_lineage.load(KVStore(context).collection(linux_lineage.COLLECTION), unreadable) == {
+    assert linux_lineage.load(KVStore(context).collection(linux_lineage.COLLECTION), ["h1", "cut"], unreadable) == {
         "h1": {"max_time": 5.0}}
     assert unreadable == ["cut", "h{2}", ""]
 
@@ -175,7 +196,8 @@ def test_lineage_round_trip_through_files_is_what_the_kv_store_holds(tmp_path: P
     collection = FileStore(str(tmp_path)).collection(linux_lineage.COLLECTION)
     linux_lineage.save(collection, {"h1": {"procs": [1]}})
     linux_lineage.save(collection, {"h2": {"procs": []}})
-    assert linux_lineage.load(collection, []) == {"h1": {"procs": [1]}, "h2": {"procs": []}}
+    assert linux_lineage.load(collection, ["h2", "h1", "h3"], []) == {"h1": {"procs": [1]}, "h2": {"procs": []}}
+    assert linux_lineage.load(collection, ["h2"], []) == {"h2": {"procs": []}}
     stored = json.loads((tmp_path / "escape_linux_lineage.json").read_text())
     assert stored == [{"_key": "h1", "state": '{"procs": [1]}'}, {"_key": "h2", "state": '{"procs": []}'}]
 

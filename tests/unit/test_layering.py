@@ -34,7 +34,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     # Running the add-on's commands offline: the SCP v2 driver, the replay and its inputs, the benchmark.
     ("replay/bench", ("tools.offline_command", "tools.scp", "tools.inputs", "tools.peers", "tools.replay", "tools.schedule",
                       "tools.kvstandin", "tools.simulate", "tools.workload", "tools.fleet", "tools.benchscp", "tools.benchcases",
-                      "tools.bench")),
+                      "tools.bench", "tools.statesize")),
     # Docs made from a replay: the example alert.
     ("replay docs", ("tools.example_alert",)),
 )

@@ -18,6 +18,7 @@ from .containers import ContainerFacts, registry_key
 from .ground import ESCAPE_SYSCALLS, Record, Row
 from .intake import RANGE_SKEW, Intake, time_bounds
 from .lineage import DEFAULT_RUNTIME, HostLineage
+from .lineage.persist import bounded_state
 from .spoolline import Event, events
 
 SOURCES = ("raw", "reduced")  # what escapecorrelate reads: events, or escapereduce's compact rows
@@ -63,11 +64,10 @@ class Correlator:
         self.summary: Dict[str, int] = {"records": 0, "audit_events": 0, "sysmon_events": 0, "malformed": 0,
                                         "out_of_order": 0, "out_of_range": 0, "runtime_suppressed": 0, "allowlisted": 0,
                                         "escapes": 0, "suspicious": 0, "attempts": 0, "state_dropped": 0}
-        bounds = time_bounds(earliest, latest)
-        for host, data in (state or {}).items():  # unusable entries (a hand edit, a cut document) are skipped, counted
-            table = self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
-            self.summary["state_dropped"] += table.dropped
-            table.max_time = min(table.max_time, bounds[1])  # a newest time past the search (an older version's) heals
+        bounds = self._bounds = time_bounds(earliest, latest)
+        self.capped: Dict[str, Tuple[int, int]] = {}  # host -> (processes, containers) the byte cap dropped
+        self._cap = 0
+        self.restore(state or {})
         self._buffer: List[str] = []
         self._intake = Intake(self.summary, skew, bounds)
         # A cluster is classified as soon as replay time passes its last item by more than `window`; the rows wait in
@@ -76,6 +76,15 @@ class Correlator:
         self._activity = Activity(self._clusters, self._table, window=window, skew=skew, allowlist=self.allowlist,
                                   summary=self.summary)
         self._swept: Tuple[str, float] = ("", float("-inf"))
+
+    def restore(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Load the persisted lineage of these hosts (before replay). Unusable entries (a hand edit, a cut document)
+        are skipped and counted."""
+        for host, data in state.items():
+            table = self.hosts[host] = HostLineage.from_json(data, self.runtime, host=host)
+            self.summary["state_dropped"] += table.dropped
+            # a newest time past the search (an older version's) heals
+            table.max_time = min(table.max_time, self._bounds[1])
 
     # ---- input: records -> spool lines --------------------------------------------------------------------------
     # `feed` keeps the lines in memory; a caller that spools each chunk's lines sorted to a file (`encode`) and merges
@@ -145,6 +154,12 @@ class Correlator:
         """(level, text) for the search inspector after finish: the counts, then one warning per kind of problem."""
         counts = self.summary
         out = [("INFO", "escapecorrelate: " + ", ".join("%s=%d" % pair for pair in sorted(counts.items())))]
+        if self.capped:
+            out.append(("WARN", "escapecorrelate: the lineage of %d host(s) was over its cap of %d characters: %d processes "
+                                "and %d containers were left out of the persisted state (host processes first, then "
+                                "processes that started no other, oldest activity first): %s" % (
+                                    len(self.capped), self._cap, sum(p for p, _ in self.capped.values()),
+                                    sum(c for _, c in self.capped.values()), ", ".join(sorted(self.capped))[:300])))
         if counts["state_dropped"]:
             out.append(("WARN", "escapecorrelate: %d unusable entries of the persisted lineage were skipped"
                         % counts["state_dropped"]))
@@ -157,9 +172,17 @@ class Correlator:
                                 "event without its process or file)" % (counts["out_of_order"], counts["malformed"])))
         return out
 
-    def state(self) -> Dict[str, Dict[str, Any]]:
-        """The per-host lineage to persist for the next search (after finish)."""
-        return {host: table.to_json(self.ttl) for host, table in self.hosts.items()}
+    def state(self, max_chars: int = 1 << 62) -> Dict[str, Dict[str, Any]]:
+        """The per-host lineage to persist for the next search (after finish): what attribution needs, each host's
+        JSON text at most `max_chars` (escape_engine.lineage.persist). What the cap dropped is reported by
+        messages()."""
+        out = {}
+        self._cap = max_chars
+        for host, table in self.hosts.items():
+            out[host], capped = bounded_state(table, self.ttl, self.window, max_chars)
+            if capped.processes or capped.containers:
+                self.capped[host] = (capped.processes, capped.containers)
+        return out
 
 
 def run(records: Iterable[Record], *, window: float = 300.0, skew: float = 2.0, allowlist: str = "",

@@ -10,6 +10,7 @@ carries its type and body, or neither when it is kept for its _cd only (evidence
 `escape_engine.intake` decides which records become lines; `escape_spool` (in package/bin) stores them to files and
 merges them back in string order; `events` turns the merged lines back into events for the correlation.
 """
+import bisect
 import json
 import re
 import struct
@@ -116,6 +117,18 @@ def decode(line: str) -> SpoolLine:
     return SpoolLine(unescape(host), time_value(key), "" if sysmon else serial[2:], unescape(stamp), unescape(cd),
                      unescape(source), unescape(sourcetype), unescape(rtype),
                      payload if sysmon else unescape(payload), (host, serial, stamp))
+
+
+def hosts(lines: Sequence[str]) -> List[str]:
+    """The hosts of lines sorted in string order, each once: a bisection per host, not a look at every line (a
+    host's lines are adjacent, and "\n" sorts right after the separator and is escaped in every field)."""
+    found: List[str] = []
+    position = 0
+    while position < len(lines):
+        host = lines[position].partition(SEPARATOR)[0]
+        found.append(unescape(host))
+        position = bisect.bisect_left(lines, host + "\n", position + 1)
+    return found
 
 
 class Event:

@@ -24,6 +24,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from escape_io.store import matches
+
 PREFIX = "/servicesNS/nobody/TA_escape_to_host/"
 SESSION_KEY = "test-session-key"
 _TSTATS = re.compile(r"\| tstats count where `(escape_[a-z_]+)` earliest=-24h latest=now")
@@ -157,8 +159,15 @@ class FakeSplunkd:
             raise HTTPFailure(404, "Not Found: no collection {}".format(name))
         documents = self.collections[name]
         if method == "GET" and action is None:
-            self._only(params, ())
-            return documents
+            # the data endpoint's query, sort, skip and limit (the KV store evaluates them; here escape_io's own
+            # evaluation of the operators the add-on uses, so this checks what is asked, not the evaluation)
+            self._only(params, ("query", "sort", "skip", "limit"))
+            selected = [d for d in documents if matches(d, json.loads(params.get("query") or "{}"))]
+            if params.get("sort", "_key") != "_key":
+                raise HTTPFailure(400, "the stand-in sorts by _key only")
+            selected.sort(key=lambda d: str(d.get("_key", "")))
+            skip, limit = int(params.get("skip", "0")), int(params.get("limit", "0"))
+            return selected[skip:skip + limit] if limit else selected[skip:]
         if method != "POST" or action != "batch_save" or params:
             raise HTTPFailure(400, "not implemented by the stand-in: {} {}/{}".format(method, name, action))
         batch = json.loads(body)
