@@ -12,7 +12,7 @@
     Linux chain's container by its name, image and pod; containers no run has described for 30 days, and the least
     recently seen beyond 15,000, are deleted on every save. state=none only returns the rows.
 ##Example
-    (`escape_docker`) OR (`escape_podman`) OR (`escape_kube_audit` objectRef.resource=pods verb=create) | escaperegistry allowed=`escape_allowed_host_paths`
+    (`escape_docker`) OR (`escape_podman`) OR (`escape_kube_audit` pods create) | escaperegistry allowed=`escape_allowed_host_paths`
 """
 import sys
 import time
