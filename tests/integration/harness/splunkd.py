@@ -159,6 +159,13 @@ class FakeSplunkd:
         if method == "GET" and action is None:
             self._only(params, ())
             return documents
+        if method == "DELETE" and action is None:  # only the {field: {"$lt": number}} query escape_io.store sends
+            self._only(params, ("query",), ("query",))
+            query = json.loads(params["query"])
+            ((field, condition),) = query.items()
+            below = condition["$lt"]
+            documents[:] = [d for d in documents if not (isinstance(d.get(field), (int, float)) and d[field] < below)]
+            return {}
         if method != "POST" or action != "batch_save" or params:
             raise HTTPFailure(400, "not implemented by the stand-in: {} {}/{}".format(method, name, action))
         batch = json.loads(body)
@@ -208,5 +215,8 @@ class FakeSplunkd:
 
             def do_POST(self) -> None:
                 self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
 
         return Handler
