@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Tuple
 from .containers import ContainerFacts, CreateJoin
 from .ground import Row
 from .incident import incident_key, pod_identity
+from .scalars import finite_float
 
 MAX_CREATES = 10000         # create calls held per search for the join
 KEEP_SECONDS = 30 * 86400   # a container no search has described for this long is deleted
@@ -124,8 +125,8 @@ def upsert(stored: Iterable[Any], rows: Iterable[Row], now: float) -> Upsert:
 
 
 def _seen(document: Dict[str, Any]) -> float:
-    value = document.get("seen")
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    """When a stored document was last seen; 0 (the first to go) when a hand edit left no finite number."""
+    return finite_float(document.get("seen")) or 0.0
 
 
 def lookup(documents: Iterable[Any]) -> Tuple[List[ContainerFacts], int]:
