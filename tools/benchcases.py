@@ -55,6 +55,7 @@ COMMANDS: Dict[str, CommandCase] = {
     "escapefindings": CommandCase("linux_container_escape_attempt", 1, emits_per_event=False, generating=True),
     "escapewindows": CommandCase("windows_container_restricted_dir_exec", 1),
     "escapeesxi": CommandCase("esxi_unexpected_module_load", 1, emits_per_event=False),
+    "escaperegistry": CommandCase("container_registry", 1, (("state", "none"),), emits_per_event=False),
 }
 
 

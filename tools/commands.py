@@ -19,8 +19,8 @@ import jinja2
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "package" / "bin"
-COMMANDS = ("escapecorrelate", "escapeesxi", "escapefindings", "escapeinspect", "escapereduce", "escapethreshold",
-            "escapewindows")
+COMMANDS = ("escapecorrelate", "escapeesxi", "escapefindings", "escapeinspect", "escapereduce", "escaperegistry",
+            "escapethreshold", "escapewindows")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # The search assistant's one-line comment under each example (searchbnf.conf comment1). A wrapper's ##Example may
@@ -32,6 +32,7 @@ EXAMPLE_COMMENTS = {
     "escapefindings": "The attempts the Linux correlation saved since the previous run of this search.",
     "escapeinspect": "Inspect pod creates, dropping allowlisted node agents.",
     "escapereduce": "Reduce audit records on the search peers; correlate the compact rows on the search head.",
+    "escaperegistry": "Upsert the containers the runtimes described into the registry the Linux chains are named from.",
     "escapethreshold": "One alert per cluster and hour with more privileged launches than the threshold.",
     "escapewindows": "Container processes that created files under the restricted host directories.",
 }

@@ -154,7 +154,9 @@ def companions(content_dir: Path = CONTENT) -> Dict[str, List[MaintenanceSearch]
     setup page (enabled while any of their detections is), the replay and the lint read."""
     slugs = {str(load_yaml(p).get("slug")) for p in (content_dir / "detections").glob("*.yml")}
     pairs: Dict[str, List[MaintenanceSearch]] = {}
-    for maintenance in maintenance_searches(content_dir):
+    # a search that feeds another comes first: the replay runs each detection's companions in this order (a feeds
+    # naming no maintenance search is tools/contentlint.py's to report)
+    for maintenance in sorted(maintenance_searches(content_dir), key=lambda m: 0 if m.feeds else 1):
         for slug in maintenance.companion_of or []:
             if slug not in slugs:
                 raise DetectionError("{}: companion_of {!r} is no detection".format(maintenance.path.name, slug))
@@ -169,8 +171,10 @@ def searched_spl(detection: Detection, content_dir: Path = CONTENT) -> str:
 
 
 def producer_search(detection: Detection, content_dir: Path = CONTENT) -> str:
-    """The search of the one companion that saves what a detection reads (reads_saved_results), else ""."""
-    found = companions(content_dir).get(detection.slug, []) if detection.reads_saved_results else []
+    """The search of the one companion that saves what a detection reads (reads_saved_results), else "" (a companion
+    that feeds another maintenance search is not it)."""
+    found = [m for m in (companions(content_dir).get(detection.slug, []) if detection.reads_saved_results else [])
+             if not m.feeds]
     return found[0].search if len(found) == 1 else ""
 
 

@@ -86,8 +86,11 @@ def lint_content(content_dir: Path, app_dir: Path) -> List[str]:
                              content.saved_search(detection), scope, time_window,
                              content.producer_search(detection, content_dir))
         problems.extend("{}: {}".format(detection.stanza, p) for p in lint_detection(view, knowledge))
+    maintenance_slugs = {m.slug for m in content.maintenance_searches(content_dir)}
     for maintenance in content.maintenance_searches(content_dir):
         stanza = content.maintenance_stanza(maintenance)
+        if maintenance.feeds and maintenance.feeds not in maintenance_slugs:
+            problems.append("{}: feeds {!r} is no maintenance search".format(stanza, maintenance.feeds))
         problems.extend("{}: {}".format(stanza, p) for p in lint_search(str(maintenance["search"]), knowledge))
         first = split_pipes(strip_comments(str(maintenance["search"])).strip())[0]
         if not set(macro_references(first)) & set(scope):

@@ -139,8 +139,10 @@ def detections_md(content_dir: Path = content.CONTENT) -> str:
                     "**References.** {}".format(", ".join("<{}>".format(r) for r in d.references)), ""]
             out += ["```spl", keys["search"], "```", ""]
             for maintenance in content.companions(content_dir).get(d.slug, []) if d.reads_saved_results else []:
-                out += ["It reads the rows that the maintenance search **{}** saves (shipped disabled; the setup "
-                        "page enables it while this detection or another it serves is enabled; `{}` to `{}` at `{}`):"
+                what = ("It reads the rows that the maintenance search **{}** saves" if not maintenance.feeds else
+                        "Those rows name containers from what the maintenance search **{}** keeps")
+                out += [(what + " (shipped disabled; the setup page enables it while this detection or another it "
+                         "serves is enabled; `{}` to `{}` at `{}`):")
                         .format(maintenance.stanza, maintenance.schedule.earliest, maintenance.schedule.latest,
                                 maintenance.schedule.cron), "",
                         "```spl", content.search_lines(maintenance.search), "```", ""]

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 from escape_engine.ground import Row
 from tools import conffile, indextime, peers
 
-OWNED = ("docker:daemon", "docker:events", "docker:inspect")
+OWNED = ("docker:daemon", "docker:events", "docker:inspect", "podman:events")
 DEFAULT_HOST = "replay"
 
 

@@ -324,7 +324,9 @@ class MaintenanceSearch:
     """One content/baselines/<slug>.yml: a search that keeps state detections read (never alerts). `companion_of`
     names the detections that read its state (one slug or a list): it then ships disabled, and the setup page enables
     it while any of them is enabled (docs/development.md §1). `run: once` makes it an unscheduled search an admin runs
-    by hand (a seeding search); its schedule's earliest and latest are then its time range."""
+    by hand (a seeding search); its schedule's earliest and latest are then its time range. `feeds` names the
+    maintenance search whose input it keeps (the container registry feeds the Linux correlation): it is then no
+    producer of what its detections read, and the replay runs it before the search it feeds."""
     slug: str = key(text)
     title: str = key(text)
     analytic: Optional[str] = key(one_of(ANALYTICS), optional=True)
@@ -333,6 +335,7 @@ class MaintenanceSearch:
     description: str = key(text)
     companion_of: Optional[List[str]] = key(slugs, optional=True)
     run: Optional[str] = key(one_of(("scheduled", "once")), optional=True)
+    feeds: Optional[str] = key(text, optional=True)
     path: Path = Path()
 
     def __getitem__(self, name: str) -> Any:

@@ -48,8 +48,9 @@ def detections(content: Path = CONTENT) -> List[Dict[str, Any]]:
             raise ValueError("{}: type must be one of {}".format(path.name, ", ".join(DETECTION_TYPES)))
         schedule = entry["schedule"]
         paired = companions.get(str(entry["slug"]), [])
-        # A detection that reads what a companion saved uses the data scopes of the companion's search.
-        searches = [str(entry.get("search", ""))] + [m.search for m in paired]
+        # A detection that reads what a companion saved uses the data scopes of the companion's search (not those of
+        # a companion that only feeds it context: the container registry's runtimes name containers, nothing more).
+        searches = [str(entry.get("search", ""))] + [m.search for m in paired if not m.feeds]
         used = [m for m in dict.fromkeys(_MACRO_CALL.findall(" ".join(searches))) if m in scope_names]
         result.append({
             "slug": str(entry["slug"]), "title": str(entry["title"]), "analytic": str(entry["analytic"]),

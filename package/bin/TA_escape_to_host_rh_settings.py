@@ -175,6 +175,36 @@ fields_data_sources = [
         )
     ), 
     field.RestField(
+        'podman_indexes',
+        required=False,
+        encrypted=False,
+        default=None,
+        validator=validator.AllOf(
+            validator.String(
+                max_len=4096, 
+                min_len=0, 
+            ), 
+            validator.Pattern(
+                regex=r"""^\s*([a-z0-9][a-z0-9_-]*\s*(,\s*[a-z0-9][a-z0-9_-]*\s*)*)?$""", 
+            )
+        )
+    ), 
+    field.RestField(
+        'podman_sourcetypes',
+        required=True,
+        encrypted=False,
+        default='podman:events',
+        validator=validator.AllOf(
+            validator.String(
+                max_len=4096, 
+                min_len=1, 
+            ), 
+            validator.Pattern(
+                regex=r"""^\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*(,\s*[A-Za-z0-9_][A-Za-z0-9_.:*/-]*\s*)*$""", 
+            )
+        )
+    ), 
+    field.RestField(
         'auditd_indexes',
         required=False,
         encrypted=False,

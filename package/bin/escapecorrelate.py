@@ -13,7 +13,10 @@
     Events may arrive newest first; out-of-order, out-of-range and malformed events, and unusable entries of the
     persisted lineage, are counted in the search inspector. With findings=save it also saves its rows in the
     escape_linux_findings KV store collection, where the Linux detections read them with escapefindings (one
-    correlation pass per schedule for both).
+    correlation pass per schedule for both). Each chain's container is looked up by host and full id in the
+    escape_container_registry collection (kept by escaperegistry): when found, the row carries
+    escape_container_name, escape_image, escape_pod, escape_namespace, escape_node and escape_host_access, and the
+    summary names the container and the create call that gave it its host access.
 ##Example
     (`escape_auditd`) OR (`escape_sysmon_linux`) | escapereduce | escapecorrelate input=reduced window=`escape_time_window` allowlist=`escape_syscall_allowlist` runtime=`escape_container_runtime_processes`
 """
@@ -26,7 +29,7 @@ from splunklib.searchcommands import Configuration, Option, StreamingCommand, di
 from escape_engine import spoolline
 from escape_engine.auditfacts import ROW_FIELDS
 from escape_engine.correlate import Correlator, parse_list
-from escape_io import linux_findings, linux_lineage
+from escape_io import container_registry, linux_findings, linux_lineage
 from escape_io.spool import Spool
 from escape_io.store import KVStore
 
@@ -93,13 +96,24 @@ class CorrelateCommand(StreamingCommand):
         self.store = self.state_store or KVStore.connect(self.metadata.searchinfo.splunkd_uri,
                                                          self.metadata.searchinfo.session_key)
         self.lineage = self.store.collection(linux_lineage.COLLECTION)
+        registry = self.store.collection(container_registry.COLLECTION)
+        try:
+            containers, skipped = container_registry.load(registry)
+        except Exception as error:  # noqa: BLE001  names are context: the chains still alert, only unnamed
+            containers, skipped = [], 0
+            self.write_warning("escapecorrelate: cannot read the container registry ({}), containers are named by "
+                               "id only: {}", registry.location(), error)
+        if skipped:
+            self.write_warning("escapecorrelate: {} document(s) of {} name no host or container id and were skipped",
+                               skipped, registry.location())
         try:
             info = self.metadata.searchinfo
             self.engine = Correlator(window=float(self.window), skew=float(self.skew),
                                      allowlist=parse_list(self.allowlist), runtime=parse_list(self.runtime) or None,
                                      ttl=float(self.ttl), report=self.report,
                                      earliest=_epoch(getattr(info, "earliest_time", None)),
-                                     latest=_epoch(getattr(info, "latest_time", None)), source=self.input)
+                                     latest=_epoch(getattr(info, "latest_time", None)), source=self.input,
+                                     containers=containers)
         except ValueError as error:
             self.write_error("{}", error)  # never the message as the format: it quotes the user's value
             sys.exit(1)

@@ -17,6 +17,7 @@ from escape_engine.esxi import Detector
 from escape_engine.inspect import Inspector
 from escape_engine.threshold import ThresholdCounter
 from escape_engine.windows import Scanner
+from tests.conftest import DATA
 from tests.integration.harness.scp import run_command
 from tests.integration.harness.splunkd import PREFIX, SESSION_KEY, FakeSplunkd
 from tests.integration.winesxi_commands import app_bin
@@ -65,13 +66,33 @@ def test_the_linux_lineage_lives_in_this_apps_kv_store_whatever_app_searches(bui
         run = run_command(script, ["report=all"], [events[:150], events[150:]], info=_info(fake))
     assert run.returncode == 0, (run.messages, run.stderr[-2000:])
     data = PREFIX + "storage/collections/data/escape_linux_lineage"
-    assert fake.requests == [("GET", data), ("POST", data + "/batch_save")]
-    query = next(params for method, path, params in fake.log if method == "GET")["query"]
+    registry = PREFIX + "storage/collections/data/escape_container_registry"
+    assert fake.requests == [("GET", registry), ("GET", data), ("POST", data + "/batch_save")]
+    query = next(params for method, path, params in fake.log if method == "GET" and path == data)["query"]
     assert json.loads(query) == {"$or": [{"_key": "labvm"}]}  # only the hosts of the search's events are read
+    # no registry collection: a warning, and the chains are named by id
+    assert any(level == "WARN" and "cannot read the container registry" in text for level, text in run.messages)
     stored = {d["_key"]: d for d in fake.collections["escape_linux_lineage"]}
     assert stored["cut{0}"] == cut  # another host's document is neither read nor overwritten
     assert json.loads(str(stored["labvm"]["state"]))["procs"]  # an unreadable one starts afresh, reported
     assert any(level == "WARN" and "not JSON" in text and "labvm" in text for level, text in run.messages)
+
+
+def test_the_container_registry_lives_in_this_apps_kv_store_and_ages_out(built_app: Path, tmp_path: Path) -> None:
+    script = app_bin(built_app, tmp_path / "app") / "escaperegistry.py"
+    lines = (DATA / "lab-podman" / "podman-events.json").read_text(encoding="utf-8").split("\n")
+    events = [{"_raw": line, "_time": "%.6f" % (1796566487.0 + i), "host": "podmanlab", "_cd": "0:%d" % i,
+               "sourcetype": "podman:events", "source": "podman"} for i, line in enumerate(lines) if line][::-1]
+    old = {"_key": "gone/" + "a" * 64, "host": "gone", "container_id": "a" * 64, "name": "old", "seen": 5.0}
+    with FakeSplunkd({}, {}, collections={"escape_container_registry": [old]}) as fake:
+        run = run_command(script, [], [events[:60], events[60:]], info=_info(fake))
+    assert run.returncode == 0, (run.messages, run.stderr[-2000:])
+    data = PREFIX + "storage/collections/data/escape_container_registry"
+    assert fake.requests == [("GET", data), ("POST", data + "/batch_save"), ("DELETE", data)]
+    stored = {d["name"]: d for d in fake.collections["escape_container_registry"]}
+    assert "old" not in stored and len(stored) == 20 == len(run.records)  # the 20 containers of the capture
+    assert stored["lab-e01"]["container_id"] == "b60e9c0de36d0c011e5e68f96a8191ceeb642bb391c7596578f5881b1bac2143"
+    assert stored["lab-e01"]["runtime"] == "podman" and stored["lab-e01"]["image"] == "localhost/lab/busybox:latest"
 
 
 def test_the_esxi_baseline_lives_in_this_apps_kv_store_whatever_app_searches(built_app: Path, tmp_path: Path) -> None:

@@ -202,6 +202,10 @@ INPUTS: Dict[str, Inputs] = {
                             lambda r: (str(r.get("_cd")), str(r.get("escape_finding"))),
                             r"(\d+) event\(s\) were (?:not valid JSON|neither)",
                             ("truncated", "wrong_types", "missing_fields", "non_utf8", "deep_nesting")),
+    # registry mode reads the same pod creates and docker inspect records: one row per inspected container
+    "escaperegistry": Inputs(_kube_events, _kube_malformed, lambda r: (str(r.get("container_id")),),
+                             r"(\d+) event\(s\) were (?:not valid JSON|neither)",
+                             ("truncated", "wrong_types", "missing_fields", "non_utf8", "deep_nesting")),
     "escapethreshold": Inputs(_threshold_rows, _threshold_malformed,
                               lambda r: (str(r.get("escape_cluster")), str(r.get("_time"))),
                               r"escapethreshold: (\d+) row\(s\)", ("truncated", "wrong_types", "missing_fields")),

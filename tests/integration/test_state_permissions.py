@@ -12,7 +12,7 @@ from typing import Dict, List, Set
 
 import pytest
 
-from escape_io import esxi_baseline, linux_findings, linux_lineage
+from escape_io import container_registry, esxi_baseline, linux_findings, linux_lineage
 from tests.conftest import BUILT_APP
 from tools import conffile
 
@@ -20,7 +20,8 @@ from tools import conffile
 # admin, sc_admin and ess_admin have full access; ess_analyst and ess_user only view and run searches).
 ADMIN_ROLES = {"admin", "sc_admin", "ess_admin"}
 SPLUNK_ADMIN_ROLES = {"admin", "sc_admin"}
-STATE_COLLECTIONS = [linux_lineage.COLLECTION, esxi_baseline.COLLECTION, linux_findings.COLLECTION]
+STATE_COLLECTIONS = [linux_lineage.COLLECTION, esxi_baseline.COLLECTION, linux_findings.COLLECTION,
+                     container_registry.COLLECTION]
 
 
 def _access(value: str) -> Dict[str, Set[str]]:
@@ -84,7 +85,7 @@ def _kv_store_writers(built_app: Path) -> List[str]:
 
 def test_commands_that_use_the_kv_store_state_are_risky(built_app: Path) -> None:
     writers = _kv_store_writers(built_app)
-    assert writers == ["escapecorrelate", "escapeesxi", "escapefindings"]
+    assert writers == ["escapecorrelate", "escapeesxi", "escapefindings", "escaperegistry"]
     commands = conffile.parse(built_app / "default" / "commands.conf")
     for name, keys in commands.items():
         if name != "default":

@@ -125,3 +125,29 @@ def test_the_create_join_refuses_an_event_far_from_the_call() -> None:
     assert join.find("h", "job", 999.5) is facts
     assert join.find("h", "job", 900.0) is None
     assert rfc3339("2026-12-06T12:20:37.29Z") == rfc3339("2026-12-06T13:20:37.29+01:00")
+
+
+def test_a_kubernetes_container_is_named_with_its_pod_namespace_and_node() -> None:
+    event = {"Type": "container", "Action": "create", "timeNano": 1796000000 * 10 ** 9,
+             "Actor": {"ID": "c" * 64, "Attributes": {"name": "k8s_app_web-0_shop_uid_0", "image": "shop/web:1",
+                                                      "io.kubernetes.pod.name": "web-0",
+                                                      "io.kubernetes.pod.namespace": "shop"}}}
+    _, facts = parse_runtime_event(json.dumps(event), "node7", "docker:events")
+    assert (facts.pod, facts.namespace, facts.node) == ("web-0", "shop", "node7")
+    registry = Registry()
+    registry.add(facts)
+    registry.add_pod_create("shop", "web-0", 1795999999.0, "alice", "privileged + host PID")
+    (row,) = registry.rows()
+    assert row["escape_incident"] == "pod:shop/web-0" and row["node"] == "node7"
+    assert row["create_actor"] == "alice" and row["host_access"] == "privileged + host PID"
+    key = "c" * 64
+    chain = Chain({"_time": "1796000100.000", "host": "node7", "escape_category": "escape",
+                   "escape_finding": "nsenter_host_exec", "escape_container": key, "escape_syscalls": ["setns"],
+                   "escape_tools": ["nsenter"]}, "node7", key, "escape", "runtime:shim", "nsenter -t 1", ["bash"])
+    from escape_engine.containers import ContainerFacts
+    done = alert_row(chain, {"id": key}, ContainerFacts.from_document(row))
+    summary = str(done["escape_summary"])
+    assert "container k8s_app_web-0_shop_uid_0 (id {}, image shop/web:1, pod shop/web-0, node node7)".format(key) \
+        in summary
+    assert summary.endswith("Host access: privileged + host PID from the create by alice at 2026-11-30T00:53:19Z.")
+    assert done["escape_incident"] == "pod:shop/web-0" and done["escape_node"] == "node7"

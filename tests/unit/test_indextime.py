@@ -123,3 +123,32 @@ def test_docker_inspect_time_is_the_event_the_input_reacted_to_not_the_creation(
 def test_the_shipped_docker_stanzas_use_only_what_the_evaluator_implements() -> None:
     for sourcetype in ("docker:daemon", "docker:events", "docker:inspect"):
         indextime.time_format_regex(shipped(sourcetype)["TIME_FORMAT"])
+
+
+# podman events --format json (issue 18): Go trims the fraction's trailing zeros, so the shipped format stops at the
+# whole second; the first "Time":" is podman's own key, never one inside an escaped name or a label.
+PODMAN = '{{"ID":"{}","Image":"localhost/lab/busybox:latest","Name":{},"Status":"create","Time":"{}",' \
+         '"Type":"container","Attributes":{{"Time":"1999-01-01T00:00:00Z"}}}}'
+
+
+@pytest.mark.parametrize("name, stamp", [
+    ('"lab-s01"', "2026-12-06T14:14:47.385275495Z"),
+    ('"lab-s01"', "2026-12-06T14:14:47.38527549Z"),
+    ('"lab-s01"', "2026-12-06T14:14:47Z"),
+    ('"x\\",\\"Time\\":\\"2001-01-01T00:00:00Z"', "2026-12-06T14:14:47.5Z"),
+])
+def test_podman_events_take_podmans_time_to_the_second(name: str, stamp: str) -> None:
+    line = PODMAN.format("a" * 64, name, stamp)
+    broken = indextime.break_events(line.encode() + b"\n", shipped("podman:events"))
+    assert broken.untimed == 0 and broken.events[0][1] == 1796566487.0
+
+
+def test_every_podman_event_of_the_lab_capture_is_timed() -> None:
+    from escape_engine.containers import rfc3339
+    from tests.conftest import DATA
+    data = (DATA / "lab-podman" / "podman-events.json").read_bytes()
+    broken = indextime.break_events(data, shipped("podman:events"))
+    assert len(broken.events) == 144 and broken.untimed == 0
+    for raw, when in broken.events:
+        stamp = rfc3339(raw.split('"Time":"', 1)[1].split('"', 1)[0])
+        assert stamp is not None and when == float(int(stamp))

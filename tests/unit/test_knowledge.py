@@ -23,8 +23,8 @@ DEFAULT = APP / "default"
 KNOWLEDGE = ROOT / "tests" / "knowledge"
 SAMPLES = KNOWLEDGE / "samples"
 
-OWNED = ("docker:daemon", "docker:events", "docker:inspect", "kube:apiserver-audit")
-OWNED_WITH_INDEX_TIME = ("docker:daemon", "docker:events", "docker:inspect")
+OWNED = ("docker:daemon", "docker:events", "docker:inspect", "podman:events", "kube:apiserver-audit")
+OWNED_WITH_INDEX_TIME = ("docker:daemon", "docker:events", "docker:inspect", "podman:events")
 BORROWED = ("source::kubernetes", "linux:audit", "auditd", "sysmon:linux", "XmlWinEventLog", "WinEventLog",
             "source::XmlWinEventLog:Security", "source::XmlWinEventLog:Microsoft-Windows-Sysmon/Operational",
             "source::WinEventLog:Security", "vmw-syslog", "vmware:esxlog:vmkernel", "vmware:esxlog:vmkwarning",

@@ -39,6 +39,7 @@ LAYERS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("replay docs", ("tools.example_alert",)),
 )
 MAX_LINES = 500
+UCC_GENERATED_MARKER = "# Everything above is the file ucc-gen generates, verbatim"
 
 Graph = Dict[str, Set[str]]
 
@@ -175,7 +176,11 @@ def test_the_shipped_add_on_never_imports_the_tools() -> None:
 
 @pytest.mark.parametrize("path", sorted(BIN.rglob("*.py")), ids=lambda p: str(p.relative_to(BIN)))
 def test_no_module_in_package_bin_is_over_500_lines(path: Path) -> None:
-    lines = len(path.read_text(encoding="utf-8").splitlines())
+    text = path.read_text(encoding="utf-8")
+    # the REST handler's head is ucc-gen's output, verbatim (tests/unit/test_setup_page.py), two fields per data scope:
+    # only the hand-written part below its marker counts
+    text = text.split(UCC_GENERATED_MARKER, 1)[-1]
+    lines = len(text.splitlines())
     assert lines <= MAX_LINES, "{} has {} lines: split it (docs/development.md, about 400 per module)".format(
         path.relative_to(ROOT), lines)
 

@@ -19,7 +19,7 @@ def shipped_definitions() -> Dict[str, str]:
 
 def test_the_real_content_has_a_manifest_even_without_detections() -> None:
     built = page.Manifest(setup_manifest.build_manifest())
-    assert len(built.tunables) == 6 and len(built.scopes) == 7 and list(built.field_names) == ["escape_kube_cluster"]
+    assert len(built.tunables) == 6 and len(built.scopes) == 8 and list(built.field_names) == ["escape_kube_cluster"]
     assert [d.slug for d in built.detections] == [p.stem for p in sorted((content.CONTENT / "detections").glob("*.yml"))]
 
 
@@ -137,6 +137,7 @@ def test_warnings_cover_enabled_analytics_only(manifest: page.Manifest) -> None:
 CHAIN = "Escape to Host - Container Escape Chain on Linux Host - Rule"
 ATTEMPT = "Escape to Host - Blocked Container Escape Attempt on Linux Host - Rule"
 CORRELATION = "Escape to Host - Linux Escape Correlation"
+REGISTRY = "Escape to Host - Container Registry"  # feeds the correlation (issue 18): enabled with it
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +149,11 @@ def _all_disabled(manifest: page.Manifest) -> Dict[str, bool]:
     return {name: True for name in page.managed_searches(manifest)}
 
 
-def test_the_linux_detections_share_one_companion_the_tab_manages(real_manifest: page.Manifest) -> None:
+def test_the_linux_detections_share_their_companions_the_tab_manages(real_manifest: page.Manifest) -> None:
     by_slug = {d.slug: d for d in real_manifest.detections}
-    assert by_slug["linux_container_escape_chain"].companions == [CORRELATION]
-    assert by_slug["linux_container_escape_attempt"].companions == [CORRELATION]
-    assert CORRELATION in page.managed_searches(real_manifest)
+    assert by_slug["linux_container_escape_chain"].companions == [REGISTRY, CORRELATION]
+    assert by_slug["linux_container_escape_attempt"].companions == [REGISTRY, CORRELATION]
+    assert {CORRELATION, REGISTRY} <= set(page.managed_searches(real_manifest))
     # readers show the data scope of the search they depend on (scope warnings on the Data sources tab)
     assert by_slug["linux_container_escape_attempt"].scopes == ["escape_auditd", "escape_sysmon_linux"]
 
@@ -160,15 +161,16 @@ def test_the_linux_detections_share_one_companion_the_tab_manages(real_manifest:
 def test_enabling_either_linux_detection_enables_the_correlation(real_manifest: page.Manifest) -> None:
     disabled = _all_disabled(real_manifest)
     plan = page.plan_analytics(real_manifest, {"linux_container_escape_attempt": "1"}, disabled)
-    assert plan == [(ATTEMPT, "0"), (CORRELATION, "0")]
+    assert plan == [(ATTEMPT, "0"), (REGISTRY, "0"), (CORRELATION, "0")]
 
 
 def test_the_correlation_stays_on_while_one_detection_is_on(real_manifest: page.Manifest) -> None:
-    disabled = dict(_all_disabled(real_manifest), **{CHAIN: False, ATTEMPT: False, CORRELATION: False})
+    disabled = dict(_all_disabled(real_manifest), **{CHAIN: False, ATTEMPT: False, CORRELATION: False,
+                                                     REGISTRY: False})
     assert page.plan_analytics(real_manifest, {"linux_container_escape_chain": "0"}, disabled) == [(CHAIN, "1")]
     plan = page.plan_analytics(real_manifest, {"linux_container_escape_chain": "0",
                                                "linux_container_escape_attempt": "0"}, disabled)
-    assert plan == [(ATTEMPT, "1"), (CHAIN, "1"), (CORRELATION, "1")]  # detections in slug order
+    assert plan == [(ATTEMPT, "1"), (CHAIN, "1"), (REGISTRY, "1"), (CORRELATION, "1")]  # detections in slug order
 
 
 def test_an_upgrade_with_a_detection_enabled_turns_its_new_companion_on_at_the_next_save(
@@ -177,7 +179,7 @@ def test_an_upgrade_with_a_detection_enabled_turns_its_new_companion_on_at_the_n
     # the tab (with nothing changed) turns it on (docs/install-upgrade-uninstall.md)
     disabled = dict(_all_disabled(real_manifest), **{CHAIN: False})
     values = page.analytics_values(real_manifest, disabled)
-    assert page.plan_analytics(real_manifest, values, disabled) == [(CORRELATION, "0")]
+    assert page.plan_analytics(real_manifest, values, disabled) == [(REGISTRY, "0"), (CORRELATION, "0")]
 
 
 def test_the_time_window_moves_the_correlation_earliest_time(real_manifest: page.Manifest) -> None:

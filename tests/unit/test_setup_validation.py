@@ -21,7 +21,7 @@ HOSTILE: List[str] = [
 
 
 def test_shipped_scope_definitions_are_rebuilt_exactly() -> None:
-    assert set(SCOPES) == {"escape_kube_audit", "escape_docker", "escape_auditd", "escape_sysmon_linux",
+    assert set(SCOPES) == {"escape_kube_audit", "escape_docker", "escape_podman", "escape_auditd", "escape_sysmon_linux",
                            "escape_windows_security", "escape_windows_sysmon", "escape_esxi"}
     assert set(FIELD_NAMES) == {"escape_kube_cluster"}
     for spec in SCOPES.values():

@@ -128,6 +128,8 @@ def _text(value: Any) -> str:
 def _labels(facts: ContainerFacts, labels: Mapping[str, Any]) -> ContainerFacts:
     facts.pod = _text(labels.get(POD_LABELS[0]))
     facts.namespace = _text(labels.get(POD_LABELS[1]))
+    if facts.pod:   # a pod's container runs where its runtime reported it: that host is the pod's node
+        facts.node = facts.host
     return facts
 
 

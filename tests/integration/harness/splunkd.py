@@ -168,6 +168,13 @@ class FakeSplunkd:
             selected.sort(key=lambda d: str(d.get("_key", "")))
             skip, limit = int(params.get("skip", "0")), int(params.get("limit", "0"))
             return selected[skip:skip + limit] if limit else selected[skip:]
+        if method == "DELETE" and action is None:  # only the {field: {"$lt": number}} query escape_io.store sends
+            self._only(params, ("query",), ("query",))
+            query = json.loads(params["query"])
+            ((field, condition),) = query.items()
+            below = condition["$lt"]
+            documents[:] = [d for d in documents if not (isinstance(d.get(field), (int, float)) and d[field] < below)]
+            return {}
         if method != "POST" or action != "batch_save" or params:
             raise HTTPFailure(400, "not implemented by the stand-in: {} {}/{}".format(method, name, action))
         batch = json.loads(body)
@@ -217,5 +224,8 @@ class FakeSplunkd:
 
             def do_POST(self) -> None:
                 self._serve("POST")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
 
         return Handler
