@@ -156,7 +156,8 @@ def test_a_local_tag_never_matches_a_registry_qualified_docker_entry(image: str,
 
 def test_an_entry_with_a_digest_matches_only_that_digest() -> None:
     digest = "sha256:" + "a" * 64
-    rules = parse_allow_option("docker=registry.example.com/agent@{}[privileged]".format(digest))
+    # the lab container runs `sh -c ...`: its entry names that command
+    rules = parse_allow_option("docker=registry.example.com/agent@{}[privileged;command:sh]".format(digest))
     pinned = lab_create("ben14-priv-agent", "registry.example.com/agent@" + digest)
     other = lab_create("ben14-priv-agent", "registry.example.com/agent@sha256:" + "b" * 64)
     tagged = lab_create("ben14-priv-agent", "registry.example.com/agent:1")

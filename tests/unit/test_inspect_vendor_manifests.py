@@ -173,6 +173,52 @@ def test_the_same_identity_asking_for_more_is_a_full_alert(case: Manifest, chang
         assert full_alert(event)[0][1] in ("high", "critical")
 
 
+SHELL = ["/bin/sh", "-c", "chroot /host /bin/sh"]
+
+
+def command_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0]["command"] = SHELL
+    spec["containers"][0].pop("args", None)
+
+
+def args_shell(spec: Dict[str, Any]) -> None:
+    # no command: the image's entrypoint gets the args (Falco's docker-entrypoint.sh execs them)
+    spec["containers"][0].pop("command", None)
+    spec["containers"][0]["args"] = SHELL
+
+
+def probe_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0]["livenessProbe"] = {"exec": {"command": SHELL}, "periodSeconds": 3600}
+
+
+def hook_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0].setdefault("lifecycle", {})["postStart"] = {"exec": {"command": SHELL}}
+
+
+def init_shell(spec: Dict[str, Any]) -> None:
+    # a second container of the agent's own image that runs a shell (the init container of a pod runs first)
+    shell = dict(copy.deepcopy(spec["containers"][0]), name="setup", command=SHELL)
+    shell.pop("args", None)
+    spec["initContainers"] = list(spec.get("initContainers") or []) + [shell]
+
+
+COMMANDS = {"command": command_shell, "args": args_shell, "livenessProbe": probe_shell, "postStart": hook_shell,
+            "initContainer": init_shell}
+
+
+@pytest.mark.parametrize("where", sorted(COMMANDS))
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_agents_identity_running_a_shell_is_a_full_alert(case: Manifest, where: str) -> None:
+    obj = daemonset(case)
+    COMMANDS[where](obj["spec"]["template"]["spec"])
+    for event in (daemonset_create(obj), pod_of(obj)):
+        assert verdict(event) == full_alert(event)
+        assert full_alert(event)[0][1] in ("high", "critical")
+        row = inspect(event)[0]
+        assert "runs /bin/sh ({}), not the agent's own command".format(
+            "command" if where == "initContainer" else where) in row["escape_summary"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_a_bare_pod_reusing_the_agents_image_namespace_and_account_is_a_full_alert(case: Manifest) -> None:
     obj = daemonset(case)
@@ -264,6 +310,7 @@ def docker_run(image: str, host_config: Dict[str, Any], **more: Any) -> List[Dic
     call, body = lab_pair("ben14-priv-agent")
     create = json.loads(body)
     create["Image"] = image
+    create["Cmd"] = None        # the documented runs name no command: the image's entrypoint runs
     create["HostConfig"]["Privileged"] = False
     create["HostConfig"].update(copy.deepcopy(host_config))
     create["HostConfig"].update(more)
