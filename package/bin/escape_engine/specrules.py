@@ -167,7 +167,7 @@ def command_word(command: Sequence[Any], args: Sequence[Any], cleared: bool = Fa
     if words and words[0].strip():
         return words[0].strip(), "command"
     cleared = cleared or bool(words)
-    rest = [w for w in args if isinstance(w, str)]
+    rest = words[1:] + [w for w in args if isinstance(w, str)]
     if rest and rest[0].strip() and (cleared or not rest[0].strip().startswith("-")):
         return rest[0].strip(), "args"
     return "", ""
