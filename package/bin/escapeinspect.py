@@ -7,8 +7,9 @@
     and docker inspect JSON from <field> (default _raw) and returns one row per event with a finding, carrying
     escape_finding, escape_severity, escape_summary, escape_workload, escape_needs and escape_evidence_cd. Host
     paths inside allowed= are not findings. Workloads in the shipped escape_privileged_workloads lookup or in allow=
-    that ask for nothing beyond their entries' needs are marked escape_suppressed=1 (informational); one that asks
-    for more is a full alert naming the entry (escape_allowlist_exceeded). suppressed= says whether to drop the
+    that ask for nothing beyond their entries' needs and run only their commands are marked escape_suppressed=1
+    (informational); one that asks for more, or runs another program, is a full alert naming the entry
+    (escape_allowlist_exceeded). suppressed= says whether to drop the
     suppressed rows (exclude), keep them (include) or keep only them.
     finding= keeps only the listed finding types. mode=health returns pod writes without a spec and docker creates
     without a body instead.
