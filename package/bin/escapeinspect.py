@@ -7,11 +7,11 @@
     and docker inspect JSON from <field> (default _raw) and returns one row per event with a finding, carrying
     escape_finding, escape_severity, escape_summary, escape_workload, escape_needs, escape_evidence_cd and
     escape_evidence. Host paths inside allowed= are not findings. Workloads in the shipped
-    escape_privileged_workloads lookup or in allow= that ask for nothing beyond their entries' needs are marked
-    escape_suppressed=1 (informational); one that asks for more is a full alert naming the entry
-    (escape_allowlist_exceeded). suppressed= says whether to drop the suppressed rows (exclude), keep them (include)
-    or keep only them. finding= keeps only the listed finding types. mode=health returns pod writes without a spec
-    and docker creates without a body instead.
+    escape_privileged_workloads lookup or in allow= that ask for nothing beyond their entries' needs and run only
+    their commands are marked escape_suppressed=1 (informational); one that asks for more, or runs another program,
+    is a full alert naming the entry (escape_allowlist_exceeded). suppressed= says whether to drop the suppressed
+    rows (exclude), keep them (include) or keep only them. finding= keeps only the listed finding types. mode=health
+    returns pod writes without a spec and docker creates without a body instead.
 ##Example
     `escape_kube_audit` objectRef.resource=pods verb=create | escapeinspect allowed=`escape_allowed_host_paths` allow=`escape_allowed_workloads`
 """

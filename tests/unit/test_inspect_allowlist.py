@@ -15,7 +15,8 @@ from escape_engine import docker
 from escape_engine.allowlist import AllowRule, allow_rules, parse_allow_option, parse_need
 from escape_engine.inspect import run
 from tests.conftest import DATA, ROOT
-from tests.unit.test_inspect_vendor_manifests import ECS_README, docker_run
+from tests.unit.test_inspect_dockerbody import form_line
+from tests.unit.test_inspect_vendor_manifests import CASES, ECS_AGENT, ECS_README, daemonset, docker_run, pod_of
 
 ALLOWED = "/var/log,/etc/localtime,/usr/share/zoneinfo"
 LOOKUP = ROOT / "package" / "lookups" / "escape_privileged_workloads.csv"
@@ -156,7 +157,8 @@ def test_a_local_tag_never_matches_a_registry_qualified_docker_entry(image: str,
 
 def test_an_entry_with_a_digest_matches_only_that_digest() -> None:
     digest = "sha256:" + "a" * 64
-    rules = parse_allow_option("docker=registry.example.com/agent@{}[privileged]".format(digest))
+    # the lab container runs `sh -c ...`: its entry names that command
+    rules = parse_allow_option("docker=registry.example.com/agent@{}[privileged;command:sh]".format(digest))
     pinned = lab_create("ben14-priv-agent", "registry.example.com/agent@" + digest)
     other = lab_create("ben14-priv-agent", "registry.example.com/agent@sha256:" + "b" * 64)
     tagged = lab_create("ben14-priv-agent", "registry.example.com/agent:1")
@@ -187,3 +189,101 @@ def test_every_shipped_row_names_its_needs() -> None:
                "docker.io/longhornio/longhorn-share-manager"}
     assert all(r["needs"] for r in rows if r["image"] not in helpers)
     assert all("/" in r["image"].split("/", 1)[1] or "." in r["image"].split("/")[0] for r in rows)
+
+
+# -- what the container runs -------------------------------------------------------------------------------------
+KURED = next(case for case in CASES if case.daemonset == "kured")             # command: [/usr/bin/kured, ...]
+EXPORTER = next(case for case in CASES if case.daemonset == "node-exporter")     # args only, all flags
+
+
+def kured_pod(command: List[str]) -> str:
+    obj = daemonset(KURED)
+    obj["spec"]["template"]["spec"]["containers"][0]["command"] = command
+    return json.dumps(pod_of(obj))
+
+
+def verdicts(rows: List[Dict[str, Any]]) -> List[Any]:
+    return [(r["escape_suppressed"], r["escape_severity"]) for r in rows]
+
+
+@pytest.mark.parametrize("command, allowed", [
+    (["/usr/bin/kured", "--period=1h"], True),
+    (["//usr/bin/./kured"], True),                  # the same path, spelt otherwise
+    (["kured"], False),                             # a bare name is another command than the path the row names
+    (["/bin/sh", "-c", "chroot /host"], False),
+    (["python3", "-c", "import os; os.system('nsenter -t 1 -a')"], False),
+    (["/host/usr/bin/kured"], False),               # a lookalike path (on a host mount)
+    (["", "/bin/sh"], False),                       # an empty command word: the next word runs
+])
+def test_an_allowlisted_agent_runs_only_its_own_command(command: List[str], allowed: bool) -> None:
+    rows = inspect(kured_pod(command))
+    assert verdicts(rows) == ([("1", "informational")] if allowed else [("0", "critical")])
+    if not allowed:
+        assert "not the agent's own command" in rows[0]["escape_summary"]
+        assert "runs {} (".format(command[0] or command[1]) in rows[0]["escape_allowlist_exceeded"]
+
+
+def test_flags_in_args_are_the_agents_own_but_a_first_word_is_a_command() -> None:
+    obj = daemonset(EXPORTER)
+    agent = obj["spec"]["template"]["spec"]["containers"][0]
+    assert verdicts(inspect(json.dumps(pod_of(obj)))) == [("1", "informational")]
+    agent["args"] = ["--path.rootfs=/host/root", "/bin/sh"]      # a flag first: the entrypoint's own arguments
+    assert verdicts(inspect(json.dumps(pod_of(obj)))) == [("1", "informational")]
+    agent["args"] = ["sh", "-c", "nsenter -t 1 -m"]             # a word first: what a CMD-only image would run
+    rows = inspect(json.dumps(pod_of(obj)))
+    assert verdicts(rows) == [("0", "critical")] and "runs sh (args)" in rows[0]["escape_summary"]
+
+
+def local_rows(with_commands: bool) -> List[AllowRule]:
+    """The shipped rows as a user's older local copy of the lookup has them: without the commands column."""
+    with LOOKUP.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not with_commands:
+        rows = [{k: v for k, v in row.items() if k != "commands"} for row in rows]
+    return allow_rules(rows, "local.csv")
+
+
+def test_a_row_without_the_commands_column_allows_the_images_own_entrypoint_only() -> None:
+    kured = kured_pod(["/usr/bin/kured", "--period=1h"])          # the stock manifest's command
+    assert verdicts(inspect(kured, rules=local_rows(True))) == [("1", "informational")]
+    assert verdicts(inspect(kured, rules=local_rows(False))) == [("0", "critical")]
+    node_exporter = json.dumps(pod_of(daemonset(EXPORTER)))  # no command: the image's entrypoint
+    assert verdicts(inspect(node_exporter, rules=local_rows(False))) == [("1", "informational")]
+    # the same for the escape_allowed_workloads option: no command: token, the image's entrypoint only
+    option = "kube-system/kured=ghcr.io/kubereboot/kured[privileged;host_pid;host_path:/run:ro{}]"
+    assert verdicts(inspect(kured, rules=parse_allow_option(option.format("")))) == [("0", "critical")]
+    assert verdicts(inspect(kured, rules=parse_allow_option(option.format(";command:/usr/bin/kured")))) == [
+        ("1", "informational")]
+
+
+def ecs_run(**body: Any) -> List[Dict[str, Any]]:
+    records = docker_run(ECS_AGENT, ECS_README)
+    create = json.loads(records[0]["_raw"].split("form data: ", 1)[1][:-1].replace('\\"', '"'))
+    create.update(body)
+    records[0]["_raw"] = form_line(json.dumps(create, separators=(",", ":")))
+    return list(run(records, allowed_host_paths=ALLOWED, allowlist=shipped(), suppressed="include"))
+
+
+@pytest.mark.parametrize("body, allowed", [
+    ({}, True),                                                  # the README's run: the image's entrypoint
+    ({"Cmd": ["-loglevel=debug"]}, True),                        # flags for the entrypoint
+    ({"Entrypoint": ["/agent"]}, True),                          # the image's own entrypoint, named
+    ({"Entrypoint": ["/bin/sh"], "Cmd": ["-c", "chroot /host"]}, False),     # docker run --entrypoint /bin/sh
+    ({"Entrypoint": "/bin/sh", "Cmd": ["-c", "chroot /host"]}, False),       # one string: dockerd's StrSlice
+    ({"Cmd": ["/bin/sh", "-c", "chroot /host"]}, False),         # an image without ENTRYPOINT would run it
+    ({"Entrypoint": [""], "Cmd": ["-c"]}, False),                # --entrypoint "": Cmd is the command
+    ({"Entrypoint": [], "Cmd": ["/agent"]}, True),
+])
+def test_an_allowlisted_docker_agent_runs_only_its_own_entrypoint(body: Dict[str, Any], allowed: bool) -> None:
+    rows = ecs_run(**body)
+    assert verdicts(rows) == ([("1", "informational")] if allowed else [("0", "critical")])
+    if not allowed:
+        assert "not the agent's own command" in rows[0]["escape_summary"]
+
+
+@pytest.mark.parametrize("path, allowed", [("/agent", True), ("/bin/sh", False), ("", True)])
+def test_docker_inspect_of_an_allowlisted_agent_judges_the_executable_it_runs(path: str, allowed: bool) -> None:
+    item = {"Id": "c" * 64, "Name": "/ecs-agent", "Path": path, "Image": "sha256:" + "e" * 64,
+            "Config": {"Image": ECS_AGENT}, "HostConfig": dict(ECS_README, Binds=ECS_README["Binds"])}
+    rows = inspect(json.dumps([item]))
+    assert verdicts(rows) == ([("1", "informational")] if allowed else [("0", "critical")])

@@ -163,6 +163,42 @@ MUTATIONS = {"privileged and / writable": privileged_with_root, "/ writable": ho
              "an extra container": extra_container}
 
 
+SHELL = ["/bin/sh", "-c", "chroot /host /bin/sh"]
+
+
+def command_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0]["command"] = SHELL
+    spec["containers"][0].pop("args", None)
+
+
+def args_shell(spec: Dict[str, Any]) -> None:
+    # no command: the image's entrypoint gets the args (Falco's docker-entrypoint.sh execs them)
+    spec["containers"][0].pop("command", None)
+    spec["containers"][0]["args"] = SHELL
+
+
+def probe_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0]["livenessProbe"] = {"exec": {"command": SHELL}, "periodSeconds": 3600}
+
+
+def hook_shell(spec: Dict[str, Any]) -> None:
+    spec["containers"][0].setdefault("lifecycle", {})["postStart"] = {"exec": {"command": SHELL}}
+
+
+def init_shell(spec: Dict[str, Any]) -> None:
+    # a second container of the agent's own image that runs a shell (the init container of a pod runs first)
+    shell = dict(copy.deepcopy(spec["containers"][0]), name="setup", command=SHELL)
+    shell.pop("args", None)
+    spec["initContainers"] = list(spec.get("initContainers") or []) + [shell]
+
+
+# what the container runs: the shell, and where the summary says it came from
+SHELLS = {"a shell as command": (command_shell, "command"), "a shell in args": (args_shell, "args"),
+          "a shell probe": (probe_shell, "livenessProbe"), "a shell hook": (hook_shell, "postStart"),
+          "a shell init container": (init_shell, "command")}
+MUTATIONS.update({name: change for name, (change, _) in SHELLS.items()})
+
+
 @pytest.mark.parametrize("change", sorted(MUTATIONS))
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_same_identity_asking_for_more_is_a_full_alert(case: Manifest, change: str) -> None:
@@ -171,6 +207,9 @@ def test_the_same_identity_asking_for_more_is_a_full_alert(case: Manifest, chang
     for event in (daemonset_create(obj), pod_of(obj)):
         assert verdict(event) == full_alert(event)
         assert full_alert(event)[0][1] in ("high", "critical")
+        if change in SHELLS:
+            assert "runs /bin/sh ({}), not the agent's own command".format(SHELLS[change][1]) in inspect(
+                event)[0]["escape_summary"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -264,6 +303,7 @@ def docker_run(image: str, host_config: Dict[str, Any], **more: Any) -> List[Dic
     call, body = lab_pair("ben14-priv-agent")
     create = json.loads(body)
     create["Image"] = image
+    create["Cmd"] = None        # the documented runs name no command: the image's entrypoint runs
     create["HostConfig"]["Privileged"] = False
     create["HostConfig"].update(copy.deepcopy(host_config))
     create["HostConfig"].update(more)

@@ -7,6 +7,14 @@ and every finding is one its entries need (container findings, and a host path f
 the entry of that container; other pod-level findings: any entry of the pod). A finding beyond those leaves the
 workload a full-severity alert that names its entry.
 
+Commands: an entry also names what its containers run (`commands`: executables, `;`-separated; in the
+`escape_allowed_workloads` option `command:<exe>` among the needs). Each thing the spec makes a container run
+(specrules.Container.runs: its command, or the first word of args that is not a flag, exec probes and hooks; docker:
+Entrypoint, or Cmd when no Entrypoint is given; docker inspect: Path) must be one of them: a path compares as a
+normalised path, a bare name only with the same bare name (the vendor image's PATH finds it). No commands (an
+empty or missing column, an option without `command:`) means the image's own entrypoint only, with flags. A
+container that runs anything else (a shell, an interpreter, another binary) leaves the workload a full alert.
+
 Images: registry, repository and digest must agree. A docker image named without a registry (`amazon/amazon-ecs-agent`)
 may be any local tag (`docker tag alpine amazon/amazon-ecs-agent`), so it never matches an entry that names a
 registry; an entry with a digest matches only that digest (or, in docker inspect data, that image ID).
@@ -30,6 +38,12 @@ PLAIN_NEEDS = ("privileged", "host_process", "privilege_escalation", "seccomp_un
                "host_userns", "host_cgroupns")
 # Needs with a subject: capability:<NAME>, host_path:<dir>[:ro], device:<path>.
 SUBJECT_NEEDS = ("capability", "host_path", "device")
+
+
+def canonical_command(word: str) -> str:
+    """A path normalised (`//bin/./sh` is /bin/sh), a bare name as it is."""
+    text = word.strip()
+    return normalise_path(text) if "/" in text else text
 
 
 class Need(NamedTuple):
@@ -72,7 +86,23 @@ def parse_need(token: str) -> Need:
 
 
 def parse_needs(text: str) -> List[Need]:
-    return [parse_need(t) for t in text.split(";") if t.strip()]
+    return [parse_need(t) for t in text.split(";") if t.strip() and not _is_command(t)]
+
+
+def _is_command(token: str) -> bool:
+    return token.strip().lower().startswith("command:")
+
+
+def parse_commands(text: str) -> List[str]:
+    """`;`-separated executables (the CSV column), or the `command:<exe>` tokens of an option's needs list."""
+    result = []
+    for token in text.split(";"):
+        word = token.strip()
+        if _is_command(word):
+            word = word.partition(":")[2].strip()
+        if word:
+            result.append(canonical_command(word))
+    return result
 
 
 def has_registry(image: str) -> bool:
@@ -106,7 +136,8 @@ class AllowRule:
     """A known-good workload: its identity and the findings it needs."""
 
     def __init__(self, platform: str, image: str, namespace: str = "", service_account: str = "",
-                 origin: str = "", needs: Sequence[Need] = (), digest: str = "", kind: str = "") -> None:
+                 origin: str = "", needs: Sequence[Need] = (), digest: str = "", kind: str = "",
+                 commands: Sequence[str] = ()) -> None:
         if platform not in ("kubernetes", "docker"):
             raise ValueError("allowlist platform {!r} must be kubernetes or docker".format(platform))
         if not image.strip():
@@ -122,6 +153,7 @@ class AllowRule:
         self.service_account = service_account.strip()
         self.origin = origin
         self.needs = list(needs)
+        self.commands = [canonical_command(c) for c in commands if c.strip()]
         # Kubernetes: the controller kind that runs it (DaemonSet); a pod matches only when it is that
         # controller's pod, written by that controller (a bare pod reusing the identity does not)
         self.kind = kind.strip()
@@ -146,6 +178,17 @@ class AllowRule:
     def covers(self, found: Finding, read_only: Optional[bool] = None) -> bool:
         return any(need.covers(found, read_only) for need in self.needs)
 
+    def foreign_runs(self, container: Container) -> List[Finding]:
+        """What `container` runs beyond this entry's commands, one finding each (never a need: no entry names
+        it, so it is not in FINDING_TYPES)."""
+        result = []
+        for word, where in dict.fromkeys(container.runs):
+            if canonical_command(word) not in self.commands:
+                result.append(Finding("command", "critical", "{} {} runs {} ({}), not the agent's own command".format(
+                    container.role, container.name or "(unnamed)", word, where), subject=word,
+                    container=container.name))
+        return result
+
 
 class Verdict(NamedTuple):
     origin: str                     # the origins of the matching entries
@@ -163,7 +206,7 @@ def judge(workload: Workload, found: Sequence[Finding], rules: Sequence[AllowRul
             return None
         matched[container.name] = rule
     pooled = list(matched.values())
-    exceeded = []
+    exceeded = [f for container in workload.containers for f in matched[container.name].foreign_runs(container)]
     for finding in found:
         if finding.container:
             rule = matched.get(finding.container)
@@ -180,14 +223,16 @@ def judge(workload: Workload, found: Sequence[Finding], rules: Sequence[AllowRul
 
 
 def allow_rules(rows: Iterable[Mapping[str, str]], origin: str) -> List[AllowRule]:
-    """Rules from the rows of a shipped lookup (platform, image, namespace, service_account, kind, digest, needs)."""
+    """Rules from the rows of a shipped lookup (platform, image, namespace, service_account, kind, digest, needs,
+    commands; a row without the commands column allows the image's own entrypoint only)."""
     rules = []
     for number, row in enumerate(rows, start=2):
         try:
             rules.append(AllowRule(row.get("platform") or "", row.get("image") or "", row.get("namespace") or "",
                                    row.get("service_account") or "", origin=origin,
                                    needs=parse_needs(row.get("needs") or ""), digest=row.get("digest") or "",
-                                   kind=row.get("kind") or ""))
+                                   kind=row.get("kind") or "",
+                                   commands=parse_commands(row.get("commands") or "")))
         except ValueError as err:
             raise ValueError("{} line {}: {}".format(origin, number, err)) from None
     return rules
@@ -198,7 +243,8 @@ _SHAPE = "namespace/serviceaccount=image[need;need...] or docker=image[need;...]
 
 def parse_allow_option(value: str) -> List[AllowRule]:
     """The user's additions, comma-separated: `namespace/serviceaccount=image[needs]` (Kubernetes) or
-    `docker=image[needs]`; needs are `;`-separated (`[privileged;host_network;host_path:/proc:ro]`); an image may
+    `docker=image[needs]`; needs are `;`-separated (`[privileged;host_network;host_path:/proc:ro]`), with
+    `command:<exe>` for each executable the containers run beyond the image's entrypoint; an image may
     carry its digest (`registry.example.com/agent@sha256:...`)."""
     rules = []
     for item in value.split(","):
@@ -209,18 +255,21 @@ def parse_allow_option(value: str) -> List[AllowRule]:
             raise ValueError("allowlist item {!r} must be {}".format(item, _SHAPE))
         scope, image = (part.strip() for part in item.split("=", 1))
         needs: List[Need] = []
+        commands: List[str] = []
         if image.endswith("]") and "[" in image:
             image, _, listed = image[:-1].partition("[")
             needs = parse_needs(listed)
+            commands = parse_commands(";".join(t for t in listed.split(";") if _is_command(t)))
         elif "[" in image or "]" in image:
             raise ValueError("allowlist item {!r} must be {}".format(item, _SHAPE))
         if scope == "docker":
-            rules.append(AllowRule("docker", image, origin="option", needs=needs))
+            rules.append(AllowRule("docker", image, origin="option", needs=needs, commands=commands))
             continue
         if scope.count("/") != 1:
             raise ValueError("allowlist item {!r} must be {}".format(item, _SHAPE))
         namespace, service_account = scope.split("/")
-        rules.append(AllowRule("kubernetes", image, namespace, service_account, origin="option", needs=needs))
+        rules.append(AllowRule("kubernetes", image, namespace, service_account, origin="option", needs=needs,
+                               commands=commands))
     return rules
 
 

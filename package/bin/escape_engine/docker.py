@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import gojson
-from .specrules import Container, Workload, normalise_capability
+from .specrules import Container, Workload, command_word, normalise_capability
 
 _TIME = re.compile(r'(?:^|\s)time="?([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]+)?'
                    r'(Z|[+-][0-9]{2}:[0-9]{2})"?')
@@ -164,11 +164,11 @@ HOST_CONFIG = {
     "MaskedPaths": _STRINGS, "ReadonlyPaths": _STRINGS, "VolumesFrom": _STRINGS,
 }
 # POST /containers/create: container.Config's fields (embedded) beside HostConfig and NetworkingConfig.
-CREATE_BODY = {"Image": "string", "Cmd": _STRINGS, "Entrypoint": _STRINGS, "User": "string", "HostConfig": HOST_CONFIG,
+CREATE_BODY = {"Image": "string", "Cmd": "strslice", "Entrypoint": "strslice", "User": "string", "HostConfig": HOST_CONFIG,
                "Labels": "map"}
 EXEC_BODY = {"Privileged": "bool", "Cmd": _STRINGS, "User": "string"}
 VOLUME_BODY = {"Name": "string", "Driver": "string", "DriverOpts": "map", "Labels": "map"}
-INSPECT = {"Id": "string", "Name": "string", "Image": "string", "Config": {"Image": "string"}, "HostConfig": HOST_CONFIG,
+INSPECT = {"Id": "string", "Name": "string", "Path": "string", "Image": "string", "Config": {"Image": "string"}, "HostConfig": HOST_CONFIG,
            "Mounts": [{"Type": "string", "Source": "string", "Destination": "string", "RW": "bool"}],
            "State": {"Status": "string"}}
 
@@ -273,6 +273,13 @@ def create_workload(body: Any, name: str) -> Workload:
     workload.name = name
     decoded = _decoded(body, CREATE_BODY, workload)
     container = Container(name, _text(decoded.get("Image")), "container")
+    # dockerd runs Entrypoint + Cmd: an Entrypoint replaces the image's, an empty one ([] or --entrypoint "")
+    # clears it so that Cmd runs; with no Entrypoint, Cmd are the image entrypoint's arguments (or its command
+    # when the image has none: command_word judges a first word that is not a flag)
+    entrypoint = decoded.get("Entrypoint")
+    word, where = command_word(_list(entrypoint), _list(decoded.get("Cmd")), cleared=isinstance(entrypoint, list))
+    if word:
+        container.runs.append((word, "Entrypoint" if where == "command" else "Cmd"))
     host_config = decoded.get("HostConfig")
     if isinstance(host_config, dict):
         _host_config(workload, container, host_config)
@@ -324,6 +331,9 @@ def inspect_workloads(text: str) -> List[Tuple[Workload, Dict[str, Any]]]:
         container = Container(name, _text(_dict(item.get("Config")).get("Image")) or _text(item.get("Image")),
                               "container")
         container.image_id = _text(item.get("Image"))
+        if _text(item.get("Path")):
+            # inspect shows the resolved executable, the image's own entrypoint included (Config merges the image's)
+            container.runs.append((_text(item.get("Path")), "Path"))
         workload.container_id = _text(item.get("Id"))
         _host_config(workload, container, item["HostConfig"], requested=False)
         for mount in _list(item.get("Mounts")):

@@ -62,8 +62,8 @@ def fold(key: str) -> str:
     return "".join(out)
 
 
-# A schema is a dict of Go field name -> kind. Kinds: "bool", "string", "strings" ([]string), "map"
-# (map[string]string), a nested schema dict (a struct or a pointer to one) or a one-element list [schema]
+# A schema is a dict of Go field name -> kind. Kinds: "bool", "string", "strings" ([]string), "strslice" ([]string
+# or one string), "map" (map[string]string), a nested schema dict (a struct or a pointer to one) or a one-element list [schema]
 # (a slice of structs).
 Schema = Dict[str, Any]
 Kind = Union[str, Schema, List[Schema]]
@@ -148,7 +148,10 @@ def _value(value: Any, kind: Kind, old: Any, path: str, out: Decoded) -> Any:
         return value
     if kind == "string" and isinstance(value, str):
         return value
-    if kind == "strings" and isinstance(value, list) and all(isinstance(v, str) or v is None for v in value):
+    if kind == "strslice" and isinstance(value, str):
+        return [value]      # moby's strslice.StrSlice (Cmd, Entrypoint) takes one string as a one-element list
+    if kind in ("strings", "strslice") and isinstance(value, list) and all(isinstance(v, str) or v is None
+                                                                            for v in value):
         return _strings(value, old)
     if kind == "map" and isinstance(value, Pairs):
         return _map(value, old, out)

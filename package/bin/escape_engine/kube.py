@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import gojson
 from .kubepatch import apply_patch, json_patch_object, webhook_patches
-from .specrules import Container, Workload, normalise_capability
+from .specrules import Container, Workload, command_word, normalise_capability
 
 WRITE_VERBS = ("create", "update", "patch")
 
@@ -235,6 +235,24 @@ def _security(container: Container, context: Mapping[str, Any]) -> None:
         container.host_process = True
 
 
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_HOOKS = ("postStart", "preStop")
+
+
+def _runs(container: Container, item: Mapping[str, Any]) -> None:
+    """What the spec runs in the container: its command (or an args word), and every exec probe and hook (the
+    kubelet runs those inside the container too)."""
+    word, where = command_word(_list(item.get("command")), _list(item.get("args")))
+    if word:
+        container.runs.append((word, where))
+    handlers = [(key, _dict(item.get(key))) for key in _PROBES]
+    handlers += [(key, _dict(_dict(item.get("lifecycle")).get(key))) for key in _HOOKS]
+    for key, handler in handlers:
+        word, _ = command_word(_list(_dict(handler.get("exec")).get("command")), [], cleared=True)
+        if word:
+            container.runs.append((word, key))
+
+
 def _owner(metadata: Mapping[str, Any]) -> Optional[Tuple[str, str]]:
     """The controlling owner (kind, name); a ReplicaSet made by a Deployment is attributed to the Deployment."""
     owners = [o for o in _list(metadata.get("ownerReferences")) if isinstance(o, dict)]
@@ -316,6 +334,7 @@ def workload(event: AuditEvent) -> Optional[Workload]:
                 continue
             container = Container(_text(item.get("name")), _text(item.get("image")), role)
             _security(container, _dict(item.get("securityContext")))
+            _runs(container, item)
             if pod_defaults.host_process:
                 container.host_process = True
             # concatenated, never str.format: a container name may hold "{" or "}"

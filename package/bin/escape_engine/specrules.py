@@ -6,7 +6,7 @@ normalised to their full repository reference before they are compared with the 
 """
 import fnmatch
 import posixpath
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .ground import SEVERITIES
 
@@ -153,6 +153,24 @@ class Container:
         self.selinux_unconfined = False
         self.host_process = False
         self.image_id = ""                  # docker inspect: the local image ID (sha256:...)
+        # What the spec itself makes the container run: (executable, where: command, args, livenessProbe, ...);
+        # empty when it runs only the image's own entrypoint (allowlist.AllowRule.commands)
+        self.runs: List[Tuple[str, str]] = []
+
+
+def command_word(command: Sequence[Any], args: Sequence[Any], cleared: bool = False) -> Tuple[str, str]:
+    """The executable a command/args pair names, with where it came from: command[0]; with no command (the
+    image's entrypoint runs), args[0] unless it is a flag (an entrypoint that execs its arguments runs it, one that
+    takes a subcommand reads it as one); ("", "") when the image's own entrypoint runs with flags only. `cleared`:
+    the command was set to nothing (docker `--entrypoint ""`), so args[0] is the executable whatever it looks like."""
+    words = [w for w in command if isinstance(w, str)]
+    if words and words[0].strip():
+        return words[0].strip(), "command"
+    cleared = cleared or bool(words)
+    rest = words[1:] + [w for w in args if isinstance(w, str)]
+    if rest and rest[0].strip() and (cleared or not rest[0].strip().startswith("-")):
+        return rest[0].strip(), "args"
+    return "", ""
 
 
 class Workload:
