@@ -33,6 +33,7 @@ def encode_chunk(records: Sequence[Mapping[str, Value]]) -> bytes:
 @dataclass
 class RawRun:
     seconds: float = 0.0
+    cpu_seconds: float = 0.0    # the command process's user + system time: what it cost a core, whatever the load
     rows_out: int = 0
     messages: List[List[str]] = field(default_factory=list)
     bodies: List[bytes] = field(default_factory=list)
@@ -95,6 +96,7 @@ def run_raw(script: Path, args: Sequence[str], bodies: Sequence[bytes], state_di
             proc.returncode = os.waitstatus_to_exitcode(status)
             result.returncode = proc.returncode
             result.max_rss_kb = hwm if hwm else int(usage.ru_maxrss)
+            result.cpu_seconds = usage.ru_utime + usage.ru_stime
         finally:
             if proc.poll() is None and result.returncode is None:
                 proc.kill()
