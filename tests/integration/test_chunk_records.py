@@ -1,5 +1,7 @@
 """escape_io.chunks reads splunkd's CSV chunks into the same records as the pinned splunklib's own reader, and the
 pinned splunklib still reads every chunk through the method the command classes override with it."""
+import csv
+import io
 import json
 import os
 import subprocess
@@ -80,9 +82,12 @@ def test_the_pinned_splunklib_reads_chunks_through_the_override(probed: Dict[str
 
 
 def test_a_large_chunk_of_compact_rows(built_app: Path) -> None:
-    rows = ["{0}.5,,node-{1},,0:{0},,{2},{3}".format(i, i % 7, "0:%d\n0:%d" % (i, i + 1) if i % 3 else "0:%d" % i,
-                                                    "$0:%d$;$0:%d$" % (i, i + 1) if i % 3 else "")
-            for i in range(2000)]
-    case = probe(built_app, [HEADER + "\r\n" + "\r\n".join(rows) + "\r\n"])["cases"][0]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(HEADER.split(","))
+    for i in range(2000):
+        evidence = ["0:%d" % i, "0:%d" % (i + 1)] if i % 3 else ["0:%d" % i]
+        writer.writerow(["%d.5" % i, "", "node-%d" % (i % 7), "", "0:%d" % i, "", "\n".join(evidence),
+                         ";".join("$%s$" % cd for cd in evidence) if len(evidence) > 1 else ""])
+    case = probe(built_app, [out.getvalue()])["cases"][0]
     assert len(case["ours"]) == 2000 and case["ours"] == case["theirs"]
-
