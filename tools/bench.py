@@ -80,6 +80,7 @@ from tools.benchscp import (
     SHORT_RUN_SECONDS,
     chunked,
     decode_bodies,
+    measure_one,
     measure_pair,
     run_raw,
     stage_app,
@@ -249,7 +250,7 @@ def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int
                                  keep_bodies=True).bodies)
     rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)  # Splunk merges the peers' rows by time
     name, args = command_args(COMMANDS["escapecorrelate"], content)
-    correlate = run_raw(bin_dir / (name + ".py"), args, chunked(rows, chunk), state_dir=state_dir)
+    correlate = measure_one(bin_dir / (name + ".py"), args, chunked(rows, chunk), state_dir, repeat)
     passes = linux_passes(content)
     head_seconds = passes * correlate.seconds * 3600.0 / FLEET_SPAN
     figures = {"records": len(events), "hosts": FLEET_HOSTS, "span_s": FLEET_SPAN, "rows": len(rows),

@@ -25,7 +25,7 @@ from splunklib.searchcommands import Configuration, Option, StreamingCommand, di
 from escape_engine.auditfacts import ROW_FIELDS
 from escape_engine.correlate import Correlator, parse_list
 from escape_io import linux_findings, linux_lineage
-from escape_io.chunks import ChunkRecords
+from escape_io.chunks import ChunkRecords  # the first base: splunkd's chunks read in fewer steps, same records
 from escape_io.spool import Spool
 from escape_io.store import KVStore
 
@@ -43,7 +43,6 @@ def _epoch(value):
 # process on the search head: distributed=False (type "stateful"). It emits rows of its own, so splunkd need only
 # send it the fields the engine reads (required_fields: of raw events, or of escapereduce's compact rows), not every
 # search-time field of every audit record.
-# ChunkRecords first: splunkd's chunks are read in fewer steps per field, same records (escape_io/chunks.py).
 @Configuration(distributed=False,
                required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd"] + list(ROW_FIELDS))
 class CorrelateCommand(ChunkRecords, StreamingCommand):

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 import pytest
 
 # Runs with the built bin/ first on the path (import_declare_test adds lib/, as in Splunk): for each body, the records
-# of splunklib's reader and of read_records, as JSON, and whether the command classes read chunks through the override.
+# of splunklib's reader and of read_records, as JSON, and which streaming command classes read chunks through the override.
 PROBE = r'''
 import inspect, io, json, sys
 import import_declare_test  # noqa: F401
@@ -28,9 +28,12 @@ for body in bodies:
     theirs = [dict(r) for r in SearchCommand._read_csv_records(Probe.__new__(Probe), io.StringIO(body))]
     ours = [dict(r) for r in read_records(io.StringIO(body))]
     out["cases"].append({"theirs": theirs, "ours": ours})
-for script in ("escapereduce", "escapecorrelate"):
-    source = open(script + ".py", encoding="utf-8").read()
-    out[script] = "(ChunkRecords, StreamingCommand)" in source
+import glob
+out["streaming"] = {}
+for script in sorted(glob.glob("escape*.py")):
+    source = open(script, encoding="utf-8").read()
+    if "StreamingCommand):" in source:
+        out["streaming"][script] = "(ChunkRecords, StreamingCommand):" in source
 print(json.dumps(out))
 '''
 
@@ -78,7 +81,8 @@ def test_multivalues_are_read(probed: Dict[str, Any]) -> None:
 
 def test_the_pinned_splunklib_reads_chunks_through_the_override(probed: Dict[str, Any]) -> None:
     assert probed["override_used"]
-    assert probed["escapereduce"] and probed["escapecorrelate"]
+    assert {"escapereduce.py", "escapecorrelate.py", "escapeinspect.py"} <= set(probed["streaming"])
+    assert [script for script, chunked in probed["streaming"].items() if not chunked] == []
 
 
 def test_a_large_chunk_of_compact_rows(built_app: Path) -> None:

@@ -6,8 +6,8 @@ audit record on an indexer and a large part of what escapecorrelate pays per com
 search head. `read_records` reads the same CSV with splunklib's own dialect and gives the same keys and values: the
 single-value columns zipped into a dict in one call, the `__mv_` columns looked at only when one of them holds a value,
 decoded by splunklib's own `_decode_list`. A row whose width differs from the header's, or a header that names a field
-twice, is read by splunklib's own per-field steps. The command classes that read many events take `ChunkRecords` as
-their first base. tests/integration/test_chunk_records.py compares the two readers and checks that the pinned splunklib
+twice, is read by splunklib's own per-field steps. Every streaming command class of the add-on takes `ChunkRecords` as
+its first base. tests/integration/test_chunk_records.py compares the two readers and checks that the pinned splunklib
 still reads each chunk through the method overridden here.
 """
 import csv
