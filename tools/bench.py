@@ -80,6 +80,7 @@ from tools.benchscp import (
     SHORT_RUN_SECONDS,
     chunked,
     decode_bodies,
+    measure_one,
     measure_pair,
     run_raw,
     stage_app,
@@ -162,6 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     content = _content()
     machine = "{} cores, {}, Python {}".format(os.cpu_count(), _cpu_model(), sys.version.split()[0])
     _say("bench: machine: " + machine)
+    _say("bench: load average at the start: " + _load())
     started = time.perf_counter()
     workload = generate_workload(options.events)
     total = sum(len(v) for v in workload.values())
@@ -224,10 +226,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ratios["escapereduce (fleet)"] = fleet["reduce_ratio"]
     max_rss = max([v for v in rss.values()] + [c["max_rss_mb"] for c in results["commands"].values()] or [0])
     min_ratio = min(ratios.values()) if ratios else 0.0
-    results.update({"min_ratio": min_ratio, "max_rss_mb": max_rss})
+    results.update({"min_ratio": min_ratio, "max_rss_mb": max_rss, "load_average": _load()})
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _say("\nbench: results in {} ({:.0f} s in all)".format(options.json, time.perf_counter() - started))
+    _say("\nbench: results in {} ({:.0f} s in all; load average at the end: {})".format(
+        options.json, time.perf_counter() - started, results["load_average"]))
     _say(bench_line(min_ratio, max_rss, fleet["shipped_share"], fleet["fleet_records_per_s"]))
     return 0
 
@@ -247,7 +250,7 @@ def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int
                                  keep_bodies=True).bodies)
     rows.sort(key=lambda r: float(str(r["_time"])), reverse=True)  # Splunk merges the peers' rows by time
     name, args = command_args(COMMANDS["escapecorrelate"], content)
-    correlate = run_raw(bin_dir / (name + ".py"), args, chunked(rows, chunk), state_dir=state_dir)
+    correlate = measure_one(bin_dir / (name + ".py"), args, chunked(rows, chunk), state_dir, repeat)
     passes = linux_passes(content)
     head_seconds = passes * correlate.seconds * 3600.0 / FLEET_SPAN
     figures = {"records": len(events), "hosts": FLEET_HOSTS, "span_s": FLEET_SPAN, "rows": len(rows),
@@ -257,6 +260,8 @@ def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int
                "correlate_seconds": correlate.seconds, "correlate_rows_per_s": len(rows) / correlate.seconds,
                "passes": passes, "search_head_seconds_per_fleet_hour": head_seconds,
                "fleet_records_per_s": int(len(events) / (passes * correlate.seconds)),
+               "correlate_cpu_seconds": correlate.cpu_seconds,
+               "fleet_records_per_cpu_s": int(len(events) / (passes * correlate.cpu_seconds)),
                "reduce_max_rss_mb": reduced.max_rss_kb // 1024, "correlate_max_rss_mb": correlate.max_rss_kb // 1024}
     _say("  escapereduce      {:9d} records {:10.0f} rec/s, pass-through {:10.0f} rec/s, ratio {:.2f}; {} rows "
          "shipped ({:.2%})".format(len(events), figures["reduce_records_per_s"], figures["passthrough_records_per_s"],
@@ -265,6 +270,9 @@ def fleet_figures(bin_dir: Path, state_dir: Path, content: Content, records: int
          "{:.1f} search-head s per fleet-hour; one search-head core sustains {} fleet audit records/s".format(
              len(rows), correlate.seconds, figures["correlate_rows_per_s"], passes, head_seconds,
              figures["fleet_records_per_s"]))
+    _say("  escapecorrelate   CPU time {:.2f} s (user + system; on a loaded machine the elapsed time above grows, "
+         "this much less): {} fleet audit records per CPU-second".format(
+             correlate.cpu_seconds, figures["fleet_records_per_cpu_s"]))
     return figures
 
 
@@ -300,6 +308,11 @@ def correlation_memory(bin_dir: Path, state_dir: Path, content: Content, base: i
 def bench_line(min_ratio: float, max_rss_mb: int, shipped_share: float, fleet_records_per_s: int) -> str:
     return "BENCH min_ratio={:.3f} max_rss_mb={:d} shipped_share={:.4f} fleet_records_per_s={:d}".format(
         min_ratio, int(max_rss_mb), shipped_share, int(fleet_records_per_s))
+
+
+def _load() -> str:
+    """The machine's 1, 5 and 15 minute load averages (other work on the cores distorts every timing)."""
+    return " ".join("%.2f" % value for value in os.getloadavg())
 
 
 def _cpu_model() -> str:

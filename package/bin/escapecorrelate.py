@@ -30,6 +30,7 @@ from escape_engine import spoolline
 from escape_engine.auditfacts import ROW_FIELDS
 from escape_engine.correlate import Correlator, parse_list
 from escape_io import container_registry, linux_findings, linux_lineage
+from escape_io.chunks import ChunkRecords  # the first base: splunkd's chunks read in fewer steps, same records
 from escape_io.spool import Spool
 from escape_io.store import KVStore
 
@@ -50,7 +51,7 @@ def _epoch(value):
 @Configuration(distributed=False,
                required_fields=["_raw", "_time", "host", "source", "sourcetype", "_cd", "index", "splunk_server"]
                + list(ROW_FIELDS))
-class CorrelateCommand(StreamingCommand):
+class CorrelateCommand(ChunkRecords, StreamingCommand):
     input = Option(
         doc="**Syntax:** **input=***raw|reduced* **Description:** reduced reads the compact rows of escapereduce "
             "(the search peers joined the records and dropped what cannot matter); raw reads audit and Sysmon "

@@ -11,6 +11,7 @@ trap file, a call of escape_engine.families that can mean something, a call of a
 (escape_engine.activity reads the same constants). Everything else never reaches an item or the lineage.
 """
 import json
+import operator
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from . import auditd
@@ -177,7 +178,7 @@ HOST_FIELD, STAMP_FIELD, SERIAL_FIELD, KIND_FIELD = "escape_host", "escape_stamp
 SYSMON_FIELD = "escape_sysmon"          # a Sysmon event's kept fields, JSON
 EVIDENCE_FIELD = "escape_evidence_cd"   # the _cd of every record of the event (evidence names every one)
 KIND_AUDIT, KIND_SYSMON = "audit", "sysmon"
-# The fields that hold the facts, in the order a spool line keeps their texts (escape_engine.spoolline.facts_line).
+# The fields that hold the facts.
 FACT_FIELDS = tuple(name for _, name in SCALAR_FIELDS) + (SUCCESS_FIELD, ARGV_FIELD, TITLE_FIELD, PATHS_FIELD)
 # Every field a compact row may carry besides Splunk's own (_time, host, source, sourcetype, index, splunk_server).
 ROW_FIELDS = FACT_FIELDS + (HOST_FIELD, STAMP_FIELD, SERIAL_FIELD, KIND_FIELD,
@@ -201,31 +202,75 @@ def to_fields(facts: AuditFacts) -> Dict[str, Value]:
     return row
 
 
+def _json_list(text: str) -> List[Any]:
+    """A JSON array, else [] (a row not written by escapereduce)."""
+    if not text:
+        return []
+    try:  # escapereduce's own text: the decoder's C scanner without json.loads' wrapping
+        value, end = _RAW_DECODE(text)
+    except (ValueError, RecursionError):
+        end = -1
+    if end != len(text):  # whitespace around it, or no JSON: json.loads decides, as before
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            return []
+    return value if isinstance(value, list) else []
+
+
+_RAW_DECODE = json.JSONDecoder().raw_decode
+
+
 def _text_list(text: str) -> List[str]:
     """A JSON array of strings, else [] (a row not written by escapereduce)."""
-    try:
-        value = json.loads(text) if text else []
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    return [v for v in _json_list(text) if isinstance(v, str)]
+
+
+_PATH_WIDTH = len(PathItem._fields)
+_STR = {str}
 
 
 def _paths(text: str) -> List[PathItem]:
+    return [PathItem(*item) for item in _json_list(text)
+            if isinstance(item, list) and len(item) == _PATH_WIDTH and set(map(type, item)) == _STR]
+
+
+_FACT_TEXTS = operator.itemgetter(*FACT_FIELDS)
+# Where from_texts finds each AuditFacts field among the texts of FACT_FIELDS (-1: a list or flag, read below), and
+# where the list and flag fields are, in the texts and in the tuple: it builds the tuple positionally (one compact row
+# per kept event reaches the search head; keyword construction would cost more than the rest).
+_SCALAR_AT = {attr: FACT_FIELDS.index(name) for attr, name in SCALAR_FIELDS}
+_AT = tuple(_SCALAR_AT.get(attr, -1) for attr in AuditFacts._fields)
+_SUCCESS_AT, _ARGV_AT, _TITLE_AT, _PATHS_AT = (FACT_FIELDS.index(name)
+                                              for name in (SUCCESS_FIELD, ARGV_FIELD, TITLE_FIELD, PATHS_FIELD))
+_FACT_SUCCESS, _FACT_ARGV, _FACT_TITLE, _FACT_PATHS = (AuditFacts._fields.index(name)
+                                                       for name in ("success", "argv", "title", "paths"))
+
+
+def fact_texts(row: Mapping[str, Value]) -> List[str]:
+    """The texts of a compact row's FACT_FIELDS, in that order (missing ones empty, a multivalue's first value)."""
     try:
-        value = json.loads(text) if text else []
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-        return []
-    return [PathItem(*item) for item in (value if isinstance(value, list) else [])
-            if isinstance(item, list) and len(item) == len(PathItem._fields) and all(isinstance(v, str) for v in item)]
+        values = _FACT_TEXTS(row)  # splunklib hands every column of the chunk: one C call for the common case
+    except KeyError:
+        values = tuple(row.get(name, "") for name in FACT_FIELDS)
+    if set(map(type, values)) == _STR:
+        return list(values)
+    return [first_text(value) for value in values]
+
+
+def from_texts(texts: Sequence[str]) -> AuditFacts:
+    """The facts of the texts of FACT_FIELDS (fact_texts): the lists read from their JSON, unusable ones empty."""
+    values: List[Any] = [texts[at] if at >= 0 else None for at in _AT]
+    values[_FACT_SUCCESS] = texts[_SUCCESS_AT] == "yes"
+    values[_FACT_ARGV] = _text_list(texts[_ARGV_AT])
+    values[_FACT_TITLE] = _text_list(texts[_TITLE_AT])
+    values[_FACT_PATHS] = _paths(texts[_PATHS_AT])
+    return AuditFacts._make(values)
 
 
 def from_fields(row: Mapping[str, Value]) -> AuditFacts:
     """The facts a compact row carries (fields missing or unusable read as empty)."""
-    scalars = {attr: first_text(row.get(name)) for attr, name in SCALAR_FIELDS}
-    return AuditFacts(success=first_text(row.get(SUCCESS_FIELD)) == "yes",
-                      argv=_text_list(first_text(row.get(ARGV_FIELD))),
-                      title=_text_list(first_text(row.get(TITLE_FIELD))),
-                      paths=_paths(first_text(row.get(PATHS_FIELD))), **scalars)
+    return from_texts(fact_texts(row))
 
 
 def merge(first: AuditFacts, second: AuditFacts) -> AuditFacts:

@@ -119,10 +119,14 @@ class Intake:
         raw text (a row not written by escapereduce is counted malformed)."""
         out: List[str] = []
         summary = self.summary
+        labels = ""
+        labels_key: Optional[Tuple[str, str]] = None
         for row in rows:
             summary["records"] += 1
             source, sourcetype = first_text(row.get("source")), first_text(row.get("sourcetype"))
-            labels = spoolline.labels(source, sourcetype)
+            if labels_key != (source, sourcetype):
+                labels_key = (source, sourcetype)
+                labels = spoolline.labels(source, sourcetype)
             kind = first_text(row.get(auditfacts.KIND_FIELD))
             evidence = row.get(auditfacts.EVIDENCE_FIELD) or []
             index, server = first_text(row.get("index")), first_text(row.get("splunk_server"))
@@ -149,7 +153,7 @@ class Intake:
                 self._last_key = key
             self._seq += 1
             out.append(spoolline.facts_line(spoolline.audit_prefix(host, when, serial, stamp), self._seq, cds, labels,
-                                            [first_text(row.get(name)) for name in auditfacts.FACT_FIELDS]))
+                                            auditfacts.fact_texts(row)))
         return out
 
     def _usable(self, when: float, serial: str) -> bool:

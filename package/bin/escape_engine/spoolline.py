@@ -14,10 +14,10 @@ import bisect
 import json
 import re
 import struct
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import auditd
-from .auditfacts import FACT_FIELDS, AuditFacts, from_fields, merge
+from .auditfacts import AuditFacts, from_texts, merge
 
 SEPARATOR = "\t"
 FACTS = "facts"            # the record type of a compact row's line (escapecorrelate input=reduced)
@@ -77,17 +77,20 @@ def audit_line(prefix: str, arrival: int, cd: str, labels_text: str, rtype: str 
     return "%s%012x\t%s\t%s\t\t" % (prefix, arrival, escape(cd), labels_text)
 
 
-def facts_line(prefix: str, arrival: int, cds: List[str], labels_text: str, texts: Sequence[str]) -> str:
-    """A compact row's line: the _cd of every record of its event (JSON), then the texts of its fact fields
-    (auditfacts.FACT_FIELDS, each escaped, tab-separated), read into facts only when the event is replayed."""
-    return "%s%012x\t\t%s\t%s\t%s\t%s" % (prefix, arrival, labels_text, FACTS,
-                                        escape(json.dumps(cds, separators=(",", ":"))),
-                                        "\t".join(escape(t) for t in texts))
+def facts_line(prefix: str, arrival: int, cds: List[str], labels_text: str, texts: List[str]) -> str:
+    """A compact row's line: the _cd of every record of its event and the texts of its fact fields
+    (auditfacts.fact_texts), as one JSON array (ASCII: no tab, CR or LF, so nothing to escape), read into facts only
+    when the event is replayed."""
+    return "%s%012x\t\t%s\t%s\t%s" % (prefix, arrival, labels_text, FACTS, _JSON.encode((cds, texts)))
 
 
 def _facts(payload: str) -> Tuple[List[str], AuditFacts]:
-    cds, *texts = payload.split(SEPARATOR)
-    return json.loads(unescape(cds)), from_fields(dict(zip(FACT_FIELDS, (unescape(t) for t in texts))))
+    (cds, texts), _ = _JSON_DECODE(payload)  # facts_line's own JSON: no whitespace around it
+    return cds, from_texts(texts)
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps with arguments builds one per call
+_JSON_DECODE = json.JSONDecoder().raw_decode
 
 
 def sysmon_line(host: str, when: float, arrival: int, cd: str, labels_text: str, fields: Dict[str, str]) -> str:
@@ -175,7 +178,10 @@ def events(lines: Iterable[str]) -> Iterator[Event]:
         if rtype == FACTS:
             cds, facts = _facts(payload)
             event.facts = facts if event.facts is None else merge(event.facts, facts)
-            event.cds.extend(c for c in cds if c not in event.cds)
+            if event.cds:
+                event.cds.extend(c for c in cds if c not in event.cds)
+            else:
+                event.cds = list(dict.fromkeys(cds))
             continue
         if rtype:
             raw, _, tail = unescape(payload).partition(auditd.GS)

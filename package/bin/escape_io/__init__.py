@@ -8,4 +8,5 @@
 - `esxi_baseline`: escapeesxi's first-seen module baseline (collection escape_esxi_module_baseline).
 - `spool`: escapecorrelate's sorted run files in the search's dispatch directory.
 - `lookups`: the app's shipped lookup files, read relative to bin/.
+- `chunks`: splunkd's CSV chunks read into records (the same records as splunklib's reader, in fewer steps).
 """
