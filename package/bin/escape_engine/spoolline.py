@@ -14,7 +14,7 @@ import bisect
 import json
 import re
 import struct
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import auditd
 from .auditfacts import AuditFacts, from_texts, merge
