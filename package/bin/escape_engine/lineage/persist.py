@@ -72,11 +72,10 @@ def _kept(table: HostLineage, horizon: float, recent: float) -> Dict[str, Tuple[
 
 def bounded_state(table: HostLineage, ttl: float, recent: float, max_chars: int) -> Tuple[Dict[str, Any], Capped]:
     """The host's state to persist (HostLineage.to_json's format) and what the cap dropped from it."""
-    state = table.to_json(ttl)
+    state = table.frame_json(ttl)
     kept = _kept(table, table.max_time - ttl, table.max_time - recent)
     entries = {pid: _entry(proc) for pid, (_, proc) in kept.items()}
     sizes = {pid: _size(entry) + 2 for pid, entry in entries.items()}
-    state["procs"] = []
     total = _size(state) + sum(sizes.values())
     dropped = 0
 

@@ -136,18 +136,21 @@ class HostLineage:
 
     # ---- persistence -------------------------------------------------------------------------------------------
     def to_json(self, ttl: float) -> Dict[str, Any]:
+        """Everything active within `ttl` of the newest time, every process by its newest image."""
         horizon = self.max_time - ttl
-        procs = []
-        for images in self.procs.values():
-            newest = images[-1]
-            if newest.last >= horizon:
-                procs.append(newest.to_json())
+        state = self.frame_json(ttl)
+        state["procs"] = [images[-1].to_json() for images in self.procs.values() if images[-1].last >= horizon]
+        return state
+
+    def frame_json(self, ttl: float) -> Dict[str, Any]:
+        """to_json without its processes ("procs" empty): escape_engine.lineage.persist chooses those itself."""
+        horizon = self.max_time - ttl
         containers = {k: v for k, v in self.containers.items() if float(v.get("last", 0.0)) >= horizon}
         devs = {d: t for d, t in self.host_devs.items() if t >= horizon}
         layers = {layer: {"dev": dev, "last": when} for layer, (dev, when) in self.layers.items() if when >= horizon}
         owners = {d: [[when, key] for when, key in claims] for d, claims in self.devices.items()
                   if key_of_newest(claims) in containers}
-        return {"host": self.host, "max_time": self.max_time, "procs": procs, "containers": containers,
+        return {"host": self.host, "max_time": self.max_time, "procs": [], "containers": containers,
                 "host_devs": devs, "layers": layers, "devices": owners}
 
     @classmethod
